@@ -1,0 +1,98 @@
+//! The command-line grammar (clap derive). The `///` comments are the help text; no logic here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Slipway: build, tag and publish every container image in this monorepo.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, propagate_version = true)]
+pub struct Cli {
+    /// Workspace to work on (default: the one this xtask belongs to).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Print every command before it runs.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the services: image names, platforms, Dockerfile and context.
+    List(ListArgs),
+    /// Print, check or bump the release version (the VERSION file).
+    Version(VersionArgs),
+    /// Build the services' images (and push them with --push).
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// One JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    #[command(subcommand)]
+    pub action: Option<VersionAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VersionAction {
+    /// Check that VERSION (and every services/<name>/VERSION) is valid semver.
+    Check,
+    /// Raise the version and write it back to VERSION.
+    Bump {
+        /// Which part: major, minor, patch, or pre (the pre-release counter).
+        part: BumpPart,
+        /// Print the new version without writing it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BumpPart {
+    Major,
+    Minor,
+    Patch,
+    Pre,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Services to build (default: all of them).
+    #[arg(value_name = "SERVICE", conflicts_with = "all")]
+    pub services: Vec<String>,
+    /// Build every service.
+    #[arg(long)]
+    pub all: bool,
+    /// Push every tag to the configured registries (default: load into the local Docker).
+    #[arg(long)]
+    pub push: bool,
+    /// Platforms to build, comma-separated (overrides the configuration), e.g. linux/arm64.
+    #[arg(long, value_delimiter = ',', value_name = "PLATFORM")]
+    pub platform: Vec<String>,
+    /// Print the exact commands, shell-quoted, instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How many services to build at once.
+    #[arg(short, long, default_value_t = 2, value_name = "N")]
+    pub jobs: usize,
+    /// Keep building the other services after one fails; report every failure at the end.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Network for RUN steps: default, host or none (also SLIPWAY_BUILD_NETWORK).
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// The buildx builder to use (remote, kubernetes, docker-container drivers).
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
+}

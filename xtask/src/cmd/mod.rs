@@ -1,0 +1,5 @@
+//! One module per subcommand; each takes the shared [`crate::Ctx`] and its own arguments.
+
+pub mod build;
+pub mod list;
+pub mod version;

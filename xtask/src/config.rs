@@ -1,0 +1,385 @@
+//! Image configuration as written: `[workspace.metadata.images]` in the root `Cargo.toml`,
+//! `services/<name>/service.toml`, and the environment overrides. Parsing is strict: unknown
+//! keys, wrong types and invalid values are errors that name file, line and column.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The global section, `[workspace.metadata.images]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    /// Registries every image goes to (`host[:port][/path]`); empty = local Docker only.
+    #[serde(default)]
+    pub registries: Vec<Spanned<String>>,
+    /// Repository path between the registry and the image name.
+    pub prefix: Option<Spanned<String>>,
+    pub platforms: Option<Vec<Spanned<String>>>,
+    pub tags: Option<Vec<Spanned<String>>>,
+    pub vendor: Option<String>,
+    pub source: Option<String>,
+    pub licenses: Option<String>,
+    pub url: Option<String>,
+    pub documentation: Option<String>,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// Network for `RUN` steps (`docker build --network`): `default`, `host` or `none`.
+    pub network: Option<Spanned<String>>,
+}
+
+/// One `services/<name>/service.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Image name (default: the directory name).
+    pub image: Option<Spanned<String>>,
+    pub description: Option<String>,
+    /// Dockerfile, relative to the service directory.
+    pub dockerfile: Option<Spanned<String>>,
+    /// Build context, relative to the service directory.
+    pub context: Option<Spanned<String>>,
+    pub platforms: Option<Vec<Spanned<String>>>,
+    pub target: Option<String>,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    pub registries: Option<Vec<Spanned<String>>>,
+    pub tags: Option<Vec<Spanned<String>>>,
+    pub port: Option<u16>,
+    pub health_path: Option<String>,
+    /// The image must not run as root (checked after the build). Default: true.
+    pub non_root: Option<bool>,
+    /// Present when the service's binary is compiled on the host by cargo and staged into the
+    /// build context as `bin/<arch>/<bin>`.
+    pub cargo: Option<CargoBuild>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CargoBuild {
+    /// Package to build (default: the package whose manifest is in the service directory).
+    pub package: Option<String>,
+    /// Binary target (default: the package's only binary).
+    pub bin: Option<String>,
+}
+
+/// `DOCKER_REGISTRY`, `BUILD_PLATFORMS`, `DOCKER_TAGS`: they win over both files.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EnvOverrides {
+    pub registries: Option<Vec<String>>,
+    pub platforms: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+}
+
+impl EnvOverrides {
+    /// Reads the three variables through `get` (the process environment in `main`).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> EnvOverrides {
+        let list = |name: &str| {
+            get(name).map(|v| {
+                v.split([',', ' ', '\n'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+        };
+        EnvOverrides {
+            registries: list("DOCKER_REGISTRY"),
+            platforms: list("BUILD_PLATFORMS").filter(|p| !p.is_empty()),
+            tags: list("DOCKER_TAGS").filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+/// A parsed TOML file kept with its text, so later checks can point at a line.
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    pub fn read(path: &Path) -> Result<Source> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Source {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// `file:line:column` for a byte offset.
+    pub fn locate(&self, offset: usize) -> String {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("{}:{line}:{col}", self.path.display())
+    }
+
+    /// An error about a spanned value: `file:line:col: message`.
+    pub fn error_at<T>(
+        &self,
+        value: &Spanned<T>,
+        message: impl std::fmt::Display,
+    ) -> anyhow::Error {
+        anyhow::anyhow!("{}: {message}", self.locate(value.span().start))
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, section: &str) -> Result<T> {
+        toml::from_str(&self.text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| self.locate(s.start))
+                .unwrap_or_else(|| self.path.display().to_string());
+            let msg = e.message().trim_end_matches('\n');
+            match unknown_field_hint(msg) {
+                Some(hint) => anyhow::anyhow!("{at}: {msg} in {section}\n  help: {hint}"),
+                None => anyhow::anyhow!("{at}: {msg} in {section}"),
+            }
+        })
+    }
+}
+
+/// Reads `[workspace.metadata.images]` from the root manifest (all of it optional).
+pub fn load_global(manifest: &Path) -> Result<(GlobalConfig, Source)> {
+    #[derive(Deserialize)]
+    struct Manifest {
+        workspace: Option<Workspace>,
+    }
+    #[derive(Deserialize)]
+    struct Workspace {
+        metadata: Option<Metadata>,
+    }
+    #[derive(Deserialize)]
+    struct Metadata {
+        images: Option<GlobalConfig>,
+    }
+    let src = Source::read(manifest)?;
+    let parsed: Manifest = src.parse("[workspace.metadata.images]")?;
+    let config = parsed
+        .workspace
+        .and_then(|w| w.metadata)
+        .and_then(|m| m.images)
+        .unwrap_or_default();
+    Ok((config, src))
+}
+
+/// Reads one `service.toml`.
+pub fn load_service(path: &Path) -> Result<(ServiceConfig, Source)> {
+    let src = Source::read(path)?;
+    let parsed: ServiceConfig = src.parse("service.toml")?;
+    Ok((parsed, src))
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the closest valid key.
+fn unknown_field_hint(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let valid: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let best = valid
+        .iter()
+        .map(|v| (strsim::jaro_winkler(unknown, v), *v))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    Some(match best {
+        Some((_, key)) => format!("did you mean `{key}`? (remove or rename `{unknown}`)"),
+        None => format!("remove `{unknown}`; valid keys: {}", valid.join(", ")),
+    })
+}
+
+/// `os/arch[/variant]`, as buildx takes it.
+pub fn check_platform(p: &str) -> Result<()> {
+    let parts: Vec<&str> = p.split('/').collect();
+    let ok = (2..=3).contains(&parts.len())
+        && parts.iter().all(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        });
+    if !ok {
+        bail!("invalid platform `{p}`: write it as os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8");
+    }
+    Ok(())
+}
+
+/// A registry: `host[:port][/path]`, no scheme.
+pub fn check_registry(r: &str) -> Result<()> {
+    if r.contains("://") {
+        bail!("invalid registry `{r}`: drop the scheme, e.g. `ghcr.io/acme` or `127.0.0.1:5000`");
+    }
+    let (host, path) = r.split_once('/').unwrap_or((r, ""));
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !host_ok || (!path.is_empty() && check_repository(path).is_err()) {
+        bail!("invalid registry `{r}`: expected host[:port][/path], e.g. `ghcr.io/acme` or `123456789012.dkr.ecr.us-east-1.amazonaws.com`");
+    }
+    Ok(())
+}
+
+/// A repository path: `/`-separated lowercase components of `[a-z0-9]+([._-][a-z0-9]+)*`.
+pub fn check_repository(path: &str) -> Result<()> {
+    let component_ok = |c: &str| {
+        let bytes = c.as_bytes();
+        !c.is_empty()
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && c.chars().all(|ch| {
+                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+            })
+    };
+    if path.len() > 255 || !path.split('/').all(component_ok) {
+        bail!("invalid repository name `{path}`: use lowercase letters, digits and . _ - between `/`-separated parts (e.g. `team/api`)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, text: &str) -> Source {
+        Source {
+            path: PathBuf::from(name),
+            text: text.to_string(),
+        }
+    }
+
+    #[test]
+    fn global_section_parses_and_is_optional() {
+        let src = source(
+            "Cargo.toml",
+            "[workspace]\nmembers = []\n[workspace.metadata.images]\nregistries = [\"ghcr.io/acme\"]\nprefix = \"team\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n",
+        );
+        #[derive(Deserialize)]
+        struct M {
+            workspace: W,
+        }
+        #[derive(Deserialize)]
+        struct W {
+            metadata: Me,
+        }
+        #[derive(Deserialize)]
+        struct Me {
+            images: GlobalConfig,
+        }
+        let m: M = src.parse("x").unwrap();
+        let g = m.workspace.metadata.images;
+        assert_eq!(g.registries[0].get_ref(), "ghcr.io/acme");
+        assert_eq!(g.prefix.unwrap().into_inner(), "team");
+        assert_eq!(g.platforms.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn unknown_service_key_names_line_column_and_suggests() {
+        let src = source(
+            "services/api/service.toml",
+            "description = \"x\"\nplatfroms = [\"linux/amd64\"]\n",
+        );
+        let err = src
+            .parse::<ServiceConfig>("service.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("services/api/service.toml:2:1: unknown field `platfroms`"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `platforms`?"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_without_close_match_lists_valid_keys() {
+        let src = source("s.toml", "zzzzzz = 1\n");
+        let err = src
+            .parse::<ServiceConfig>("service.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("remove `zzzzzz`; valid keys: image, description"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_column() {
+        let src = source("s.toml", "\n\nport = \"eighty\"\n");
+        let err = src
+            .parse::<ServiceConfig>("service.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("s.toml:3:8: invalid type: string \"eighty\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_cargo_table_is_an_error() {
+        let src = source("s.toml", "[cargo]\npackage = \"api\"\nbinary = \"api\"\n");
+        let err = src
+            .parse::<ServiceConfig>("service.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s.toml:3:1: unknown field `binary`"), "{err}");
+        assert!(err.contains("did you mean `bin`?"), "{err}");
+    }
+
+    #[test]
+    fn invalid_toml_is_located() {
+        let src = source("s.toml", "image = \"api\"\nimage = \"b\"\n");
+        let err = src
+            .parse::<ServiceConfig>("service.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("s.toml:2:1:"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_split_on_commas_and_spaces() {
+        let env = |k: &str| match k {
+            "DOCKER_REGISTRY" => Some("ghcr.io/acme, 127.0.0.1:5000".to_string()),
+            "BUILD_PLATFORMS" => Some("linux/amd64,linux/arm64".to_string()),
+            "DOCKER_TAGS" => Some("".to_string()),
+            _ => None,
+        };
+        let o = EnvOverrides::from_lookup(env);
+        assert_eq!(o.registries.unwrap(), ["ghcr.io/acme", "127.0.0.1:5000"]);
+        assert_eq!(o.platforms.unwrap(), ["linux/amd64", "linux/arm64"]);
+        assert_eq!(
+            o.tags, None,
+            "an empty DOCKER_TAGS keeps the configured tags"
+        );
+    }
+
+    #[test]
+    fn empty_docker_registry_means_local_only() {
+        let o = EnvOverrides::from_lookup(|k| (k == "DOCKER_REGISTRY").then(String::new));
+        assert_eq!(o.registries, Some(vec![]));
+    }
+
+    #[test]
+    fn platform_registry_and_repository_grammar() {
+        assert!(check_platform("linux/amd64").is_ok());
+        assert!(check_platform("linux/arm64/v8").is_ok());
+        for bad in [
+            "linux",
+            "linux/",
+            "Linux/amd64",
+            "linux/amd64/v8/x",
+            "linux/amd64,linux/arm64",
+        ] {
+            assert!(check_platform(bad).is_err(), "{bad}");
+        }
+        assert!(check_registry("127.0.0.1:5000").is_ok());
+        assert!(check_registry("ghcr.io/acme").is_ok());
+        assert!(check_registry("https://ghcr.io").is_err());
+        assert!(check_registry("ghcr.io/Acme").is_err());
+        assert!(check_repository("team/api-v2").is_ok());
+        for bad in ["Api", "api-", "-api", "team//api", "a b", ""] {
+            assert!(check_repository(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The runner: the one place that spawns processes. Dry-run, logging, secret masking and
+//! retries live here and nowhere else.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::tools::CommandSpec;
+
+/// What a finished command left behind.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+pub struct Runner {
+    /// Commands run here unless they say otherwise (the workspace root).
+    pub root: PathBuf,
+    pub dry_run: bool,
+    pub verbose: bool,
+    /// Values replaced by `***` wherever the runner prints or reports.
+    secrets: Vec<String>,
+}
+
+/// How many trailing lines of a failed command's output an error carries.
+const TAIL_LINES: usize = 25;
+
+impl Runner {
+    pub fn new(root: PathBuf, dry_run: bool, verbose: bool) -> Runner {
+        Runner {
+            root,
+            dry_run,
+            verbose,
+            secrets: Vec::new(),
+        }
+    }
+
+    /// Registers a value that must never be shown.
+    pub fn add_secret(&mut self, secret: impl Into<String>) {
+        let s = secret.into();
+        if !s.is_empty() {
+            self.secrets.push(s);
+        }
+    }
+
+    pub fn mask(&self, text: &str) -> String {
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
+    }
+
+    /// The command as `--dry-run` prints it, with secrets masked.
+    pub fn display(&self, cmd: &CommandSpec) -> String {
+        self.mask(&cmd.to_string())
+    }
+
+    /// Runs a command that changes something. Under `--dry-run` it prints the command on
+    /// stdout instead and reports success. A non-zero exit is an error with the output's tail.
+    pub fn run(&self, cmd: &CommandSpec) -> Result<Output> {
+        if self.dry_run {
+            println!("{}", self.display(cmd));
+            return Ok(Output {
+                code: Some(0),
+                ..Output::default()
+            });
+        }
+        let out = self.spawn(cmd)?;
+        if !out.success() {
+            bail!("{}", self.failure(cmd, &out));
+        }
+        Ok(out)
+    }
+
+    /// `run`, tried up to `attempts` times with a growing pause (for network steps).
+    pub fn run_retrying(&self, cmd: &CommandSpec, attempts: u32) -> Result<Output> {
+        let mut last = None;
+        for attempt in 1..=attempts.max(1) {
+            match self.run(cmd) {
+                Ok(out) => return Ok(out),
+                Err(e) => {
+                    if attempt < attempts {
+                        eprintln!(
+                            "attempt {attempt}/{attempts} failed, retrying: {}",
+                            self.display(cmd)
+                        );
+                        std::thread::sleep(Duration::from_millis(500 * u64::from(attempt)));
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// Runs a read-only query, also under `--dry-run`; the caller judges the exit status.
+    pub fn probe(&self, cmd: &CommandSpec) -> Result<Output> {
+        self.spawn(cmd)
+    }
+
+    fn spawn(&self, cmd: &CommandSpec) -> Result<Output> {
+        if self.verbose {
+            eprintln!("$ {}", self.display(cmd));
+        }
+        let sh = xshell::Shell::new().context("cannot set up the command runner")?;
+        sh.change_dir(cmd.cwd.as_ref().unwrap_or(&self.root));
+        let mut c = sh.cmd(&cmd.program).args(&cmd.args).ignore_status().quiet();
+        for (k, v) in &cmd.env {
+            c = c.env(k, v);
+        }
+        if let Some(input) = &cmd.stdin {
+            c = c.stdin(input);
+        }
+        let out = c.output().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot run `{}`: {}",
+                self.display(cmd),
+                self.mask(&e.to_string())
+            )
+        })?;
+        Ok(Output {
+            code: out.status.code(),
+            stdout: self.mask(&String::from_utf8_lossy(&out.stdout)),
+            stderr: self.mask(&String::from_utf8_lossy(&out.stderr)),
+        })
+    }
+
+    /// "`cmd` failed with exit status N" and the last lines it printed.
+    pub fn failure(&self, cmd: &CommandSpec, out: &Output) -> String {
+        let status = match out.code {
+            Some(c) => format!("exit status {c}"),
+            None => "a signal".to_string(),
+        };
+        let combined = format!("{}{}", out.stdout, out.stderr);
+        let lines: Vec<&str> = combined.lines().collect();
+        let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+        format!(
+            "`{}` failed with {status}:\n{}",
+            self.display(cmd),
+            if tail.is_empty() {
+                "(no output)"
+            } else {
+                &tail
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner() -> Runner {
+        Runner::new(std::env::temp_dir(), false, false)
+    }
+
+    #[test]
+    fn failure_carries_status_and_tail_and_masks_secrets() {
+        let mut r = runner();
+        r.add_secret("hunter2");
+        let cmd = CommandSpec::new("sh")
+            .args(["-c", "echo one; echo the password is hunter2 >&2; exit 3"]);
+        let err = r.run(&cmd).unwrap_err().to_string();
+        assert!(err.contains("failed with exit status 3"), "{err}");
+        assert!(err.contains("one\nthe password is ***"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn stdin_and_env_reach_the_command() {
+        let r = runner();
+        let mut cmd = CommandSpec::new("sh")
+            .args(["-c", "read x; echo \"$x-$GREETING\""])
+            .env("GREETING", "hi");
+        cmd.stdin = Some("from-stdin\n".into());
+        let out = r.run(&cmd).unwrap();
+        assert_eq!(out.stdout, "from-stdin-hi\n");
+    }
+
+    #[test]
+    fn missing_program_is_a_clear_error() {
+        let err = runner()
+            .run(&CommandSpec::new("definitely-not-a-program-xyz"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot run `definitely-not-a-program-xyz`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dry_run_does_not_execute() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let r = Runner::new(dir.path().to_path_buf(), true, false);
+        let cmd = CommandSpec::new("touch").arg(marker.display().to_string());
+        assert!(r.run(&cmd).unwrap().success());
+        assert!(!marker.exists());
+        // probes still run under --dry-run
+        assert!(r.probe(&cmd).unwrap().success());
+        assert!(marker.exists());
+    }
+
+    #[test]
+    fn display_quotes_and_masks() {
+        let mut r = runner();
+        r.add_secret("s3cret");
+        let cmd = CommandSpec::new("docker")
+            .args(["build", "--label", "a=b c", "--build-arg", "TOKEN=s3cret"])
+            .env("DOCKER_BUILDKIT", "1");
+        assert_eq!(
+            r.display(&cmd),
+            "DOCKER_BUILDKIT=1 docker build --label 'a=b c' --build-arg TOKEN=***"
+        );
+    }
+
+    #[test]
+    fn retries_stop_after_the_given_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("count");
+        let cmd =
+            CommandSpec::new("sh").args(["-c", &format!("echo x >> {}; exit 1", count.display())]);
+        assert!(runner().run_retrying(&cmd, 2).is_err());
+        assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 2);
+    }
+}

@@ -1,0 +1,132 @@
+//! `cargo xtask`: parse the command line, build the shared context, dispatch.
+
+mod cli;
+mod cmd;
+mod config;
+mod exec;
+mod git;
+mod pipeline;
+mod plan;
+mod report;
+mod services;
+mod tags;
+mod tools;
+mod ui;
+mod version;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::EnvOverrides;
+use crate::exec::Runner;
+use crate::services::Workspace;
+use crate::ui::Ui;
+
+/// What every subcommand shares.
+pub struct Ctx {
+    pub root: PathBuf,
+    pub ui: Ui,
+    pub verbose: bool,
+    pub env: EnvOverrides,
+    /// Values of secret-bearing environment variables, masked in everything the runner shows.
+    pub secrets: Vec<String>,
+}
+
+/// Environment variables whose values must never be shown.
+const SECRET_VARS: &[&str] = &[
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "DOCKER_PASSWORD",
+    "REGISTRY_PASSWORD",
+    "COSIGN_PASSWORD",
+    "COSIGN_PRIVATE_KEY",
+];
+
+impl Ctx {
+    /// The runner for this invocation, masking the known secrets.
+    pub fn runner(&self, dry_run: bool) -> Runner {
+        let mut runner = Runner::new(self.root.clone(), dry_run, self.verbose);
+        for s in &self.secrets {
+            runner.add_secret(s.clone());
+        }
+        runner
+    }
+
+    /// Reads the configuration and discovers the services.
+    pub fn workspace(&self) -> Result<Workspace> {
+        Workspace::load(&self.root, &self.env, || {
+            let runner = self.runner(false);
+            let out = runner.run(&tools::cargo::metadata(&cargo_program()))?;
+            services::parse_packages(&self.root, &out.stdout)
+        })
+    }
+}
+
+/// The cargo that runs us (`$CARGO`), else the one on PATH.
+pub fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = match root(cli.repo.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctx = Ctx {
+        root,
+        ui: Ui::new(cli.quiet, std::env::var_os("GITHUB_ACTIONS").is_some()),
+        verbose: cli.verbose,
+        env: EnvOverrides::from_lookup(|k| std::env::var(k).ok()),
+        secrets: SECRET_VARS
+            .iter()
+            .filter_map(|k| std::env::var(k).ok())
+            .filter(|v| v.len() >= 4)
+            .collect(),
+    };
+    let result = match cli.command {
+        Command::List(args) => cmd::list::run(&ctx, &args),
+        Command::Version(args) => cmd::version::run(&ctx, &args),
+        Command::Build(args) => cmd::build::run(&ctx, &args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--repo`, else the workspace this crate lives in (never the current directory).
+fn root(repo: Option<&Path>) -> Result<PathBuf> {
+    let dir = match repo {
+        Some(r) => r.to_path_buf(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("xtask has no parent directory")?
+            .to_path_buf(),
+    };
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("workspace {} does not exist", dir.display()))?;
+    if !dir.join("Cargo.toml").is_file() {
+        anyhow::bail!(
+            "{} has no Cargo.toml: point --repo at a workspace root",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tidy;

@@ -1,0 +1,322 @@
+//! Executes a [`Plan`] through the [`Runner`]: the shared prepare steps, then each selected
+//! service's steps with up to `jobs` services at once, reading back what steps produce
+//! (image ids, digests) and checking built images. One failing service does not hide another.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::exec::Runner;
+use crate::plan::{Plan, ServicePlan, Step};
+use crate::tools::docker;
+use crate::ui::Ui;
+
+/// What happened to one selected service.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub name: String,
+    pub images: Vec<String>,
+    /// `None` when the service was not attempted (an earlier failure stopped the run).
+    pub error: Option<String>,
+    pub attempted: bool,
+    pub image_id: Option<String>,
+    /// Pushed reference → digest.
+    pub digests: BTreeMap<String, String>,
+    pub seconds: f64,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.attempted && self.error.is_none()
+    }
+}
+
+pub struct Options {
+    pub jobs: usize,
+    pub keep_going: bool,
+}
+
+pub fn execute(plan: &Plan, runner: &Runner, ui: &Ui, opts: &Options) -> Vec<Outcome> {
+    let selected: Vec<&ServicePlan> = plan.services.iter().filter(|s| s.selected).collect();
+    let blank = |s: &ServicePlan| Outcome {
+        name: s.name.clone(),
+        images: s.images.clone(),
+        ..Outcome::default()
+    };
+    for step in &plan.prepare {
+        let task = ui.task("prepare");
+        task.step(&step.label());
+        if let Err(e) = run_step(step, runner, &mut Outcome::default()) {
+            task.finish("failed");
+            let msg = format!("{:#}", e.context("the shared prepare step failed"));
+            return selected
+                .iter()
+                .map(|s| Outcome {
+                    attempted: true,
+                    error: Some(msg.clone()),
+                    ..blank(s)
+                })
+                .collect();
+        }
+        task.finish("done");
+    }
+    let jobs = if runner.dry_run { 1 } else { opts.jobs.max(1) };
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Mutex<Vec<Outcome>> = Mutex::new(selected.iter().map(|s| blank(s)).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(selected.len()) {
+            scope.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(svc) = selected.get(i) else { return };
+                let outcome = run_service(svc, runner, ui);
+                if outcome.error.is_some() && !opts.keep_going {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                results.lock().expect("results lock")[i] = outcome;
+            });
+        }
+    });
+    results.into_inner().expect("results lock")
+}
+
+fn run_service(svc: &ServicePlan, runner: &Runner, ui: &Ui) -> Outcome {
+    let start = Instant::now();
+    let task = ui.task(&svc.name);
+    let mut out = Outcome {
+        name: svc.name.clone(),
+        images: svc.images.clone(),
+        attempted: true,
+        ..Outcome::default()
+    };
+    for step in &svc.steps {
+        task.step(&step.label());
+        if let Err(e) = run_step(step, runner, &mut out) {
+            out.error = Some(format!("{}: {:#}", step.label(), e));
+            break;
+        }
+    }
+    out.seconds = start.elapsed().as_secs_f64();
+    task.finish(if out.error.is_some() {
+        "FAILED"
+    } else {
+        "done"
+    });
+    out
+}
+
+fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
+    match step {
+        Step::Compile { command } => {
+            runner.run(command)?;
+        }
+        Step::Stage {
+            context,
+            dest,
+            files,
+        } => {
+            if runner.dry_run {
+                println!(
+                    "# stage: copy {} to {} and add {}",
+                    context.display(),
+                    dest.display(),
+                    files
+                        .iter()
+                        .map(|(from, to)| format!("{} as {}", from.display(), to.display()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return Ok(());
+            }
+            stage(&runner.root, context, dest, files)?;
+        }
+        Step::Build {
+            command,
+            iidfile,
+            metadata_file,
+        } => {
+            if !runner.dry_run {
+                if let Some(dir) = runner.root.join(iidfile).parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+            }
+            runner.run(command)?;
+            if runner.dry_run {
+                return Ok(());
+            }
+            let iid = std::fs::read_to_string(runner.root.join(iidfile))
+                .with_context(|| format!("the build wrote no image id to {}", iidfile.display()))?;
+            out.image_id = Some(iid.trim().to_string());
+            if let Some(meta) = metadata_file {
+                if let Ok(text) = std::fs::read_to_string(runner.root.join(meta)) {
+                    if let Ok(d) = docker::parse_metadata_digest(&text) {
+                        for r in &out.images {
+                            out.digests.insert(r.clone(), d.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Step::Verify {
+            command,
+            platform,
+            non_root,
+        } => {
+            let res = runner.run(command)?;
+            if runner.dry_run {
+                return Ok(());
+            }
+            let info = docker::parse_inspect(&res.stdout)?;
+            check_image(&info, platform, *non_root)?;
+        }
+        Step::Push { command, reference } => {
+            let res = runner.run_retrying(command, 3)?;
+            if runner.dry_run {
+                return Ok(());
+            }
+            let digest = docker::parse_push_digest(&res.stdout).with_context(|| {
+                format!(
+                    "`docker push {reference}` printed no digest:\n{}",
+                    res.stdout
+                )
+            })?;
+            out.digests.insert(reference.clone(), digest);
+        }
+    }
+    Ok(())
+}
+
+/// The image is for the platform asked for (the classic builder silently builds the host's
+/// platform) and, when required, does not run as root.
+pub fn check_image(info: &docker::ImageInfo, platform: &str, non_root: bool) -> Result<()> {
+    let got = info.platform();
+    let wanted_parts = platform.split('/').count();
+    let comparable: String = got
+        .split('/')
+        .take(wanted_parts)
+        .collect::<Vec<_>>()
+        .join("/");
+    if comparable != platform {
+        bail!("the image was built for {got}, not {platform}: this builder cannot build for another platform; install docker buildx (with QEMU or a native builder for {platform})");
+    }
+    if non_root && info.runs_as_root() {
+        bail!(
+            "the image runs as root (USER is `{}`): add `USER 10001:10001` (or another non-root user) to the Dockerfile, or set `non_root = false` in service.toml",
+            info.config.user
+        );
+    }
+    Ok(())
+}
+
+/// Copies `context` to `dest` (fresh) and adds the compiled files.
+fn stage(
+    root: &Path,
+    context: &Path,
+    dest: &Path,
+    files: &[(std::path::PathBuf, std::path::PathBuf)],
+) -> Result<()> {
+    let dest_abs = root.join(dest);
+    if dest_abs.exists() {
+        std::fs::remove_dir_all(&dest_abs)
+            .with_context(|| format!("cannot clear {}", dest_abs.display()))?;
+    }
+    copy_dir(&root.join(context), &dest_abs)?;
+    for (from, to) in files {
+        let from_abs = root.join(from);
+        if !from_abs.is_file() {
+            bail!(
+                "{} is missing: the compile step did not produce it (is the Rust target installed? `rustup target list --installed`)",
+                from.display()
+            );
+        }
+        let to_abs = dest_abs.join(to);
+        if let Some(dir) = to_abs.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::copy(&from_abs, &to_abs).with_context(|| {
+            format!("cannot copy {} to {}", from_abs.display(), to_abs.display())
+        })?;
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(arch: &str, user: &str) -> docker::ImageInfo {
+        docker::parse_inspect(&format!(
+            r#"{{"Id":"sha256:x","Architecture":"{arch}","Os":"linux","Config":{{"User":"{user}"}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn image_checks() {
+        assert!(check_image(&info("amd64", "10001"), "linux/amd64", true).is_ok());
+        let err = check_image(&info("amd64", "10001"), "linux/arm64", true).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("built for linux/amd64, not linux/arm64"),
+            "{err}"
+        );
+        let err = check_image(&info("amd64", ""), "linux/amd64", true).unwrap_err();
+        assert!(err.to_string().contains("runs as root"), "{err}");
+        assert!(check_image(&info("amd64", "root"), "linux/amd64", false).is_ok());
+    }
+
+    #[test]
+    fn stage_copies_context_and_binaries() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("svc/sub")).unwrap();
+        std::fs::write(r.join("svc/Dockerfile"), "FROM scratch").unwrap();
+        std::fs::write(r.join("svc/sub/a.txt"), "a").unwrap();
+        std::fs::create_dir_all(r.join("out")).unwrap();
+        std::fs::write(r.join("out/app"), "binary").unwrap();
+        std::fs::create_dir_all(r.join("dest/stale")).unwrap();
+        let files = vec![("out/app".into(), "bin/amd64/app".into())];
+        stage(r, Path::new("svc"), Path::new("dest"), &files).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(r.join("dest/sub/a.txt")).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.join("dest/bin/amd64/app")).unwrap(),
+            "binary"
+        );
+        assert!(
+            !r.join("dest/stale").exists(),
+            "dest is rebuilt from scratch"
+        );
+        let missing = vec![("out/nope".into(), "bin/amd64/nope".into())];
+        let err = stage(r, Path::new("svc"), Path::new("dest"), &missing).unwrap_err();
+        assert!(err.to_string().contains("out/nope is missing"), "{err}");
+    }
+}

@@ -1,0 +1,493 @@
+//! The service model: every `services/<name>/` with a Dockerfile, with its settings resolved
+//! from the global config, its `service.toml` and the environment (in that order of strength).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use toml::Spanned;
+
+use crate::config::{self, EnvOverrides, GlobalConfig, Source};
+use crate::tags::{self, LabelInfo};
+
+/// The whole repository as the tool sees it.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub settings: Settings,
+    /// Sorted by name.
+    pub services: Vec<Service>,
+}
+
+/// Global settings after the environment overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub registries: Vec<String>,
+    pub prefix: Option<String>,
+    pub platforms: Vec<String>,
+    pub tags: Vec<String>,
+    pub labels: LabelInfo,
+    pub build_args: BTreeMap<String, String>,
+    pub network: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub name: String,
+    /// Repository path under each registry, e.g. `slipway/api`.
+    pub repository: String,
+    /// Paths relative to the workspace root.
+    pub dir: PathBuf,
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    pub registries: Vec<String>,
+    pub platforms: Vec<String>,
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub description: Option<String>,
+    pub non_root: bool,
+    pub port: Option<u16>,
+    pub health_path: Option<String>,
+    /// Host-compiled binary staged into the context (`[cargo]` in service.toml).
+    pub cargo: Option<CargoBinary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CargoBinary {
+    pub package: String,
+    pub bin: String,
+}
+
+/// A workspace package as `cargo metadata` describes it (only what services need).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    pub name: String,
+    /// Directory of its manifest, relative to the workspace root.
+    pub dir: PathBuf,
+    pub bins: Vec<String>,
+}
+
+const DEFAULT_TAGS: &[&str] = &["{version}", "{branch}", "{sha7}"];
+const DEFAULT_PLATFORM: &str = "linux/amd64";
+const NETWORKS: &[&str] = &["default", "host", "none"];
+
+impl Workspace {
+    /// Reads the global config and every service. `packages` is asked for only when a service
+    /// has a `[cargo]` table.
+    pub fn load(
+        root: &Path,
+        env: &EnvOverrides,
+        packages: impl FnOnce() -> Result<Vec<Package>>,
+    ) -> Result<Workspace> {
+        let (global, src) = config::load_global(&root.join("Cargo.toml"))?;
+        let settings = settings(global, &src, env)?;
+        let services_dir = root.join("services");
+        let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&services_dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot list {}", services_dir.display()))
+            }
+        };
+        dirs.sort();
+        let mut services = Vec::new();
+        let mut errors = Vec::new();
+        let mut want_cargo = Vec::new();
+        for dir in dirs {
+            match load_service(root, &dir, &settings, env) {
+                Ok(Some((svc, cargo))) => {
+                    if let Some(c) = cargo {
+                        want_cargo.push((services.len(), c));
+                    }
+                    services.push(svc);
+                }
+                Ok(None) => {}
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        if !want_cargo.is_empty() && errors.is_empty() {
+            let packages = packages()?;
+            for (i, wanted) in want_cargo {
+                match resolve_cargo(&services[i], &wanted, &packages) {
+                    Ok(bin) => services[i].cargo = Some(bin),
+                    Err(e) => errors.push(format!("{e:#}")),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            bail!(
+                "{} configuration error(s):\n{}",
+                errors.len(),
+                errors.join("\n")
+            );
+        }
+        Ok(Workspace {
+            root: root.to_path_buf(),
+            settings,
+            services,
+        })
+    }
+
+    /// The named services, or an error that suggests the closest names.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Service>> {
+        let mut out = Vec::new();
+        for name in names {
+            match self.services.iter().find(|s| &s.name == name) {
+                Some(s) if !out.contains(&s) => out.push(s),
+                Some(_) => {}
+                None => bail!("{}", unknown_service(name, &self.services)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn unknown_service(name: &str, services: &[Service]) -> String {
+    let mut close: Vec<(f64, &str)> = services
+        .iter()
+        .map(|s| (strsim::jaro_winkler(name, &s.name), s.name.as_str()))
+        .filter(|(score, _)| *score > 0.7)
+        .collect();
+    close.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let all: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    match close.first() {
+        Some((_, best)) => format!(
+            "unknown service `{name}`: did you mean `{best}`? (services: {})",
+            all.join(", ")
+        ),
+        None if all.is_empty() => format!(
+            "unknown service `{name}`: there are no services (a service is a directory services/<name>/ with a Dockerfile)"
+        ),
+        None => format!(
+            "unknown service `{name}`; the services are: {}",
+            all.join(", ")
+        ),
+    }
+}
+
+fn strings(values: &[Spanned<String>]) -> Vec<String> {
+    values.iter().map(|v| v.get_ref().clone()).collect()
+}
+
+/// Checks each spanned value with `check`, pointing at it in `src` on failure.
+fn check_each(
+    src: &Source,
+    values: &[Spanned<String>],
+    check: impl Fn(&str) -> Result<()>,
+) -> Result<()> {
+    for v in values {
+        check(v.get_ref()).map_err(|e| src.error_at(v, e))?;
+    }
+    Ok(())
+}
+
+/// Checks values that came from an environment variable, naming the variable.
+fn check_env(var: &str, values: &[String], check: impl Fn(&str) -> Result<()>) -> Result<()> {
+    for v in values {
+        check(v).with_context(|| format!("in ${var} (set in the environment)"))?;
+    }
+    Ok(())
+}
+
+fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Settings> {
+    check_each(src, &g.registries, config::check_registry)?;
+    if let Some(p) = &g.prefix {
+        config::check_repository(p.get_ref()).map_err(|e| src.error_at(p, e))?;
+    }
+    let platforms = g.platforms.unwrap_or_default();
+    check_each(src, &platforms, config::check_platform)?;
+    let tags = g.tags.unwrap_or_default();
+    check_each(src, &tags, tags::check_template)?;
+    if let Some(n) = &g.network {
+        if !NETWORKS.contains(&n.get_ref().as_str()) {
+            return Err(src.error_at(n, format!("network must be one of {}", NETWORKS.join(", "))));
+        }
+    }
+    let registries = match &env.registries {
+        Some(r) => {
+            check_env("DOCKER_REGISTRY", r, config::check_registry)?;
+            r.clone()
+        }
+        None => strings(&g.registries),
+    };
+    let platforms = match &env.platforms {
+        Some(p) => {
+            check_env("BUILD_PLATFORMS", p, config::check_platform)?;
+            p.clone()
+        }
+        None if platforms.is_empty() => vec![DEFAULT_PLATFORM.to_string()],
+        None => strings(&platforms),
+    };
+    let tags = match &env.tags {
+        Some(t) => {
+            check_env("DOCKER_TAGS", t, tags::check_template)?;
+            t.clone()
+        }
+        None if tags.is_empty() => DEFAULT_TAGS.iter().map(|t| t.to_string()).collect(),
+        None => strings(&tags),
+    };
+    Ok(Settings {
+        registries,
+        prefix: g.prefix.map(Spanned::into_inner),
+        platforms,
+        tags,
+        labels: LabelInfo {
+            title: String::new(),
+            description: None,
+            vendor: g.vendor,
+            source: g.source,
+            licenses: g.licenses,
+            url: g.url,
+            documentation: g.documentation,
+        },
+        build_args: g.build_args,
+        network: g.network.map(Spanned::into_inner),
+    })
+}
+
+/// One service directory; `None` when it has no Dockerfile (and no service.toml asking for one).
+fn load_service(
+    root: &Path,
+    dir: &Path,
+    settings: &Settings,
+    env: &EnvOverrides,
+) -> Result<Option<(Service, Option<config::CargoBuild>)>> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{}: directory name is not UTF-8", dir.display()))?
+        .to_string();
+    let rel_dir = dir.strip_prefix(root).unwrap_or(dir).to_path_buf();
+    let toml_path = dir.join("service.toml");
+    let (cfg, src) = if toml_path.is_file() {
+        let (cfg, src) = config::load_service(&toml_path)?;
+        (cfg, Some(src))
+    } else {
+        (config::ServiceConfig::default(), None)
+    };
+    let at = |v: &Spanned<String>, e: anyhow::Error| match &src {
+        Some(src) => src.error_at(v, e),
+        None => e,
+    };
+    let dockerfile = match &cfg.dockerfile {
+        Some(d) => rel_dir.join(d.get_ref()),
+        None => rel_dir.join("Dockerfile"),
+    };
+    if !root.join(&dockerfile).is_file() {
+        if let Some(d) = &cfg.dockerfile {
+            return Err(at(
+                d,
+                anyhow::anyhow!(
+                    "dockerfile `{}` does not exist: fix the path (relative to {})",
+                    d.get_ref(),
+                    rel_dir.display()
+                ),
+            ));
+        }
+        if src.is_some() {
+            bail!(
+                "{}: service `{name}` has a service.toml but no Dockerfile: add {} or set `dockerfile = \"...\"`",
+                toml_path.display(),
+                dockerfile.display()
+            );
+        }
+        return Ok(None);
+    }
+    let context = match &cfg.context {
+        Some(c) => {
+            let ctx = normalize(&rel_dir.join(c.get_ref()));
+            if !root.join(&ctx).is_dir() || ctx.starts_with("..") {
+                return Err(at(
+                    c,
+                    anyhow::anyhow!(
+                        "context `{}` is not a directory inside the workspace",
+                        c.get_ref()
+                    ),
+                ));
+            }
+            ctx
+        }
+        None => rel_dir.clone(),
+    };
+    let image = match &cfg.image {
+        Some(i) => {
+            config::check_repository(i.get_ref()).map_err(|e| at(i, e))?;
+            i.get_ref().clone()
+        }
+        None => {
+            config::check_repository(&name).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: service directory name: {e}; or set `image = \"...\"` in its service.toml",
+                    rel_dir.display()
+                )
+            })?;
+            name.clone()
+        }
+    };
+    let repository = match &settings.prefix {
+        Some(p) => format!("{p}/{image}"),
+        None => image,
+    };
+    let pick = |own: &Option<Vec<Spanned<String>>>,
+                over: &Option<Vec<String>>,
+                global: &Vec<String>,
+                check: fn(&str) -> Result<()>|
+     -> Result<Vec<String>> {
+        if over.is_some() {
+            return Ok(global.clone());
+        }
+        match own {
+            Some(values) => {
+                for v in values {
+                    check(v.get_ref()).map_err(|e| at(v, e))?;
+                }
+                Ok(strings(values))
+            }
+            None => Ok(global.clone()),
+        }
+    };
+    let registries = pick(
+        &cfg.registries,
+        &env.registries,
+        &settings.registries,
+        config::check_registry,
+    )?;
+    let platforms = pick(
+        &cfg.platforms,
+        &env.platforms,
+        &settings.platforms,
+        config::check_platform,
+    )?;
+    if platforms.is_empty() {
+        bail!(
+            "{}: `platforms` is empty: list at least one, e.g. [\"linux/amd64\"]",
+            toml_path.display()
+        );
+    }
+    let tags = pick(&cfg.tags, &env.tags, &settings.tags, tags::check_template)?;
+    let mut build_args = settings.build_args.clone();
+    build_args.extend(cfg.build_args.clone());
+    let svc = Service {
+        name,
+        repository,
+        dir: rel_dir,
+        dockerfile,
+        context,
+        registries,
+        platforms,
+        tags,
+        build_args,
+        target: cfg.target.clone(),
+        description: cfg.description.clone(),
+        non_root: cfg.non_root.unwrap_or(true),
+        port: cfg.port,
+        health_path: cfg.health_path.clone(),
+        cargo: None,
+    };
+    Ok(Some((svc, cfg.cargo)))
+}
+
+fn resolve_cargo(
+    svc: &Service,
+    wanted: &config::CargoBuild,
+    packages: &[Package],
+) -> Result<CargoBinary> {
+    let toml = svc.dir.join("service.toml");
+    let pkg = match &wanted.package {
+        Some(name) => packages.iter().find(|p| &p.name == name).with_context(|| {
+            format!(
+                "{}: [cargo] package `{name}` is not a workspace member; add it to [workspace] members in Cargo.toml",
+                toml.display()
+            )
+        })?,
+        None => packages.iter().find(|p| p.dir == svc.dir).with_context(|| {
+            format!(
+                "{}: [cargo] without `package`, but {} is not a workspace package: set `package = \"...\"` or add it to [workspace] members",
+                toml.display(),
+                svc.dir.display()
+            )
+        })?,
+    };
+    let bin = match &wanted.bin {
+        Some(b) if pkg.bins.contains(b) => b.clone(),
+        Some(b) => bail!(
+            "{}: package `{}` has no binary `{b}` (binaries: {})",
+            toml.display(),
+            pkg.name,
+            pkg.bins.join(", ")
+        ),
+        None => match pkg.bins.as_slice() {
+            [one] => one.clone(),
+            [] => bail!(
+                "{}: package `{}` has no binary target",
+                toml.display(),
+                pkg.name
+            ),
+            many => bail!(
+                "{}: package `{}` has several binaries ({}): set `bin = \"...\"` under [cargo]",
+                toml.display(),
+                pkg.name,
+                many.join(", ")
+            ),
+        },
+    };
+    Ok(CargoBinary {
+        package: pkg.name.clone(),
+        bin,
+    })
+}
+
+/// Removes `.` and folds `..` lexically.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Parses `cargo metadata --format-version 1 --no-deps` output into workspace packages.
+pub fn parse_packages(root: &Path, json: &str) -> Result<Vec<Package>> {
+    let meta = cargo_metadata::MetadataCommand::parse(json)
+        .context("cannot parse `cargo metadata` output")?;
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    Ok(meta
+        .workspace_packages()
+        .iter()
+        .map(|p| {
+            let dir = p
+                .manifest_path
+                .parent()
+                .map(|d| d.as_std_path())
+                .unwrap_or(Path::new(""));
+            let dir = dir.strip_prefix(&root).unwrap_or(dir).to_path_buf();
+            let bins = p
+                .targets
+                .iter()
+                .filter(|t| t.is_bin())
+                .map(|t| t.name.clone())
+                .collect();
+            Package {
+                name: p.name.to_string(),
+                dir,
+                bins,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests;

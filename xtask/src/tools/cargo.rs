@@ -1,0 +1,132 @@
+//! `cargo` commands: workspace metadata, and static release binaries for services whose image
+//! takes a host-compiled binary.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use super::CommandSpec;
+
+pub fn metadata(cargo: &str) -> CommandSpec {
+    CommandSpec::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"])
+}
+
+/// Rust target triple for a container platform.
+pub fn rust_target(platform: &str) -> Result<&'static str> {
+    Ok(match platform {
+        "linux/amd64" => "x86_64-unknown-linux-gnu",
+        "linux/arm64" | "linux/arm64/v8" => "aarch64-unknown-linux-gnu",
+        "linux/arm/v7" => "armv7-unknown-linux-gnueabihf",
+        "linux/riscv64" => "riscv64gc-unknown-linux-gnu",
+        "linux/s390x" => "s390x-unknown-linux-gnu",
+        "linux/ppc64le" => "powerpc64le-unknown-linux-gnu",
+        other => bail!("no Rust target is known for platform `{other}`: build this service with a Dockerfile that compiles inside the image instead of [cargo]"),
+    })
+}
+
+/// The directory name a platform's binary is staged under (`bin/<arch>/`), matching
+/// BuildKit's `TARGETARCH`.
+pub fn arch_dir(platform: &str) -> &str {
+    platform.split('/').nth(1).unwrap_or(platform)
+}
+
+/// One `cargo build` for every binary and target, statically linked so the binaries run in a
+/// `scratch` image.
+pub fn build_static(
+    cargo: &str,
+    target_dir: &Path,
+    targets: &[&str],
+    bins: &[(String, String)],
+) -> CommandSpec {
+    let mut cmd = CommandSpec::new(cargo)
+        .args(["build", "--release", "--target-dir"])
+        .arg(target_dir.display().to_string())
+        .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    for t in targets {
+        cmd = cmd.arg("--target").arg(*t);
+    }
+    let mut packages: Vec<&String> = bins.iter().map(|(p, _)| p).collect();
+    packages.sort();
+    packages.dedup();
+    for p in packages {
+        cmd = cmd.arg("--package").arg(p);
+    }
+    for (_, b) in bins {
+        cmd = cmd.arg("--bin").arg(b);
+    }
+    cmd
+}
+
+/// Where `build_static` leaves a binary.
+pub fn binary_path(target_dir: &Path, target: &str, bin: &str) -> PathBuf {
+    target_dir.join(target).join("release").join(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_build_argv() {
+        let cmd = build_static(
+            "cargo",
+            Path::new("target/slipway/cargo"),
+            &["x86_64-unknown-linux-gnu"],
+            &[
+                ("worker".into(), "worker".into()),
+                ("api".into(), "api".into()),
+            ],
+        );
+        assert_eq!(
+            cmd.argv(),
+            [
+                "cargo",
+                "build",
+                "--release",
+                "--target-dir",
+                "target/slipway/cargo",
+                "--target",
+                "x86_64-unknown-linux-gnu",
+                "--package",
+                "api",
+                "--package",
+                "worker",
+                "--bin",
+                "worker",
+                "--bin",
+                "api"
+            ]
+        );
+        assert_eq!(cmd.env["RUSTFLAGS"], "-C target-feature=+crt-static");
+        assert_eq!(
+            binary_path(Path::new("t"), "x86_64-unknown-linux-gnu", "api"),
+            Path::new("t/x86_64-unknown-linux-gnu/release/api")
+        );
+    }
+
+    #[test]
+    fn metadata_argv() {
+        assert_eq!(
+            metadata("cargo").argv(),
+            ["cargo", "metadata", "--format-version", "1", "--no-deps"]
+        );
+    }
+
+    #[test]
+    fn platforms_map_to_targets_and_arch_dirs() {
+        assert_eq!(
+            rust_target("linux/amd64").unwrap(),
+            "x86_64-unknown-linux-gnu"
+        );
+        assert_eq!(
+            rust_target("linux/arm64").unwrap(),
+            "aarch64-unknown-linux-gnu"
+        );
+        assert!(rust_target("windows/amd64")
+            .unwrap_err()
+            .to_string()
+            .contains("windows/amd64"));
+        assert_eq!(arch_dir("linux/amd64"), "amd64");
+        assert_eq!(arch_dir("linux/arm/v7"), "arm");
+    }
+}

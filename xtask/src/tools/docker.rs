@@ -1,0 +1,448 @@
+//! `docker` commands: builds (buildx, BuildKit or the classic builder), pushes and image
+//! inspection, and parsers for what they print.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::CommandSpec;
+
+/// How images get built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Builder {
+    /// `docker buildx build`; `name` selects a builder (`--builder`).
+    Buildx { name: Option<String> },
+    /// `DOCKER_BUILDKIT=1 docker build`: a client with BuildKit built in (Docker < 23).
+    Buildkit,
+    /// `DOCKER_BUILDKIT=0 docker build`: the legacy builder.
+    Classic,
+}
+
+impl Builder {
+    /// Picks the builder from what the client answered. `forced` is `SLIPWAY_BUILDER`.
+    pub fn choose(
+        forced: Option<&str>,
+        buildx_available: bool,
+        client_version: Option<&str>,
+        name: Option<String>,
+    ) -> Result<Builder> {
+        let builtin_buildkit = client_version
+            .and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok())
+            .is_some_and(|major| major < 23);
+        match forced {
+            Some("buildx") if buildx_available => Ok(Builder::Buildx { name }),
+            Some("buildx") => bail!("SLIPWAY_BUILDER=buildx but `docker buildx version` failed: install the buildx plugin (https://github.com/docker/buildx#installing)"),
+            Some("buildkit") if builtin_buildkit || buildx_available => Ok(Builder::Buildkit),
+            Some("buildkit") => bail!("SLIPWAY_BUILDER=buildkit needs a docker client with BuildKit built in (< 23) or the buildx plugin; this client is {}", client_version.unwrap_or("unknown")),
+            Some("classic") => Ok(Builder::Classic),
+            Some(other) => bail!("SLIPWAY_BUILDER=`{other}`: use buildx, buildkit or classic"),
+            None if buildx_available => Ok(Builder::Buildx { name }),
+            None if builtin_buildkit => Ok(Builder::Buildkit),
+            None => Ok(Builder::Classic),
+        }
+    }
+
+    pub fn multi_platform(&self) -> bool {
+        matches!(self, Builder::Buildx { .. })
+    }
+}
+
+/// Where a build's result goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Output {
+    /// Into the local Docker image store.
+    Load,
+    /// Straight to the registry (buildx only; other builders push in a later step).
+    Push,
+    /// Build only, keep nothing but the cache (multi-platform without `--push`).
+    CacheOnly,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    /// Full references, `registry/repo:tag`.
+    pub tags: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub build_args: BTreeMap<String, String>,
+    pub platforms: Vec<String>,
+    pub target: Option<String>,
+    pub network: Option<String>,
+    pub output: Output,
+    /// Image id (`--iidfile`).
+    pub iidfile: PathBuf,
+    /// buildx's `--metadata-file` (digest of what was pushed).
+    pub metadata_file: PathBuf,
+}
+
+pub fn build(docker: &str, builder: &Builder, o: &BuildOptions) -> CommandSpec {
+    let mut cmd = CommandSpec::new(docker);
+    match builder {
+        Builder::Buildx { name } => {
+            cmd = cmd.args(["buildx", "build"]);
+            if let Some(n) = name {
+                cmd = cmd.args(["--builder", n]);
+            }
+        }
+        Builder::Buildkit => cmd = cmd.arg("build").env("DOCKER_BUILDKIT", "1"),
+        Builder::Classic => cmd = cmd.arg("build").env("DOCKER_BUILDKIT", "0"),
+    }
+    cmd = cmd.arg("--file").arg(o.dockerfile.display().to_string());
+    cmd = cmd.arg("--platform").arg(o.platforms.join(","));
+    for t in &o.tags {
+        cmd = cmd.arg("--tag").arg(t);
+    }
+    for (k, v) in &o.labels {
+        cmd = cmd.arg("--label").arg(format!("{k}={v}"));
+    }
+    for (k, v) in &o.build_args {
+        cmd = cmd.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    if let Some(t) = &o.target {
+        cmd = cmd.arg("--target").arg(t);
+    }
+    if let Some(n) = &o.network {
+        cmd = cmd.arg("--network").arg(n);
+    }
+    if !matches!(builder, Builder::Classic) {
+        cmd = cmd.arg("--progress=plain");
+    }
+    cmd = cmd.arg("--iidfile").arg(o.iidfile.display().to_string());
+    if let Builder::Buildx { .. } = builder {
+        cmd = cmd
+            .arg("--metadata-file")
+            .arg(o.metadata_file.display().to_string())
+            // Provenance turns a one-platform push into an index plus an unknown/unknown
+            // manifest, which breaks some consumers and ECR lifecycle rules.
+            .arg("--provenance=false");
+        match o.output {
+            Output::Load => cmd = cmd.arg("--load"),
+            Output::Push => cmd = cmd.arg("--push"),
+            Output::CacheOnly => {}
+        }
+    }
+    cmd.arg(o.context.display().to_string())
+}
+
+pub fn push(docker: &str, reference: &str) -> CommandSpec {
+    CommandSpec::new(docker).args(["push", reference])
+}
+
+/// `docker image inspect` of one image, as JSON.
+pub fn inspect(docker: &str, image: &str) -> CommandSpec {
+    CommandSpec::new(docker).args(["image", "inspect", "--format", "{{json .}}", image])
+}
+
+pub fn buildx_version(docker: &str) -> CommandSpec {
+    CommandSpec::new(docker).args(["buildx", "version"])
+}
+
+pub fn client_version(docker: &str) -> CommandSpec {
+    CommandSpec::new(docker).args(["version", "--format", "{{.Client.Version}}"])
+}
+
+/// The digest `docker push` reports on its last line: `TAG: digest: sha256:… size: N`.
+pub fn parse_push_digest(stdout: &str) -> Option<String> {
+    stdout.lines().rev().find_map(|line| {
+        let rest = line.split_once("digest: ")?.1;
+        let digest = rest.split_whitespace().next()?;
+        is_digest(digest).then(|| digest.to_string())
+    })
+}
+
+/// `containerimage.digest` from buildx's `--metadata-file`.
+pub fn parse_metadata_digest(json: &str) -> Result<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).context("buildx metadata file is not JSON")?;
+    let d = v
+        .get("containerimage.digest")
+        .and_then(|d| d.as_str())
+        .context("buildx metadata file has no `containerimage.digest`")?;
+    if !is_digest(d) {
+        bail!("buildx metadata file has a malformed digest `{d}`");
+    }
+    Ok(d.to_string())
+}
+
+pub fn is_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// What the tool checks on a built image.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ImageInfo {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Architecture")]
+    pub architecture: String,
+    #[serde(rename = "Os")]
+    pub os: String,
+    #[serde(rename = "Variant", default)]
+    pub variant: Option<String>,
+    #[serde(rename = "Config")]
+    pub config: ImageConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ImageConfig {
+    #[serde(rename = "User", default)]
+    pub user: String,
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+pub fn parse_inspect(json: &str) -> Result<ImageInfo> {
+    serde_json::from_str(json.trim()).context("cannot parse `docker image inspect` output")
+}
+
+impl ImageInfo {
+    /// `os/arch[/variant]`, comparable with a configured platform.
+    pub fn platform(&self) -> String {
+        match self.variant.as_deref().filter(|v| !v.is_empty()) {
+            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+
+    /// An empty user, `root`, `0` or `0:…` means the container runs as root.
+    pub fn runs_as_root(&self) -> bool {
+        let user = self.config.user.trim();
+        let name = user.split(':').next().unwrap_or("");
+        name.is_empty() || name == "root" || name == "0"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> BuildOptions {
+        BuildOptions {
+            dockerfile: "services/web/Dockerfile".into(),
+            context: "services/web".into(),
+            tags: vec![
+                "127.0.0.1:5000/slipway/web:0.1.0".into(),
+                "127.0.0.1:5000/slipway/web:main".into(),
+            ],
+            labels: BTreeMap::from([
+                ("org.opencontainers.image.revision".into(), "abc".into()),
+                ("org.opencontainers.image.title".into(), "web".into()),
+            ]),
+            build_args: BTreeMap::from([("VERSION".into(), "0.1.0".into())]),
+            platforms: vec!["linux/amd64".into()],
+            target: None,
+            network: None,
+            output: Output::Load,
+            iidfile: "target/slipway/out/web/iid".into(),
+            metadata_file: "target/slipway/out/web/metadata.json".into(),
+        }
+    }
+
+    #[test]
+    fn classic_build_argv() {
+        let cmd = build("docker", &Builder::Classic, &opts());
+        assert_eq!(
+            cmd.argv(),
+            [
+                "docker",
+                "build",
+                "--file",
+                "services/web/Dockerfile",
+                "--platform",
+                "linux/amd64",
+                "--tag",
+                "127.0.0.1:5000/slipway/web:0.1.0",
+                "--tag",
+                "127.0.0.1:5000/slipway/web:main",
+                "--label",
+                "org.opencontainers.image.revision=abc",
+                "--label",
+                "org.opencontainers.image.title=web",
+                "--build-arg",
+                "VERSION=0.1.0",
+                "--iidfile",
+                "target/slipway/out/web/iid",
+                "services/web"
+            ]
+        );
+        assert_eq!(cmd.env["DOCKER_BUILDKIT"], "0");
+    }
+
+    #[test]
+    fn buildkit_build_argv_with_target_and_network() {
+        let mut o = opts();
+        o.target = Some("runtime".into());
+        o.network = Some("none".into());
+        o.tags.truncate(1);
+        o.labels.clear();
+        o.build_args.clear();
+        let cmd = build("/usr/bin/docker", &Builder::Buildkit, &o);
+        assert_eq!(
+            cmd.argv(),
+            [
+                "/usr/bin/docker",
+                "build",
+                "--file",
+                "services/web/Dockerfile",
+                "--platform",
+                "linux/amd64",
+                "--tag",
+                "127.0.0.1:5000/slipway/web:0.1.0",
+                "--target",
+                "runtime",
+                "--network",
+                "none",
+                "--progress=plain",
+                "--iidfile",
+                "target/slipway/out/web/iid",
+                "services/web"
+            ]
+        );
+        assert_eq!(cmd.env["DOCKER_BUILDKIT"], "1");
+    }
+
+    #[test]
+    fn buildx_multi_platform_push_argv() {
+        let mut o = opts();
+        o.platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
+        o.output = Output::Push;
+        o.tags.truncate(1);
+        o.labels.clear();
+        o.build_args.clear();
+        let cmd = build(
+            "docker",
+            &Builder::Buildx {
+                name: Some("remote".into()),
+            },
+            &o,
+        );
+        assert_eq!(
+            cmd.argv(),
+            [
+                "docker",
+                "buildx",
+                "build",
+                "--builder",
+                "remote",
+                "--file",
+                "services/web/Dockerfile",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "--tag",
+                "127.0.0.1:5000/slipway/web:0.1.0",
+                "--progress=plain",
+                "--iidfile",
+                "target/slipway/out/web/iid",
+                "--metadata-file",
+                "target/slipway/out/web/metadata.json",
+                "--provenance=false",
+                "--push",
+                "services/web"
+            ]
+        );
+        assert!(cmd.env.is_empty());
+    }
+
+    #[test]
+    fn buildx_load_and_cache_only() {
+        let b = Builder::Buildx { name: None };
+        let load = build("docker", &b, &opts());
+        assert_eq!(load.args[load.args.len() - 2], "--load");
+        let mut o = opts();
+        o.output = Output::CacheOnly;
+        let cache = build("docker", &b, &o);
+        assert_eq!(cache.args[cache.args.len() - 2], "--provenance=false");
+    }
+
+    #[test]
+    fn push_inspect_and_probe_argv() {
+        assert_eq!(push("docker", "r/a:1").argv(), ["docker", "push", "r/a:1"]);
+        assert_eq!(
+            inspect("docker", "r/a:1").argv(),
+            [
+                "docker",
+                "image",
+                "inspect",
+                "--format",
+                "{{json .}}",
+                "r/a:1"
+            ]
+        );
+        assert_eq!(
+            buildx_version("docker").argv(),
+            ["docker", "buildx", "version"]
+        );
+        assert_eq!(
+            client_version("docker").argv(),
+            ["docker", "version", "--format", "{{.Client.Version}}"]
+        );
+    }
+
+    #[test]
+    fn builder_choice() {
+        let b = |forced, bx, v: Option<&str>| Builder::choose(forced, bx, v, None);
+        assert_eq!(
+            b(None, true, Some("28.2.2")).unwrap(),
+            Builder::Buildx { name: None }
+        );
+        assert_eq!(
+            b(None, false, Some("20.10.24+dfsg1")).unwrap(),
+            Builder::Buildkit
+        );
+        assert_eq!(b(None, false, Some("28.2.2")).unwrap(), Builder::Classic);
+        assert_eq!(
+            b(Some("classic"), true, Some("28.2.2")).unwrap(),
+            Builder::Classic
+        );
+        assert!(b(Some("buildx"), false, Some("28.2.2"))
+            .unwrap_err()
+            .to_string()
+            .contains("install the buildx plugin"));
+        assert!(b(Some("buildkit"), false, Some("28.2.2")).is_err());
+        assert!(b(Some("bogus"), false, None).is_err());
+    }
+
+    #[test]
+    fn push_digest_from_last_line() {
+        let out = "The push refers to repository [127.0.0.1:5000/slipway/web]\n5f70bf18a086: Pushed\n0.1.0: digest: sha256:8e4e0e4b9d0b5d4f1c1e4f3b5a6e8e7d6c5b4a3928171615141312111009080f size: 942\n";
+        assert_eq!(
+            parse_push_digest(out).as_deref(),
+            Some("sha256:8e4e0e4b9d0b5d4f1c1e4f3b5a6e8e7d6c5b4a3928171615141312111009080f")
+        );
+        assert_eq!(
+            parse_push_digest("0.1.0: digest: sha256:short size: 1"),
+            None
+        );
+        assert_eq!(parse_push_digest(""), None);
+    }
+
+    #[test]
+    fn metadata_file_digest() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let json = format!(r#"{{"containerimage.digest":"{d}","image.name":"r/a:1"}}"#);
+        assert_eq!(parse_metadata_digest(&json).unwrap(), d);
+        assert!(parse_metadata_digest("{}").is_err());
+        assert!(parse_metadata_digest("nope").is_err());
+    }
+
+    #[test]
+    fn inspect_parsing_and_root_detection() {
+        let json = r#"{"Id":"sha256:abc","RepoTags":["a:1"],"Architecture":"amd64","Os":"linux","Config":{"User":"10001:10001","Labels":{"k":"v"}}}"#;
+        let info = parse_inspect(json).unwrap();
+        assert_eq!(info.platform(), "linux/amd64");
+        assert!(!info.runs_as_root());
+        assert_eq!(info.config.labels.as_ref().unwrap()["k"], "v");
+        for user in ["", "root", "0", "0:0", "root:app"] {
+            let j = json.replace("10001:10001", user);
+            assert!(parse_inspect(&j).unwrap().runs_as_root(), "{user:?}");
+        }
+        let arm = r#"{"Id":"x","Architecture":"arm64","Os":"linux","Variant":"v8","Config":{"User":"app","Labels":null}}"#;
+        assert_eq!(parse_inspect(arm).unwrap().platform(), "linux/arm64/v8");
+    }
+}

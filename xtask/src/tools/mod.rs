@@ -1,0 +1,88 @@
+//! Typed commands for the external tools. Each submodule turns options into a [`CommandSpec`]
+//! and parses that tool's output; none of them spawns, prints or reads the environment.
+
+pub mod cargo;
+pub mod docker;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// One external command, fully prepared: what the runner executes and what `--dry-run` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandSpec {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Extra environment for this command (on top of the inherited one).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Bytes fed on standard input (passwords go here, never in argv). Never printed.
+    #[serde(skip)]
+    pub stdin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+}
+
+impl CommandSpec {
+    pub fn new(program: impl Into<String>) -> CommandSpec {
+        CommandSpec {
+            program: program.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            stdin: None,
+            cwd: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> CommandSpec {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> CommandSpec
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> CommandSpec {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// `argv[0]` and the arguments, for asserting whole vectors in tests.
+    #[cfg(test)]
+    pub fn argv(&self) -> Vec<&str> {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+/// Shell-quoted, as a person would paste it: `(cd DIR && ENV=v program args…)`.
+impl fmt::Display for CommandSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words: Vec<String> = Vec::new();
+        for (k, v) in &self.env {
+            words.push(format!("{k}={}", quote(v)));
+        }
+        words.push(quote(&self.program));
+        words.extend(self.args.iter().map(|a| quote(a)));
+        let line = words.join(" ");
+        match &self.cwd {
+            Some(dir) => write!(f, "(cd {} && {line})", quote(&dir.display().to_string())),
+            None => f.write_str(&line),
+        }
+    }
+}
+
+fn quote(word: &str) -> String {
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| format!("'{}'", word.replace('\0', "")))
+}
