@@ -6,7 +6,8 @@ const DEFAULT_PORT: u16 = 8080;
 
 fn main() -> std::io::Result<()> {
     common::healthcheck_command(DEFAULT_PORT);
-    let version = option_env!("VERSION").unwrap_or(env!("CARGO_PKG_VERSION"));
+    // The image sets APP_VERSION from the build's VERSION argument.
+    let version = std::env::var("APP_VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").into());
     let addr = format!("0.0.0.0:{}", common::port_from_env(DEFAULT_PORT));
     common::serve(&addr, |method, path| match (method, path) {
         ("GET", "/") => Response::text(200, "hello from api\n"),
