@@ -178,15 +178,28 @@ fn unknown_field_hint(msg: &str) -> Option<String> {
     let rest = msg.strip_prefix("unknown field `")?;
     let (unknown, rest) = rest.split_once('`')?;
     let valid: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-    let best = valid
-        .iter()
-        .map(|v| (strsim::jaro_winkler(unknown, v), *v))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    Some(match best {
-        Some((_, key)) => format!("did you mean `{key}`? (remove or rename `{unknown}`)"),
+    Some(match closest(unknown, valid.iter().copied()) {
+        Some(key) => format!("did you mean `{key}`? (remove or rename `{unknown}`)"),
         None => format!("remove `{unknown}`; valid keys: {}", valid.join(", ")),
     })
+}
+
+/// The candidate a person most likely meant by `word` (a typo, a transposition, a close
+/// prefix), if any is close enough.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(word, c),
+                strsim::jaro_winkler(word, c),
+                c,
+            )
+        })
+        .filter(|(dist, jw, _)| *dist <= limit || *jw > 0.85)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| c)
 }
 
 /// `os/arch[/variant]`, as buildx takes it.
@@ -335,6 +348,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("s.toml:2:1:"), "{err}");
+    }
+
+    #[test]
+    fn closest_finds_typos_and_transpositions_only() {
+        let names = ["api", "web", "worker", "platforms"];
+        assert_eq!(closest("wbe", names), Some("web"));
+        assert_eq!(closest("workr", names), Some("worker"));
+        assert_eq!(closest("platfroms", names), Some("platforms"));
+        assert_eq!(closest("database", names), None);
     }
 
     #[test]

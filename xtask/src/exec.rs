@@ -60,7 +60,7 @@ impl Runner {
 
     /// The command as `--dry-run` prints it, with secrets masked.
     pub fn display(&self, cmd: &CommandSpec) -> String {
-        self.mask(&cmd.to_string())
+        cmd.render(&|word| self.mask(word))
     }
 
     /// Runs a command that changes something. Under `--dry-run` it prints the command on
@@ -214,12 +214,15 @@ mod tests {
     fn display_quotes_and_masks() {
         let mut r = runner();
         r.add_secret("s3cret");
+        r.add_secret("it's secret");
         let cmd = CommandSpec::new("docker")
             .args(["build", "--label", "a=b c", "--build-arg", "TOKEN=s3cret"])
+            .arg("--build-arg")
+            .arg("QUOTED=it's secret")
             .env("DOCKER_BUILDKIT", "1");
         assert_eq!(
             r.display(&cmd),
-            "DOCKER_BUILDKIT=1 docker build --label 'a=b c' --build-arg TOKEN=***"
+            "DOCKER_BUILDKIT=1 docker build --label 'a=b c' --build-arg 'TOKEN=***' --build-arg 'QUOTED=***'"
         );
     }
 

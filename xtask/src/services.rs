@@ -148,15 +148,9 @@ impl Workspace {
 }
 
 fn unknown_service(name: &str, services: &[Service]) -> String {
-    let mut close: Vec<(f64, &str)> = services
-        .iter()
-        .map(|s| (strsim::jaro_winkler(name, &s.name), s.name.as_str()))
-        .filter(|(score, _)| *score > 0.7)
-        .collect();
-    close.sort_by(|a, b| b.0.total_cmp(&a.0));
     let all: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-    match close.first() {
-        Some((_, best)) => format!(
+    match config::closest(name, all.iter().copied()) {
+        Some(best) => format!(
             "unknown service `{name}`: did you mean `{best}`? (services: {})",
             all.join(", ")
         ),

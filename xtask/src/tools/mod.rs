@@ -64,20 +64,27 @@ impl CommandSpec {
     }
 }
 
-/// Shell-quoted, as a person would paste it: `(cd DIR && ENV=v program args…)`.
-impl fmt::Display for CommandSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl CommandSpec {
+    /// Shell-quoted, as a person would paste it: `(cd DIR && ENV=v program args…)`, with
+    /// `mask` applied to every word before quoting (so quoting cannot split a secret).
+    pub fn render(&self, mask: &dyn Fn(&str) -> String) -> String {
         let mut words: Vec<String> = Vec::new();
         for (k, v) in &self.env {
-            words.push(format!("{k}={}", quote(v)));
+            words.push(format!("{k}={}", quote(&mask(v))));
         }
-        words.push(quote(&self.program));
-        words.extend(self.args.iter().map(|a| quote(a)));
+        words.push(quote(&mask(&self.program)));
+        words.extend(self.args.iter().map(|a| quote(&mask(a))));
         let line = words.join(" ");
         match &self.cwd {
-            Some(dir) => write!(f, "(cd {} && {line})", quote(&dir.display().to_string())),
-            None => f.write_str(&line),
+            Some(dir) => format!("(cd {} && {line})", quote(&dir.display().to_string())),
+            None => line,
         }
+    }
+}
+
+impl fmt::Display for CommandSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(&|w| w.to_string()))
     }
 }
 

@@ -1,0 +1,382 @@
+//! The xtask binary on fixture repositories, without the local stack: errors people see,
+//! `list`, `version`, `--dry-run`, and the buildx path through a recording fake.
+
+mod support;
+
+use support::{fake_buildx, stderr, stdout, xtask, Fixture};
+
+const IMAGES: &str = r#"registries = ["registry.example.invalid:5000"]
+prefix = "acme"
+tags = ["{version}", "{branch}", "{sha7}"]
+vendor = "Acme"
+"#;
+
+fn web_fixture() -> Fixture {
+    let f = Fixture::new(IMAGES);
+    f.write(
+        "services/web/Dockerfile",
+        "FROM busybox:1.35\nCOPY index.html /www/\nUSER 65534\n",
+    );
+    f.write("services/web/index.html", "hi\n");
+    f.write(
+        "services/web/service.toml",
+        "description = \"Web\"\nport = 8088\n",
+    );
+    f.write(
+        "services/jobs/Dockerfile",
+        "FROM busybox:1.35\nUSER 10001\n",
+    );
+    f
+}
+
+/// PATH with only the fake docker in front of the system tools the fake uses.
+fn fake_path(f: &Fixture) -> String {
+    format!(
+        "{}:/usr/bin:/bin",
+        fake_buildx(&f.path().join("fake")).display()
+    )
+}
+
+#[test]
+fn unknown_service_suggests_the_closest_name() {
+    let f = web_fixture();
+    f.commit("main");
+    let out = xtask(f.path(), &["build", "wbe", "--dry-run"], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("unknown service `wbe`: did you mean `web`? (services: jobs, web)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_service_toml_names_file_line_and_column() {
+    let f = web_fixture();
+    f.write(
+        "services/web/service.toml",
+        "description = \"Web\"\n\nplatfroms = [\"linux/amd64\"]\n",
+    );
+    f.commit("main");
+    let out = xtask(f.path(), &["list"], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("services/web/service.toml:3:1: unknown field `platfroms`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `platforms`?"), "{err}");
+}
+
+#[test]
+fn bad_global_value_is_located_in_cargo_toml() {
+    let f = Fixture::new("registries = [\"https://ghcr.io/acme\"]\n");
+    f.write("services/web/Dockerfile", "FROM scratch\n");
+    f.commit("main");
+    let out = xtask(f.path(), &["list"], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Cargo.toml:5:15: invalid registry `https://ghcr.io/acme`: drop the scheme"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_environment_override_names_the_variable() {
+    let f = web_fixture();
+    f.commit("main");
+    let out = xtask(f.path(), &["list"], &[("BUILD_PLATFORMS", "amd64")]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("in $BUILD_PLATFORMS") && err.contains("invalid platform `amd64`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_version_file_is_a_clear_error() {
+    let f = web_fixture();
+    f.write("VERSION", "v1.2\n");
+    f.commit("main");
+    let out = xtask(f.path(), &["version", "check"], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("VERSION:1") && err.contains("`v1.2` is not a semantic version"),
+        "{err}"
+    );
+    let out = xtask(f.path(), &["build", "--dry-run"], &[]);
+    assert!(
+        !out.status.success(),
+        "a build with a bad VERSION must fail"
+    );
+}
+
+#[test]
+fn version_print_check_and_bump() {
+    let f = web_fixture();
+    f.write("services/jobs/VERSION", "2.0.0-rc.1\n");
+    f.commit("main");
+    let out = xtask(f.path(), &["version"], &[]);
+    assert_eq!(stdout(&out), "1.4.0\n");
+    let out = xtask(f.path(), &["version", "check"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("services/jobs/VERSION: 2.0.0-rc.1"));
+    let out = xtask(f.path(), &["version", "bump", "minor", "--dry-run"], &[]);
+    assert_eq!(stdout(&out), "1.5.0\n");
+    assert_eq!(
+        std::fs::read_to_string(f.path().join("VERSION")).unwrap(),
+        "1.4.0\n"
+    );
+    let out = xtask(f.path(), &["version", "bump", "pre"], &[]);
+    assert_eq!(stdout(&out), "1.4.1-rc.1\n");
+    assert_eq!(
+        std::fs::read_to_string(f.path().join("VERSION")).unwrap(),
+        "1.4.1-rc.1\n"
+    );
+    f.write("services/jobs/VERSION", "two\n");
+    let out = xtask(f.path(), &["version", "check"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("services/jobs/VERSION:1"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn list_json_describes_every_service() {
+    let f = web_fixture();
+    f.commit("main");
+    let out = xtask(f.path(), &["list", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let services = v["services"].as_array().unwrap();
+    let names: Vec<&str> = services
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["jobs", "web"]);
+    let web = &services[1];
+    assert_eq!(web["repository"], "acme/web");
+    assert_eq!(web["images"][0], "registry.example.invalid:5000/acme/web");
+    assert_eq!(web["dockerfile"], "services/web/Dockerfile");
+    assert_eq!(web["platforms"][0], "linux/amd64");
+    assert_eq!(web["port"], 8088);
+}
+
+#[test]
+fn a_directory_without_dockerfile_is_not_a_service() {
+    let f = web_fixture();
+    f.write("services/notes/README.md", "not a service\n");
+    f.commit("main");
+    let out = xtask(f.path(), &["list", "--json"], &[]);
+    assert!(!stdout(&out).contains("notes"), "{}", stdout(&out));
+}
+
+#[test]
+fn dry_run_prints_the_exact_commands_with_env_overrides() {
+    let f = web_fixture();
+    let sha = f.commit("feature/Login");
+    let out = xtask(
+        f.path(),
+        &["build", "web", "--push", "--dry-run"],
+        &[
+            ("PATH", &fake_path(&f)),
+            ("SLIPWAY_BUILDER", "classic"),
+            ("DOCKER_REGISTRY", "127.0.0.1:5999"),
+            ("DOCKER_TAGS", "{version},sha-{sha7}"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    let docker = f.path().join("fake/bin/docker");
+    let d = docker.display();
+    let sha7 = &sha[..7];
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "DOCKER_BUILDKIT=0 {d} build --file services/web/Dockerfile --platform linux/amd64 \
+                 --tag 127.0.0.1:5999/acme/web:sha-{sha7} --tag 127.0.0.1:5999/acme/web:1.4.0 \
+                 --label 'org.opencontainers.image.created=2026-11-21T04:22:41Z' \
+                 --label 'org.opencontainers.image.description=Web' \
+                 --label 'org.opencontainers.image.revision={sha}' \
+                 --label 'org.opencontainers.image.title=web' \
+                 --label 'org.opencontainers.image.vendor=Acme' \
+                 --label 'org.opencontainers.image.version=1.4.0' \
+                 --build-arg 'BUILD_DATE=2026-11-21T04:22:41Z' --build-arg 'VCS_REF={sha}' \
+                 --build-arg 'VERSION=1.4.0' --iidfile target/slipway/out/web/iid services/web"
+            ),
+            format!(
+                "{d} image inspect --format '{{{{json .}}}}' 127.0.0.1:5999/acme/web:sha-{sha7}"
+            ),
+            format!("{d} push 127.0.0.1:5999/acme/web:sha-{sha7}"),
+            format!("{d} push 127.0.0.1:5999/acme/web:1.4.0"),
+        ]
+    );
+    assert!(
+        !f.path().join("target/slipway/out/web/iid").exists(),
+        "a dry run builds nothing"
+    );
+}
+
+#[test]
+fn source_date_epoch_sets_created() {
+    let f = web_fixture();
+    f.commit("main");
+    let out = xtask(
+        f.path(),
+        &["build", "web", "--dry-run"],
+        &[("PATH", &fake_path(&f)), ("SOURCE_DATE_EPOCH", "0")],
+    );
+    assert!(stdout(&out).contains("org.opencontainers.image.created=1970-01-01T00:00:00Z"));
+    let out = xtask(
+        f.path(),
+        &["build", "web", "--dry-run"],
+        &[("PATH", &fake_path(&f)), ("SOURCE_DATE_EPOCH", "yesterday")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("SOURCE_DATE_EPOCH=`yesterday`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn push_without_a_registry_is_refused_before_anything_runs() {
+    let f = web_fixture();
+    f.commit("main");
+    let out = xtask(
+        f.path(),
+        &["build", "web", "--push", "--dry-run"],
+        &[("PATH", &fake_path(&f)), ("DOCKER_REGISTRY", "")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("service `web`: --push needs a registry"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).is_empty(),
+        "no command may be printed: {}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn several_platforms_without_buildx_say_how_to_get_it() {
+    let f = web_fixture();
+    f.commit("main");
+    let out = xtask(
+        f.path(),
+        &[
+            "build",
+            "web",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--dry-run",
+        ],
+        &[("PATH", &fake_path(&f)), ("SLIPWAY_BUILDER", "classic")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 platforms (linux/amd64, linux/arm64) need `docker buildx`")
+            && err.contains("install the buildx plugin"),
+        "{err}"
+    );
+}
+
+#[test]
+fn buildx_multi_platform_push_reads_the_digest_from_the_metadata_file() {
+    let f = web_fixture();
+    let sha = f.commit("main");
+    let out = xtask(
+        f.path(),
+        &[
+            "build",
+            "web",
+            "--push",
+            "--platform",
+            "linux/amd64,linux/arm64",
+        ],
+        &[("PATH", &fake_path(&f))],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = std::fs::read_to_string(f.path().join("fake/docker.log")).unwrap();
+    let build: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("buildx build"))
+        .collect();
+    assert_eq!(build.len(), 1, "{log}");
+    assert!(
+        build[0].contains("--platform linux/amd64,linux/arm64"),
+        "{}",
+        build[0]
+    );
+    assert!(
+        build[0].contains("--provenance=false --push services/web"),
+        "{}",
+        build[0]
+    );
+    assert!(
+        !log.contains("push registry"),
+        "buildx pushes itself: {log}"
+    );
+    let meta =
+        std::fs::read_to_string(f.path().join("target/slipway/out/web/metadata.json")).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    let digest = meta["containerimage.digest"].as_str().unwrap();
+    let printed: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    let sha7 = &sha[..7];
+    assert_eq!(
+        printed,
+        [
+            format!("registry.example.invalid:5000/acme/web:{sha7}@{digest}"),
+            format!("registry.example.invalid:5000/acme/web:1.4.0@{digest}"),
+            format!("registry.example.invalid:5000/acme/web:main@{digest}"),
+        ]
+    );
+}
+
+#[test]
+fn a_failing_build_fails_the_run_and_names_the_service() {
+    let f = web_fixture();
+    f.commit("main");
+    // The fake docker refuses anything but buildx; SLIPWAY_BUILDER=classic makes it fail.
+    let out = xtask(
+        f.path(),
+        &["build", "--keep-going"],
+        &[("PATH", &fake_path(&f)), ("SLIPWAY_BUILDER", "classic")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("2 of 2 service(s) failed"), "{err}");
+    assert!(err.contains("- jobs: build: `DOCKER_BUILDKIT=0"), "{err}");
+    assert!(err.contains("fake docker: unexpected: build"), "{err}");
+    assert!(
+        stdout(&out).is_empty(),
+        "nothing was built: {}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn without_keep_going_the_first_failure_stops_the_rest() {
+    let f = web_fixture();
+    f.commit("main");
+    let out = xtask(
+        f.path(),
+        &["build", "-j", "1"],
+        &[("PATH", &fake_path(&f)), ("SLIPWAY_BUILDER", "classic")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("- jobs: build:"), "{err}");
+    assert!(err.contains("- web: not run"), "{err}");
+}

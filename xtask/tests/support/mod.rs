@@ -1,0 +1,273 @@
+//! Shared by the integration tests: fixture monorepos in real git repositories, running the
+//! xtask binary, and finding the local stack (skipping loudly, or failing under XTASK_E2E=1).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A fixture workspace in a temp dir, committed with git2.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A workspace whose `[workspace.metadata.images]` is `images` (TOML body).
+    pub fn new(images: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Fixture { dir };
+        f.write(
+            "Cargo.toml",
+            &format!("[workspace]\nmembers = []\n\n[workspace.metadata.images]\n{images}\n"),
+        );
+        f.write("VERSION", "1.4.0\n");
+        f
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// Commits everything on branch `branch`; returns the commit id.
+    pub fn commit(&self, branch: &str) -> String {
+        let repo = match git2::Repository::open(self.path()) {
+            Ok(r) => r,
+            Err(_) => {
+                let mut opts = git2::RepositoryInitOptions::new();
+                opts.initial_head(branch);
+                git2::Repository::init_opts(self.path(), &opts).unwrap()
+            }
+        };
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::new(
+            "Fixture",
+            "fixture@example.invalid",
+            &git2::Time::new(1_795_234_961, 0),
+        )
+        .unwrap();
+        let parents: Vec<git2::Commit> = repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        let parent_refs: Vec<&git2::Commit> = parents.iter().collect();
+        let id = repo
+            .commit(Some("HEAD"), &sig, &sig, "fixture", &tree, &parent_refs)
+            .unwrap();
+        id.to_string()
+    }
+}
+
+/// Runs the xtask binary on `repo` with extra environment.
+pub fn xtask(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.arg("--repo").arg(repo).args(args);
+    // The tests decide these, not the shell that runs them.
+    for var in [
+        "DOCKER_REGISTRY",
+        "BUILD_PLATFORMS",
+        "DOCKER_TAGS",
+        "SLIPWAY_BUILDER",
+        "SOURCE_DATE_EPOCH",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The local stack from `scripts/stack.sh` (its environment must be sourced), or `None`
+/// after saying plainly that the test is skipped. Under `XTASK_E2E=1` a missing stack panics.
+pub fn stack(test: &str) -> Option<Stack> {
+    let registry = std::env::var("SLIPWAY_STACK_REGISTRY").ok();
+    let problem = match &registry {
+        None => Some("SLIPWAY_STACK_REGISTRY is not set (source the stack's env)".to_string()),
+        Some(r) => {
+            let ping = Command::new("docker")
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .output();
+            let reg = Command::new("curl")
+                .args(["-sf", &format!("http://{r}/v2/")])
+                .output();
+            match (ping, reg) {
+                (Ok(p), Ok(g)) if p.status.success() && g.status.success() => None,
+                (Ok(p), _) if !p.status.success() => Some(format!(
+                    "docker does not answer: {}",
+                    String::from_utf8_lossy(&p.stderr).trim()
+                )),
+                _ => Some(format!("the registry at {r} does not answer")),
+            }
+        }
+    };
+    match problem {
+        None => Some(Stack {
+            registry: registry.unwrap(),
+        }),
+        Some(why) => {
+            let required = std::env::var("XTASK_E2E").is_ok_and(|v| v == "1");
+            assert!(!required, "{test}: XTASK_E2E=1 but the local stack is missing: {why}. Run `scripts/stack.sh up` and source its env.");
+            eprintln!("SKIPPED {test}: the local stack is not available ({why}); run `make test` to start it");
+            None
+        }
+    }
+}
+
+pub struct Stack {
+    pub registry: String,
+}
+
+impl Stack {
+    /// A repository prefix no other test run uses.
+    pub fn unique_prefix(&self, test: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        format!("e2e-{}-{nanos}/{test}", std::process::id())
+    }
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn run_ok(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed: {}{}",
+        args.join(" "),
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+pub fn skopeo_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--tls-verify=false"];
+    all.splice(0..0, args[..1].iter().copied());
+    all.extend(&args[1..]);
+    serde_json::from_str(&run_ok("skopeo", &all)).unwrap()
+}
+
+/// Tags of a repository in the registry, sorted.
+pub fn registry_tags(reference: &str) -> Vec<String> {
+    let v = skopeo_json(&["list-tags", &format!("docker://{reference}")]);
+    let mut tags: Vec<String> = v["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// Starts `image` detached on the host network and waits (bounded) for its health check.
+pub fn wait_healthy(image: &str, name: &str) -> String {
+    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+    run_ok(
+        "docker",
+        &["run", "-d", "--name", name, "--network", "host", image],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = run_ok(
+            "docker",
+            &[
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                name,
+            ],
+        );
+        let status = status.trim().to_string();
+        if status.ends_with("healthy") && !status.ends_with("unhealthy") {
+            return status;
+        }
+        if Instant::now() > deadline
+            || status.starts_with("exited")
+            || status.ends_with("unhealthy")
+        {
+            let logs = Command::new("docker")
+                .args(["logs", name])
+                .output()
+                .unwrap();
+            let _ = Command::new("docker").args(["rm", "-f", name]).output();
+            panic!(
+                "{image} did not become healthy ({status}); logs:\n{}{}",
+                stdout(&logs),
+                stderr(&logs)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+pub fn remove_container(name: &str) {
+    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+}
+
+/// A directory with a fake `docker` whose `buildx` answers like buildx does and records argv.
+pub fn fake_buildx(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = r##"#!/bin/sh
+# Fake docker with the buildx plugin: records argv, answers in buildx's formats.
+echo "$*" >> "$(dirname "$0")/../docker.log"
+case "$1 $2" in
+  "buildx version") echo "github.com/docker/buildx v0.19.3 48d6a39"; exit 0 ;;
+  "version --format") echo "28.2.2"; exit 0 ;;
+  "buildx build")
+    meta=""; iid=""; tags=""
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --metadata-file) meta=$2; shift ;;
+        --iidfile) iid=$2; shift ;;
+        --tag) tags="$tags,$2"; shift ;;
+      esac
+      shift
+    done
+    digest="sha256:$(printf '%s' "$tags" | sha256sum | cut -c1-64)"
+    echo "#1 [internal] load build definition from Dockerfile" >&2
+    echo "#9 exporting manifest list $digest done" >&2
+    printf '%s' "sha256:$(printf 'config%s' "$tags" | sha256sum | cut -c1-64)" > "$iid"
+    cat > "$meta" <<JSON
+{
+  "buildx.build.ref": "default/default/fake",
+  "containerimage.descriptor": {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "$digest", "size": 855},
+  "containerimage.digest": "$digest",
+  "image.name": "${tags#,}"
+}
+JSON
+    exit 0 ;;
+esac
+echo "fake docker: unexpected: $*" >&2
+exit 1
+"##;
+    let path = bin.join("docker");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
