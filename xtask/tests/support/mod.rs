@@ -129,7 +129,12 @@ pub fn stack(test: &str) -> Option<Stack> {
         Some(why) => {
             let required = std::env::var("XTASK_E2E").is_ok_and(|v| v == "1");
             assert!(!required, "{test}: XTASK_E2E=1 but the local stack is missing: {why}. Run `scripts/stack.sh up` and source its env.");
-            eprintln!("SKIPPED {test}: the local stack is not available ({why}); run `make test` to start it");
+            // Straight to the stderr handle: libtest captures `eprintln!` of passing tests.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: the local stack is not available ({why}); run `make test` to start it"
+            );
             None
         }
     }

@@ -1,0 +1,277 @@
+//! End-to-end on the local stack (`scripts/stack.sh up`, environment sourced): real builds on
+//! a real Docker Engine, pushes to a real registry, tags and labels read back with skopeo,
+//! and the images run. Without the stack each test says it skipped; under XTASK_E2E=1 it fails.
+
+mod support;
+
+use support::{
+    registry_tags, remove_container, run_ok, skopeo_json, stack, stderr, stdout, wait_healthy,
+    xtask, Fixture,
+};
+
+/// Two busybox services; `greeter` has a RUN step (the build network matters) and a health
+/// check served by busybox httpd.
+fn fixture(registry: &str, prefix: &str) -> Fixture {
+    let f = Fixture::new(&format!(
+        "registries = [\"{registry}\"]\nprefix = \"{prefix}\"\nvendor = \"E2E\"\nsource = \"https://example.invalid/e2e\"\n"
+    ));
+    f.write(
+        "services/greeter/Dockerfile",
+        "FROM busybox:1.35\n\
+         ARG VERSION\n\
+         RUN mkdir -p /www && echo \"hello $VERSION\" > /www/index.html && echo ok > /www/health\n\
+         USER 10001:10001\n\
+         HEALTHCHECK --interval=1s --timeout=2s --retries=20 CMD [\"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:18089/health\"]\n\
+         ENTRYPOINT [\"httpd\", \"-f\", \"-p\", \"18089\", \"-h\", \"/www\"]\n",
+    );
+    f.write(
+        "services/greeter/service.toml",
+        "description = \"Says hello\"\nport = 18089\n",
+    );
+    f.write(
+        "services/static/Dockerfile",
+        "FROM busybox:1.35\nCOPY page.txt /page.txt\nUSER 65534:65534\nCMD [\"cat\", \"/page.txt\"]\n",
+    );
+    f.write("services/static/page.txt", "static\n");
+    f
+}
+
+#[test]
+fn builds_pushes_and_labels_fixture_services() {
+    let Some(stack) = stack("builds_pushes_and_labels_fixture_services") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("labels");
+    let f = fixture(&stack.registry, &prefix);
+    let sha = f.commit("feature/E2E-Labels");
+    let out = xtask(f.path(), &["build", "--all", "--push"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let repo = format!("{}/{prefix}/greeter", stack.registry);
+    let mut want = vec![
+        sha[..7].to_string(),
+        "1.4.0".into(),
+        "feature-e2e-labels".into(),
+    ];
+    want.sort();
+    assert_eq!(
+        registry_tags(&repo),
+        want,
+        "tags: {{sha7}}, {{version}}, sanitised {{branch}}"
+    );
+    let inspect = skopeo_json(&["inspect", &format!("docker://{repo}:1.4.0")]);
+    let labels = &inspect["Labels"];
+    assert_eq!(labels["org.opencontainers.image.revision"], sha.as_str());
+    assert_eq!(labels["org.opencontainers.image.version"], "1.4.0");
+    assert_eq!(labels["org.opencontainers.image.title"], "greeter");
+    assert_eq!(labels["org.opencontainers.image.description"], "Says hello");
+    assert_eq!(labels["org.opencontainers.image.vendor"], "E2E");
+    assert_eq!(
+        labels["org.opencontainers.image.source"],
+        "https://example.invalid/e2e"
+    );
+    assert_eq!(
+        labels["org.opencontainers.image.created"], "2026-11-21T04:22:41Z",
+        "created is the commit time"
+    );
+    // What the tool printed is what the registry holds.
+    let digest = inspect["Digest"].as_str().unwrap();
+    let printed = stdout(&out);
+    for tag in [&sha[..7], "1.4.0", "feature-e2e-labels"] {
+        assert!(
+            printed.contains(&format!("{repo}:{tag}@{digest}\n")),
+            "{tag} not printed with {digest}:\n{printed}"
+        );
+    }
+    // The config in the registry runs as the non-root user.
+    let config = skopeo_json(&[
+        "inspect",
+        "--config",
+        "--raw",
+        &format!("docker://{repo}:1.4.0"),
+    ]);
+    assert_eq!(config["config"]["User"], "10001:10001");
+
+    // The image runs, as that user, and its health check passes.
+    let name = format!("e2e-greeter-{}", std::process::id());
+    let status = wait_healthy(&format!("{repo}:1.4.0"), &name);
+    let uid = run_ok("docker", &["exec", &name, "id", "-u"]);
+    let page = run_ok(
+        "docker",
+        &[
+            "exec",
+            &name,
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://127.0.0.1:18089/",
+        ],
+    );
+    remove_container(&name);
+    assert_eq!(status, "running healthy");
+    assert_eq!(uid.trim(), "10001");
+    assert_eq!(
+        page, "hello 1.4.0\n",
+        "the VERSION build argument reached the image"
+    );
+
+    let static_repo = format!("{}/{prefix}/static", stack.registry);
+    assert_eq!(registry_tags(&static_repo).len(), 3);
+    let ran = run_ok(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &format!("{static_repo}:1.4.0"),
+        ],
+    );
+    assert_eq!(ran, "static\n");
+}
+
+#[test]
+fn a_root_image_is_refused_and_nothing_is_pushed() {
+    let Some(stack) = stack("a_root_image_is_refused_and_nothing_is_pushed") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("root");
+    let f = fixture(&stack.registry, &prefix);
+    f.write(
+        "services/rooted/Dockerfile",
+        "FROM busybox:1.35\nCMD [\"id\"]\n",
+    );
+    f.commit("main");
+    let out = xtask(f.path(), &["build", "--all", "--push", "--keep-going"], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("1 of 3 service(s) failed"), "{err}");
+    assert!(
+        err.contains("- rooted: verify: the image runs as root")
+            && err.contains("USER 10001:10001"),
+        "{err}"
+    );
+    // The other services were still published (keep-going), the refused one not at all.
+    assert_eq!(
+        registry_tags(&format!("{}/{prefix}/static", stack.registry)).len(),
+        3
+    );
+    let listed = std::process::Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}/{prefix}/rooted", stack.registry))
+        .output()
+        .unwrap();
+    assert!(
+        !listed.status.success(),
+        "rooted must not exist in the registry: {}",
+        stdout(&listed)
+    );
+
+    // `non_root = false` is the explicit way out.
+    f.write("services/rooted/service.toml", "non_root = false\n");
+    f.commit("main");
+    let out = xtask(f.path(), &["build", "rooted", "--push"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_broken_dockerfile_fails_with_the_builder_output_and_spares_the_rest() {
+    let Some(stack) =
+        stack("a_broken_dockerfile_fails_with_the_builder_output_and_spares_the_rest")
+    else {
+        return;
+    };
+    let prefix = stack.unique_prefix("broken");
+    let f = fixture(&stack.registry, &prefix);
+    f.write(
+        "services/broken/Dockerfile",
+        "FROM busybox:1.35\nCOPY missing.txt /x\nUSER 1\n",
+    );
+    f.commit("main");
+    let out = xtask(
+        f.path(),
+        &["build", "--all", "--push", "--keep-going", "-j", "2"],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("- broken: build: `"), "{err}");
+    assert!(
+        err.contains("missing.txt"),
+        "the builder's own message is kept: {err}"
+    );
+    assert_eq!(
+        registry_tags(&format!("{}/{prefix}/greeter", stack.registry)).len(),
+        3
+    );
+}
+
+#[test]
+fn a_local_build_loads_into_docker_without_pushing() {
+    let Some(stack) = stack("a_local_build_loads_into_docker_without_pushing") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("local");
+    let f = fixture(&stack.registry, &prefix);
+    let sha = f.commit("main");
+    let out = xtask(
+        f.path(),
+        &["build", "static"],
+        &[("DOCKER_REGISTRY", ""), ("DOCKER_TAGS", "dev-{sha7}")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let image = format!("{prefix}/static:dev-{}", &sha[..7]);
+    assert_eq!(stdout(&out), format!("{image}\n"));
+    let user = run_ok(
+        "docker",
+        &["image", "inspect", "--format", "{{.Config.User}}", &image],
+    );
+    assert_eq!(user.trim(), "65534:65534");
+}
+
+#[test]
+fn the_repository_examples_build_push_and_run_healthy() {
+    let Some(stack) = stack("the_repository_examples_build_push_and_run_healthy") else {
+        return;
+    };
+    // The real workspace (this repository), pushed under a tag no other run uses.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let tag = format!("e2e-{}", std::process::id());
+    let out = xtask(
+        root,
+        &["build", "--all", "--push"],
+        &[("DOCKER_REGISTRY", &stack.registry), ("DOCKER_TAGS", &tag)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    for svc in ["api", "web", "worker"] {
+        let repo = format!("{}/slipway/{svc}", stack.registry);
+        assert!(
+            printed.contains(&format!("{repo}:{tag}@sha256:")),
+            "{svc}:\n{printed}"
+        );
+        assert!(registry_tags(&repo).contains(&tag));
+    }
+    // api and worker are host-compiled static binaries in `scratch`, with their own health check.
+    for (svc, port) in [("api", 8080), ("worker", 8081), ("web", 8088)] {
+        let image = format!("{}/slipway/{svc}:{tag}", stack.registry);
+        let name = format!("e2e-{svc}-{}", std::process::id());
+        let status = wait_healthy(&image, &name);
+        let health = std::process::Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}/health")])
+            .output()
+            .unwrap();
+        remove_container(&name);
+        assert_eq!(status, "running healthy", "{svc}");
+        assert!(health.status.success(), "{svc} /health");
+        let user = run_ok(
+            "docker",
+            &["image", "inspect", "--format", "{{.Config.User}}", &image],
+        );
+        assert_ne!(user.trim(), "", "{svc} must not run as root");
+        assert!(!user.starts_with('0'), "{svc} runs as {user}");
+    }
+}
