@@ -101,11 +101,12 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn read(path: &Path) -> Result<Source> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+    /// Reads `root/rel`; messages name it as `rel`.
+    pub fn read(root: &Path, rel: &Path) -> Result<Source> {
+        let text = std::fs::read_to_string(root.join(rel))
+            .with_context(|| format!("cannot read {}", rel.display()))?;
         Ok(Source {
-            path: path.to_path_buf(),
+            path: rel.to_path_buf(),
             text,
         })
     }
@@ -143,7 +144,7 @@ impl Source {
 }
 
 /// Reads `[workspace.metadata.images]` from the root manifest (all of it optional).
-pub fn load_global(manifest: &Path) -> Result<(GlobalConfig, Source)> {
+pub fn load_global(root: &Path) -> Result<(GlobalConfig, Source)> {
     #[derive(Deserialize)]
     struct Manifest {
         workspace: Option<Workspace>,
@@ -156,7 +157,7 @@ pub fn load_global(manifest: &Path) -> Result<(GlobalConfig, Source)> {
     struct Metadata {
         images: Option<GlobalConfig>,
     }
-    let src = Source::read(manifest)?;
+    let src = Source::read(root, Path::new("Cargo.toml"))?;
     let parsed: Manifest = src.parse("[workspace.metadata.images]")?;
     let config = parsed
         .workspace
@@ -166,9 +167,9 @@ pub fn load_global(manifest: &Path) -> Result<(GlobalConfig, Source)> {
     Ok((config, src))
 }
 
-/// Reads one `service.toml`.
-pub fn load_service(path: &Path) -> Result<(ServiceConfig, Source)> {
-    let src = Source::read(path)?;
+/// Reads one `service.toml` (`rel` to the workspace root).
+pub fn load_service(root: &Path, rel: &Path) -> Result<(ServiceConfig, Source)> {
+    let src = Source::read(root, rel)?;
     let parsed: ServiceConfig = src.parse("service.toml")?;
     Ok((parsed, src))
 }

@@ -81,7 +81,7 @@ impl Workspace {
         env: &EnvOverrides,
         packages: impl FnOnce() -> Result<Vec<Package>>,
     ) -> Result<Workspace> {
-        let (global, src) = config::load_global(&root.join("Cargo.toml"))?;
+        let (global, src) = config::load_global(root)?;
         let settings = settings(global, &src, env)?;
         let services_dir = root.join("services");
         let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&services_dir) {
@@ -257,9 +257,9 @@ fn load_service(
         .with_context(|| format!("{}: directory name is not UTF-8", dir.display()))?
         .to_string();
     let rel_dir = dir.strip_prefix(root).unwrap_or(dir).to_path_buf();
-    let toml_path = dir.join("service.toml");
-    let (cfg, src) = if toml_path.is_file() {
-        let (cfg, src) = config::load_service(&toml_path)?;
+    let toml_path = rel_dir.join("service.toml");
+    let (cfg, src) = if root.join(&toml_path).is_file() {
+        let (cfg, src) = config::load_service(root, &toml_path)?;
         (cfg, Some(src))
     } else {
         (config::ServiceConfig::default(), None)

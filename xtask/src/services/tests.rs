@@ -1,1 +1,289 @@
+use std::path::Path;
 
+use super::*;
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn workspace(images: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Cargo.toml",
+        &format!("[workspace]\nmembers = []\n[workspace.metadata.images]\n{images}"),
+    );
+    dir
+}
+
+fn no_packages() -> Result<Vec<Package>> {
+    panic!("cargo metadata must not be asked for without a [cargo] service")
+}
+
+fn load(root: &Path, env: &EnvOverrides) -> Result<Workspace> {
+    Workspace::load(root, env, no_packages)
+}
+
+#[test]
+fn discovers_services_sorted_with_defaults_and_overrides() {
+    let dir = workspace("registries = [\"ghcr.io/acme\"]\nprefix = \"team\"\nbuild_args = { A = \"1\", B = \"1\" }\n");
+    let r = dir.path();
+    write(r, "services/zeta/Dockerfile", "FROM scratch\n");
+    write(r, "services/alpha/docker/Prod.Dockerfile", "FROM scratch\n");
+    write(
+        r,
+        "services/alpha/service.toml",
+        "image = \"alpha-svc\"\ndockerfile = \"docker/Prod.Dockerfile\"\ncontext = \"..\"\nplatforms = [\"linux/arm64\"]\ntags = [\"{sha7}\"]\nbuild_args = { B = \"2\" }\ntarget = \"runtime\"\nnon_root = false\n",
+    );
+    write(r, "services/README.md", "not a dir");
+    let ws = load(r, &EnvOverrides::default()).unwrap();
+    let names: Vec<&str> = ws.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "zeta"]);
+    let a = &ws.services[0];
+    assert_eq!(a.repository, "team/alpha-svc");
+    assert_eq!(
+        a.dockerfile,
+        Path::new("services/alpha/docker/Prod.Dockerfile")
+    );
+    assert_eq!(a.context, Path::new("services"));
+    assert_eq!(a.platforms, ["linux/arm64"]);
+    assert_eq!(a.tags, ["{sha7}"]);
+    assert_eq!(a.build_args["A"], "1");
+    assert_eq!(
+        a.build_args["B"], "2",
+        "service build args win over global ones"
+    );
+    assert_eq!(a.target.as_deref(), Some("runtime"));
+    assert!(!a.non_root);
+    let z = &ws.services[1];
+    assert_eq!(z.repository, "team/zeta");
+    assert_eq!(z.registries, ["ghcr.io/acme"]);
+    assert_eq!(z.platforms, ["linux/amd64"]);
+    assert_eq!(z.tags, ["{version}", "{branch}", "{sha7}"]);
+    assert!(z.non_root, "non-root is the default");
+}
+
+#[test]
+fn environment_wins_over_both_files() {
+    let dir = workspace("registries = [\"ghcr.io/acme\"]\n");
+    let r = dir.path();
+    write(r, "services/api/Dockerfile", "FROM scratch\n");
+    write(
+        r,
+        "services/api/service.toml",
+        "registries = [\"quay.io/x\"]\nplatforms = [\"linux/arm64\"]\n",
+    );
+    let env = EnvOverrides {
+        registries: Some(vec!["127.0.0.1:5000".into()]),
+        platforms: Some(vec!["linux/amd64".into(), "linux/arm64".into()]),
+        tags: Some(vec!["ci-{sha7}".into()]),
+    };
+    let ws = load(r, &env).unwrap();
+    let s = &ws.services[0];
+    assert_eq!(s.registries, ["127.0.0.1:5000"]);
+    assert_eq!(s.platforms, ["linux/amd64", "linux/arm64"]);
+    assert_eq!(s.tags, ["ci-{sha7}"]);
+}
+
+#[test]
+fn every_bad_service_is_reported_at_once_with_its_location() {
+    let dir = workspace("");
+    let r = dir.path();
+    write(r, "services/a/Dockerfile", "FROM scratch\n");
+    write(
+        r,
+        "services/a/service.toml",
+        "platforms = [\"linux/amd64\", \"arm64\"]\n",
+    );
+    write(r, "services/b/Dockerfile", "FROM scratch\n");
+    write(r, "services/b/service.toml", "tags = [\"{vrsion}\"]\n");
+    write(
+        r,
+        "services/c/service.toml",
+        "description = \"no Dockerfile\"\n",
+    );
+    write(r, "services/D/Dockerfile", "FROM scratch\n");
+    let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+    assert!(err.starts_with("4 configuration error(s):"), "{err}");
+    assert!(
+        err.contains("services/D: service directory name: invalid repository name `D`"),
+        "{err}"
+    );
+    assert!(err.contains("or set `image = \"...\"`"), "{err}");
+    assert!(
+        err.contains("services/a/service.toml:1:29: invalid platform `arm64`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "services/b/service.toml:1:9: tag template `{vrsion}` uses unknown placeholder"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("services/c/service.toml: service `c` has a service.toml but no Dockerfile"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_paths_in_service_toml_are_located() {
+    let dir = workspace("");
+    let r = dir.path();
+    write(r, "services/a/Dockerfile", "FROM scratch\n");
+    write(
+        r,
+        "services/a/service.toml",
+        "dockerfile = \"Nope.Dockerfile\"\n",
+    );
+    let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("services/a/service.toml:1:14: dockerfile `Nope.Dockerfile` does not exist"),
+        "{err}"
+    );
+    write(r, "services/a/service.toml", "context = \"../../..\"\n");
+    let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("context `../../..` is not a directory inside the workspace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn global_config_errors_point_into_cargo_toml() {
+    let dir = workspace("prefix = \"Team\"\n");
+    let err = load(dir.path(), &EnvOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Cargo.toml:4:10: invalid repository name `Team`"),
+        "{err}"
+    );
+    let dir = workspace("network = \"bridge\"\n");
+    let err = load(dir.path(), &EnvOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Cargo.toml:4:11: network must be one of default, host, none"),
+        "{err}"
+    );
+    let dir = workspace("regsitries = []\n");
+    let err = load(dir.path(), &EnvOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Cargo.toml:4:1: unknown field `regsitries`")
+            && err.contains("did you mean `registries`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cargo_services_resolve_package_and_binary() {
+    let dir = workspace("");
+    let r = dir.path();
+    write(r, "services/api/Dockerfile", "FROM scratch\n");
+    write(r, "services/api/service.toml", "[cargo]\n");
+    write(r, "services/tool/Dockerfile", "FROM scratch\n");
+    write(
+        r,
+        "services/tool/service.toml",
+        "[cargo]\npackage = \"tools\"\nbin = \"migrate\"\n",
+    );
+    let packages = || {
+        Ok(vec![
+            Package {
+                name: "api".into(),
+                dir: "services/api".into(),
+                bins: vec!["api".into()],
+            },
+            Package {
+                name: "tools".into(),
+                dir: "crates/tools".into(),
+                bins: vec!["migrate".into(), "seed".into()],
+            },
+        ])
+    };
+    let ws = Workspace::load(r, &EnvOverrides::default(), packages).unwrap();
+    assert_eq!(
+        ws.services[0].cargo,
+        Some(CargoBinary {
+            package: "api".into(),
+            bin: "api".into()
+        })
+    );
+    assert_eq!(
+        ws.services[1].cargo,
+        Some(CargoBinary {
+            package: "tools".into(),
+            bin: "migrate".into()
+        })
+    );
+
+    write(
+        r,
+        "services/tool/service.toml",
+        "[cargo]\npackage = \"tools\"\n",
+    );
+    let err = Workspace::load(r, &EnvOverrides::default(), packages)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("package `tools` has several binaries (migrate, seed): set `bin = \"...\"` under [cargo]"), "{err}");
+    write(
+        r,
+        "services/tool/service.toml",
+        "[cargo]\npackage = \"nope\"\n",
+    );
+    let err = Workspace::load(r, &EnvOverrides::default(), packages)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[cargo] package `nope` is not a workspace member"),
+        "{err}"
+    );
+}
+
+#[test]
+fn select_keeps_order_dedups_and_suggests() {
+    let dir = workspace("");
+    let r = dir.path();
+    for s in ["api", "web", "worker"] {
+        write(r, &format!("services/{s}/Dockerfile"), "FROM scratch\n");
+    }
+    let ws = load(r, &EnvOverrides::default()).unwrap();
+    let picked: Vec<&str> = ws
+        .select(&["worker".into(), "api".into(), "worker".into()])
+        .unwrap()
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(picked, ["worker", "api"]);
+    let err = ws.select(&["wokrer".into()]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "unknown service `wokrer`: did you mean `worker`? (services: api, web, worker)"
+    );
+    let err = ws.select(&["database".into()]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "unknown service `database`; the services are: api, web, worker"
+    );
+}
+
+#[test]
+fn parses_cargo_metadata_output() {
+    let root = Path::new("/ws");
+    let json = r#"{"packages":[{"name":"api","version":"0.1.0","id":"path+file:///ws/services/api#0.1.0","license":null,"license_file":null,"description":null,"source":null,"dependencies":[],"targets":[{"kind":["bin"],"crate_types":["bin"],"name":"api","src_path":"/ws/services/api/src/main.rs","edition":"2021","doc":true,"doctest":false,"test":true},{"kind":["lib"],"crate_types":["lib"],"name":"api_lib","src_path":"/ws/services/api/src/lib.rs","edition":"2021","doc":true,"doctest":true,"test":true}],"features":{},"manifest_path":"/ws/services/api/Cargo.toml","metadata":null,"publish":null,"authors":[],"categories":[],"keywords":[],"readme":null,"repository":null,"homepage":null,"documentation":null,"edition":"2021","links":null,"default_run":null,"rust_version":null}],"workspace_members":["path+file:///ws/services/api#0.1.0"],"workspace_default_members":["path+file:///ws/services/api#0.1.0"],"resolve":null,"target_directory":"/ws/target","version":1,"workspace_root":"/ws","metadata":null}"#;
+    let pkgs = parse_packages(root, json).unwrap();
+    assert_eq!(
+        pkgs,
+        [Package {
+            name: "api".into(),
+            dir: "services/api".into(),
+            bins: vec!["api".into()]
+        }]
+    );
+    assert!(parse_packages(root, "{").is_err());
+}
