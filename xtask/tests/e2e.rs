@@ -6,7 +6,7 @@ mod support;
 
 use support::{
     registry_tags, remove_container, run_ok, skopeo_json, stack, stderr, stdout, wait_healthy,
-    xtask, Fixture,
+    Fixture,
 };
 
 /// Two busybox services; `greeter` has a RUN step (the build network matters) and a health
@@ -44,7 +44,7 @@ fn builds_pushes_and_labels_fixture_services() {
     let prefix = stack.unique_prefix("labels");
     let f = fixture(&stack.registry, &prefix);
     let sha = f.commit("feature/E2E-Labels");
-    let out = xtask(f.path(), &["build", "--all", "--push"], &[]);
+    let out = stack.xtask(f.path(), &["build", "--all", "--push"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let repo = format!("{}/{prefix}/greeter", stack.registry);
@@ -143,7 +143,7 @@ fn a_root_image_is_refused_and_nothing_is_pushed() {
         "FROM busybox:1.35\nCMD [\"id\"]\n",
     );
     f.commit("main");
-    let out = xtask(f.path(), &["build", "--all", "--push", "--keep-going"], &[]);
+    let out = stack.xtask(f.path(), &["build", "--all", "--push", "--keep-going"], &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("1 of 3 service(s) failed"), "{err}");
@@ -171,7 +171,7 @@ fn a_root_image_is_refused_and_nothing_is_pushed() {
     // `non_root = false` is the explicit way out.
     f.write("services/rooted/service.toml", "non_root = false\n");
     f.commit("main");
-    let out = xtask(f.path(), &["build", "rooted", "--push"], &[]);
+    let out = stack.xtask(f.path(), &["build", "rooted", "--push"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -189,7 +189,7 @@ fn a_broken_dockerfile_fails_with_the_builder_output_and_spares_the_rest() {
         "FROM busybox:1.35\nCOPY missing.txt /x\nUSER 1\n",
     );
     f.commit("main");
-    let out = xtask(
+    let out = stack.xtask(
         f.path(),
         &["build", "--all", "--push", "--keep-going", "-j", "2"],
         &[],
@@ -215,7 +215,7 @@ fn a_local_build_loads_into_docker_without_pushing() {
     let prefix = stack.unique_prefix("local");
     let f = fixture(&stack.registry, &prefix);
     let sha = f.commit("main");
-    let out = xtask(
+    let out = stack.xtask(
         f.path(),
         &["build", "static"],
         &[("DOCKER_REGISTRY", ""), ("DOCKER_TAGS", "dev-{sha7}")],
@@ -240,7 +240,7 @@ fn the_repository_examples_build_push_and_run_healthy() {
         .parent()
         .unwrap();
     let tag = format!("e2e-{}", std::process::id());
-    let out = xtask(
+    let out = stack.xtask(
         root,
         &["build", "--all", "--push"],
         &[("DOCKER_REGISTRY", &stack.registry), ("DOCKER_TAGS", &tag)],

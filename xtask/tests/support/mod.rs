@@ -81,6 +81,7 @@ pub fn xtask(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         "BUILD_PLATFORMS",
         "DOCKER_TAGS",
         "SLIPWAY_BUILDER",
+        "SLIPWAY_BUILD_NETWORK",
         "SOURCE_DATE_EPOCH",
     ] {
         cmd.env_remove(var);
@@ -125,6 +126,7 @@ pub fn stack(test: &str) -> Option<Stack> {
     match problem {
         None => Some(Stack {
             registry: registry.unwrap(),
+            network: std::env::var("SLIPWAY_BUILD_NETWORK").ok(),
         }),
         Some(why) => {
             let required = std::env::var("XTASK_E2E").is_ok_and(|v| v == "1");
@@ -142,9 +144,21 @@ pub fn stack(test: &str) -> Option<Stack> {
 
 pub struct Stack {
     pub registry: String,
+    /// The build network the stack asks for (its dockerd has no bridge).
+    pub network: Option<String>,
 }
 
 impl Stack {
+    /// `xtask` with the stack's build settings on top of `env`.
+    pub fn xtask(&self, repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut all: Vec<(&str, &str)> = Vec::new();
+        if let Some(n) = &self.network {
+            all.push(("SLIPWAY_BUILD_NETWORK", n));
+        }
+        all.extend_from_slice(env);
+        xtask(repo, args, &all)
+    }
+
     /// A repository prefix no other test run uses.
     pub fn unique_prefix(&self, test: &str) -> String {
         let nanos = std::time::SystemTime::now()
