@@ -12,14 +12,18 @@
 #   env     print the export lines for a shell: `scripts/stack.sh env > f && . f`
 #   status  say what runs; exit 1 if anything is down
 #
+# Not root: with a Docker that already answers (DOCKER_HOST or the default socket), that one
+# is used instead of starting dockerd; what else is missing is named, not installed.
+#
 # Settings (environment): SLIPWAY_STACK_DIR (state, default /tmp/slipway-stack),
-# SLIPWAY_REGISTRY_PORT (5000), SLIPWAY_MOTO_PORT (5001), SLIPWAY_VENV (/opt/slipway-venv).
+# SLIPWAY_REGISTRY_PORT (5000), SLIPWAY_MOTO_PORT (5001), SLIPWAY_VENV (/opt/slipway-venv as
+# root, else ~/.cache/slipway-venv).
 set -euo pipefail
 
 STATE=${SLIPWAY_STACK_DIR:-/tmp/slipway-stack}
 REGISTRY_PORT=${SLIPWAY_REGISTRY_PORT:-5000}
 MOTO_PORT=${SLIPWAY_MOTO_PORT:-5001}
-VENV=${SLIPWAY_VENV:-/opt/slipway-venv}
+if [ "$(id -u)" -eq 0 ]; then VENV=${SLIPWAY_VENV:-/opt/slipway-venv}; else VENV=${SLIPWAY_VENV:-$HOME/.cache/slipway-venv}; fi
 AWSCLI_VERSION=1.46.2
 MOTO_VERSION=5.2.5
 BASE_IMAGE=busybox:1.35
@@ -61,11 +65,11 @@ wait_for() {
 
 # stop NAME PATTERN: SIGTERM, wait up to 10 s, then SIGKILL.
 stop() {
-  local name=$1 pattern=$2 pid i
+  local name=$1 pattern=$2 pid
   if alive "$name" "$pattern"; then
     pid=$(cat "$STATE/pids/$name.pid")
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 100); do alive "$name" "$pattern" || break; sleep 0.1; done
+    for _ in $(seq 100); do alive "$name" "$pattern" || break; sleep 0.1; done
     if alive "$name" "$pattern"; then kill -KILL "$pid" 2>/dev/null || true; fi
     log "stopped $name (pid $pid)"
   fi
@@ -86,9 +90,18 @@ claim_port() {
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
+# Not root and a Docker already answers: use it rather than start our own.
+EXISTING_DOCKER=""
+if [ "$(id -u)" -ne 0 ] && docker info >/dev/null 2>&1; then
+  EXISTING_DOCKER=${DOCKER_HOST:-unix:///var/run/docker.sock}
+fi
+
+# The Docker endpoint the stack uses.
+docker_host() { echo "${EXISTING_DOCKER:-unix://$STATE/docker.sock}"; }
+
 install_debian() {
   local missing=()
-  [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+  [ -n "$EXISTING_DOCKER" ] || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
   [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
   have skopeo || missing+=(skopeo)
   # The base image needs the static busybox (the dynamic one would not run without libc).
@@ -98,6 +111,9 @@ install_debian() {
     missing+=(busybox-static)
   fi
   have curl || missing+=(curl)
+  if [ -z "$EXISTING_DOCKER" ] && [ "$(id -u)" -ne 0 ]; then
+    die "no Docker answers and starting dockerd needs root: run this as root, or start Docker and set DOCKER_HOST${missing:+ (also missing: ${missing[*]})}"
+  fi
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ] || ! have apt-get; then
     die "missing: ${missing[*]}; install them (Debian/Ubuntu: apt-get install ${missing[*]}) and run again"
@@ -120,7 +136,8 @@ install_python() {
   fi
   have python3 || die "python3 is missing: install it (apt-get install python3 python3-venv)"
   log "installing awscli==$AWSCLI_VERSION and moto[server]==$MOTO_VERSION into $VENV"
-  python3 -m venv "$VENV" || die "cannot create $VENV: apt-get install python3-venv, or set SLIPWAY_VENV"
+  mkdir -p "$(dirname "$VENV")" 2>/dev/null || true
+  python3 -m venv "$VENV" || die "cannot create the venv $VENV (is python3-venv installed? is the directory writable?): fix that or set SLIPWAY_VENV"
   "$VENV/bin/pip" install -q "awscli==$AWSCLI_VERSION" "moto[server]==$MOTO_VERSION"
   AWS_BIN=$VENV/bin/aws; MOTO_BIN=$VENV/bin/moto_server
 }
@@ -130,6 +147,7 @@ install_python() {
 docker_ping() { curl -sf --unix-socket "$STATE/docker.sock" http://localhost/_ping; }
 
 start_dockerd() {
+  if [ -n "$EXISTING_DOCKER" ]; then log "using the Docker at $EXISTING_DOCKER"; return 0; fi
   if alive dockerd dockerd && docker_ping >/dev/null 2>&1; then return 0; fi
   mkdir -p "$STATE/docker/data" "$STATE/docker/exec"
   echo '{}' > "$STATE/docker/daemon.json"
@@ -179,7 +197,7 @@ start_moto() {
 # busybox:1.35 from Debian's static busybox, with an unprivileged user: what `FROM busybox`
 # finds when nothing can be pulled.
 import_base() {
-  if DOCKER_HOST=unix://$STATE/docker.sock docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
+  if DOCKER_HOST=$(docker_host) docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
   local root=$STATE/rootfs
   rm -rf "$root"; mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/www"
   cp /bin/busybox "$root/bin/busybox"
@@ -190,9 +208,9 @@ import_base() {
   printf 'root:x:0:0:root:/root:/bin/sh\napp:x:10001:10001:app:/tmp:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"
   printf 'root:x:0:\napp:x:10001:\nnogroup:x:65534:\n' > "$root/etc/group"
   chmod 1777 "$root/tmp"
-  tar -C "$root" --numeric-owner -c . | DOCKER_HOST=unix://$STATE/docker.sock \
+  tar -C "$root" --numeric-owner -c . | DOCKER_HOST=$(docker_host) \
     docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - "$BASE_IMAGE" >/dev/null
-  DOCKER_HOST=unix://$STATE/docker.sock docker tag "$BASE_IMAGE" busybox:latest
+  DOCKER_HOST=$(docker_host) docker tag "$BASE_IMAGE" busybox:latest
   log "imported $BASE_IMAGE from $(/bin/busybox | head -1 | cut -d' ' -f1-2)"
 }
 
@@ -211,7 +229,7 @@ write_env() {
   fi
   cat > "$STATE/env" <<EOF
 export SLIPWAY_STACK_DIR=$STATE
-export DOCKER_HOST=unix://$STATE/docker.sock
+export DOCKER_HOST=$(docker_host)
 export DOCKER_CONFIG=$STATE/docker-config
 $path_line
 export SLIPWAY_BUILD_NETWORK=none
@@ -242,8 +260,8 @@ cmd_up() {
 cmd_down() {
   if alive dockerd dockerd; then
     local ids
-    ids=$(DOCKER_HOST=unix://$STATE/docker.sock docker ps -aq 2>/dev/null || true)
-    [ -z "$ids" ] || DOCKER_HOST=unix://$STATE/docker.sock docker rm -f $ids >/dev/null 2>&1 || true
+    ids=$(DOCKER_HOST=$(docker_host) docker ps -aq 2>/dev/null || true)
+    [ -z "$ids" ] || DOCKER_HOST=$(docker_host) docker rm -f $ids >/dev/null 2>&1 || true
   fi
   stop dockerd dockerd
   local cpid
@@ -255,14 +273,15 @@ cmd_down() {
   stop moto moto_server
   # dockerd can leave mounts (netns, overlay) behind after a hard stop.
   if [ -d "$STATE" ]; then
-    grep -o " $STATE[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    grep -o " ${STATE}[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   fi
   log "down"
 }
 
 cmd_status() {
   local ok=0
-  if alive dockerd dockerd && docker_ping >/dev/null 2>&1; then log "dockerd: up (unix://$STATE/docker.sock)"; else log "dockerd: down"; ok=1; fi
+  if [ -n "$EXISTING_DOCKER" ]; then log "docker: using the one at $EXISTING_DOCKER"
+  elif alive dockerd dockerd && docker_ping >/dev/null 2>&1; then log "dockerd: up (unix://$STATE/docker.sock)"; else log "dockerd: down"; ok=1; fi
   if alive registry docker-registry && curl -sf "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null; then log "registry: up (127.0.0.1:$REGISTRY_PORT)"; else log "registry: down"; ok=1; fi
   if alive moto moto_server && curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null; then log "moto: up (127.0.0.1:$MOTO_PORT)"; else log "moto: down"; ok=1; fi
   return $ok

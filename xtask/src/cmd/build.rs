@@ -61,9 +61,18 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
         match &builder {
             docker::Builder::Buildx { .. } => "docker buildx",
             docker::Builder::Buildkit => "docker build (BuildKit)",
-            docker::Builder::Classic => "docker build (classic; install buildx for BuildKit)",
+            docker::Builder::Classic => "docker build (classic)",
         }
     ));
+    if builder == docker::Builder::Classic {
+        ctx.ui.warn("the legacy builder is slower and builds only the host's platform; install the buildx plugin for BuildKit and multi-platform builds");
+    }
+    if git.dirty {
+        ctx.ui.warn(format!(
+            "the working tree has uncommitted changes: images are labelled with revision {} but built from the files as they are now",
+            git.sha7()
+        ));
+    }
     let inputs = Inputs {
         workspace: &ws,
         selected,
