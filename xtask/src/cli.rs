@@ -29,6 +29,9 @@ pub enum Command {
     Version(VersionArgs),
     /// Build the services' images (and push them with --push).
     Build(BuildArgs),
+    /// Show what a build would do: per service, selected or not and why, every image
+    /// reference, and the exact commands.
+    Plan(PlanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -66,12 +69,13 @@ pub enum BumpPart {
     Pre,
 }
 
+/// Which services, and how their images are made (shared by `build` and `plan`).
 #[derive(Debug, Args)]
-pub struct BuildArgs {
-    /// Services to build (default: all of them).
+pub struct SelectArgs {
+    /// Services (default: all of them; a release tag picks its own).
     #[arg(value_name = "SERVICE", conflicts_with = "all")]
     pub services: Vec<String>,
-    /// Build every service.
+    /// Every service.
     #[arg(long)]
     pub all: bool,
     /// Push every tag to the configured registries (default: load into the local Docker).
@@ -80,6 +84,21 @@ pub struct BuildArgs {
     /// Platforms to build, comma-separated (overrides the configuration), e.g. linux/arm64.
     #[arg(long, value_delimiter = ',', value_name = "PLATFORM")]
     pub platform: Vec<String>,
+    /// Network for RUN steps: default, host or none (also SLIPWAY_BUILD_NETWORK).
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// The buildx builder to use (remote, kubernetes, docker-container drivers).
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
+    /// Environment for `{env}` tag templates (one of `environments` in the config).
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Print the exact commands, shell-quoted, instead of running them.
     #[arg(long)]
     pub dry_run: bool,
@@ -89,10 +108,16 @@ pub struct BuildArgs {
     /// Keep building the other services after one fails; report every failure at the end.
     #[arg(long)]
     pub keep_going: bool,
-    /// Network for RUN steps: default, host or none (also SLIPWAY_BUILD_NETWORK).
-    #[arg(long, value_name = "MODE")]
-    pub network: Option<String>,
-    /// The buildx builder to use (remote, kubernetes, docker-container drivers).
-    #[arg(long, value_name = "NAME")]
-    pub builder: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// One JSON object on stdout: base, head, context and every service.
+    #[arg(long, conflicts_with = "matrix")]
+    pub json: bool,
+    /// A GitHub Actions matrix (`{"include": [...]}`) of the selected services.
+    #[arg(long)]
+    pub matrix: bool,
 }

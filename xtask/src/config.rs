@@ -29,6 +29,41 @@ pub struct GlobalConfig {
     pub build_args: BTreeMap<String, String>,
     /// Network for `RUN` steps (`docker build --network`): `default`, `host` or `none`.
     pub network: Option<Spanned<String>>,
+    /// Which tags each kind of build gets, and when `latest` moves.
+    pub tag_policy: Option<TagPolicyConfig>,
+    /// The branch `latest` and `{version}` tags come from (default: the repository's).
+    pub default_branch: Option<String>,
+    /// Names `{env}` may take (`--env`), e.g. staging, prod.
+    #[serde(default)]
+    pub environments: Vec<Spanned<String>>,
+    /// Extra labels on every image (`org.opencontainers.image.*` ones override the generated).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[workspace.metadata.images.tag_policy]`: tag templates per kind of build.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagPolicyConfig {
+    pub local: Option<Vec<Spanned<String>>>,
+    pub pull_request: Option<Vec<Spanned<String>>>,
+    /// Pushes to the default branch.
+    pub default_branch: Option<Vec<Spanned<String>>>,
+    pub release_branch: Option<Vec<Spanned<String>>>,
+    /// Pushes to any other branch.
+    pub branch: Option<Vec<Spanned<String>>>,
+    /// Stable release tags (`v1.2.3`).
+    pub release: Option<Vec<Spanned<String>>>,
+    /// Pre-release tags (`v1.3.0-rc.1`).
+    pub prerelease: Option<Vec<Spanned<String>>>,
+    /// When `latest` moves: `default-branch`, `release`, `both` or `never`.
+    pub latest: Option<Spanned<String>>,
+    /// Branch name patterns (`*` wildcards) that count as release branches.
+    pub release_branches: Option<Vec<Spanned<String>>>,
+    /// Appended to every tag of a local build from a tree with uncommitted changes.
+    pub dirty_suffix: Option<String>,
+    /// Allow `--push` from pull requests (default: refused).
+    pub push_pull_requests: Option<bool>,
 }
 
 /// One `services/<name>/service.toml`.
@@ -52,6 +87,9 @@ pub struct ServiceConfig {
     pub health_path: Option<String>,
     /// The image must not run as root (checked after the build). Default: true.
     pub non_root: Option<bool>,
+    /// Extra labels for this service's images.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// Present when the service's binary is compiled on the host by cargo and staged into the
     /// build context as `bin/<arch>/<bin>`.
     pub cargo: Option<CargoBuild>,

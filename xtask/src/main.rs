@@ -3,16 +3,19 @@
 mod cli;
 mod cmd;
 mod config;
+mod context;
 mod exec;
 mod git;
 mod pipeline;
 mod plan;
+mod policy;
 mod report;
 mod services;
 mod tags;
 mod tools;
 mod ui;
 mod version;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::List(args) => cmd::list::run(&ctx, &args),
         Command::Version(args) => cmd::version::run(&ctx, &args),
         Command::Build(args) => cmd::build::run(&ctx, &args),
+        Command::Plan(args) => cmd::plan::run(&ctx, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

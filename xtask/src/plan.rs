@@ -8,7 +8,8 @@ use anyhow::{bail, Result};
 use semver::Version;
 use serde::Serialize;
 
-use crate::git::GitInfo;
+use crate::context::{BuildContext, Trigger};
+use crate::policy::{self, LatestState};
 use crate::services::{Service, Workspace};
 use crate::tags::{self, TagContext};
 use crate::tools::docker::{self, BuildOptions, Builder, Output};
@@ -17,16 +18,52 @@ use crate::tools::{cargo, CommandSpec};
 /// Where the tool keeps what it produces, relative to the workspace root.
 pub const WORK_DIR: &str = "target/slipway";
 
+/// Whether a service is built, and why (or why not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub selected: bool,
+    pub reasons: Vec<String>,
+}
+
+impl Selection {
+    pub fn yes(reason: impl Into<String>) -> Selection {
+        Selection {
+            selected: true,
+            reasons: vec![reason.into()],
+        }
+    }
+
+    pub fn no(reason: impl Into<String>) -> Selection {
+        Selection {
+            selected: false,
+            reasons: vec![reason.into()],
+        }
+    }
+}
+
+impl Inputs<'_> {
+    fn selected(&self, name: &str) -> bool {
+        self.selection.get(name).is_some_and(|s| s.selected)
+    }
+}
+
 /// Everything `make` needs, all of it read from the world beforehand.
 #[derive(Debug, Clone)]
 pub struct Inputs<'a> {
     pub workspace: &'a Workspace,
-    /// Selected services with the reasons they were selected; the others are listed as skipped.
-    pub selected: BTreeMap<String, Vec<String>>,
+    /// Per service: selected or not, and why. A service missing here is "not selected".
+    pub selection: BTreeMap<String, Selection>,
+    /// The workspace VERSION (services with their own VERSION use theirs).
     pub version: &'a Version,
-    pub git: &'a GitInfo,
+    pub context: &'a BuildContext,
     /// Seconds since the epoch for `created` and `{timestamp}`.
     pub created: i64,
+    /// `--env`, for `{env}` templates.
+    pub env: Option<String>,
+    /// Released versions (git tags) per service, for the release-line and `latest` checks.
+    pub released: BTreeMap<String, Vec<Version>>,
+    /// What `registry/repo:latest` points to now, per reference that would get it.
+    pub latest: BTreeMap<String, LatestState>,
     pub builder: Builder,
     pub docker: String,
     pub cargo: String,
@@ -41,6 +78,7 @@ pub struct Inputs<'a> {
 pub struct Plan {
     pub base: Option<String>,
     pub head: Option<String>,
+    pub context: BuildContext,
     pub version: String,
     pub builder: Builder,
     pub push: bool,
@@ -55,8 +93,14 @@ pub struct ServicePlan {
     pub name: String,
     pub selected: bool,
     pub reasons: Vec<String>,
+    /// The version this service is built as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Fully qualified references, every tag in every registry.
     pub images: Vec<String>,
+    /// Tags left out, each with why (a moving tag that may not move, a value missing here).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub platforms: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub steps: Vec<Step>,
@@ -111,19 +155,27 @@ pub fn make(inp: &Inputs) -> Result<Plan> {
     let mut bins: Vec<(String, String)> = Vec::new();
     let mut targets: Vec<&'static str> = Vec::new();
     for svc in &inp.workspace.services {
-        let Some(reasons) = inp.selected.get(&svc.name) else {
+        let selection = inp
+            .selection
+            .get(&svc.name)
+            .cloned()
+            .unwrap_or_else(|| Selection::no("not selected"));
+        if !selection.selected {
+            let reasons = selection.reasons;
             services.push(ServicePlan {
                 name: svc.name.clone(),
                 selected: false,
-                reasons: vec!["not selected".into()],
+                reasons,
+                version: None,
                 images: Vec::new(),
+                notes: Vec::new(),
                 platforms: svc.platforms.clone(),
                 labels: BTreeMap::new(),
                 steps: Vec::new(),
             });
             continue;
-        };
-        let sp = service_plan(inp, svc, reasons.clone())?;
+        }
+        let sp = service_plan(inp, svc, selection.reasons)?;
         if let Some(c) = &svc.cargo {
             bins.push((c.package.clone(), c.bin.clone()));
             for p in &sp.platforms {
@@ -144,7 +196,8 @@ pub fn make(inp: &Inputs) -> Result<Plan> {
     }
     Ok(Plan {
         base: None,
-        head: Some(inp.git.sha.clone()),
+        head: Some(inp.context.revision.clone()),
+        context: inp.context.clone(),
         version: inp.version.to_string(),
         builder: inp.builder.clone(),
         push: inp.push,
@@ -177,37 +230,46 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
             svc.dir.display()
         );
     }
-    let cx = TagContext {
-        version: inp.version,
-        git: inp.git,
-        service: &svc.name,
-        created: inp.created,
-    };
-    let mut tag_list: Vec<String> = Vec::new();
-    for template in &svc.tags {
-        if let Some(tag) = tags::render(template, &cx)
-            .map_err(|e| anyhow::anyhow!("service `{}`: {e}", svc.name))?
-        {
-            if !tag_list.contains(&tag) {
-                tag_list.push(tag);
+    let tagged = service_tags(inp, svc)?;
+    let cx = tag_context(inp, svc, &tagged.version);
+    let mut notes = tagged.notes.clone();
+    let repos = repositories(svc);
+    let mut images = Vec::new();
+    for repo in &repos {
+        images.extend(tagged.tags.iter().map(|t| format!("{repo}:{t}")));
+        if tagged.latest {
+            let reference = format!("{repo}:latest");
+            let state = if svc.registries.is_empty() {
+                LatestState::Absent
+            } else {
+                inp.latest
+                    .get(&reference)
+                    .cloned()
+                    .unwrap_or_else(|| LatestState::Unknown("not read before planning".into()))
+            };
+            let released = inp
+                .released
+                .get(&svc.name)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            match policy::latest_verdict(&tagged.version, released, &state) {
+                Ok(()) => images.push(reference),
+                Err(why) => notes.push(format!("{reference}: {why}")),
             }
         }
     }
-    if tag_list.is_empty() {
+    if images.is_empty() {
         bail!(
-            "service `{}`: no tag template gives a tag here (tags: {}); add one that always applies, e.g. \"{{sha7}}\"",
+            "service `{}`: no tag applies here ({}); add a template that always applies, e.g. \"{{sha7}}\"",
             svc.name,
-            svc.tags.join(", ")
+            notes.join("; ")
         );
     }
-    // Tags naming one commit go first, so a push cut short never leaves a moving tag (version,
-    // branch) pointing at an image whose immutable tag is missing.
-    tag_list.sort_by_key(|t| !t.contains(inp.git.sha7()));
-    let images = references(svc, &tag_list);
     let mut info = inp.workspace.settings.labels.clone();
     info.title = svc.name.clone();
     info.description = svc.description.clone();
-    let labels = tags::oci_labels(&cx, &info);
+    let mut labels = tags::oci_labels(&cx, &info);
+    labels.extend(svc.labels.clone());
     let mut build_args = tags::standard_build_args(&cx);
     build_args.extend(svc.build_args.clone());
 
@@ -286,27 +348,118 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         name: svc.name.clone(),
         selected: true,
         reasons,
+        version: Some(tagged.version.to_string()),
         images,
+        notes,
         platforms,
         labels,
         steps,
     })
 }
 
-/// `registry/repository:tag` for every registry (or none: a local name) and tag.
-pub fn references(svc: &Service, tags: &[String]) -> Vec<String> {
-    let repos: Vec<String> = if svc.registries.is_empty() {
+/// `registry/repository` for every registry, or the bare repository for local-only images.
+pub fn repositories(svc: &Service) -> Vec<String> {
+    if svc.registries.is_empty() {
         vec![svc.repository.clone()]
     } else {
         svc.registries
             .iter()
             .map(|r| format!("{r}/{}", svc.repository))
             .collect()
-    };
-    repos
-        .iter()
-        .flat_map(|repo| tags.iter().map(move |t| format!("{repo}:{t}")))
-        .collect()
+    }
+}
+
+/// A service's tags in this context, before `latest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceTags {
+    pub version: Version,
+    /// Rendered, deduplicated, commit tags first.
+    pub tags: Vec<String>,
+    /// `latest` is wanted (each registry's state still decides).
+    pub latest: bool,
+    pub notes: Vec<String>,
+}
+
+/// The version a service is built as: the release tag's, else its own VERSION, else the
+/// workspace's.
+pub fn service_version(inp: &Inputs, svc: &Service) -> Version {
+    match &inp.context.trigger {
+        Trigger::Release { version, .. } => version.clone(),
+        _ => svc.version.clone().unwrap_or_else(|| inp.version.clone()),
+    }
+}
+
+fn tag_context<'a>(inp: &'a Inputs, svc: &'a Service, version: &'a Version) -> TagContext<'a> {
+    TagContext {
+        version,
+        revision: &inp.context.revision,
+        branch: inp.context.branch.as_deref(),
+        pr: match inp.context.trigger {
+            Trigger::PullRequest { number, .. } => Some(number),
+            _ => None,
+        },
+        env: inp.env.as_deref(),
+        service: &svc.name,
+        created: inp.created,
+    }
+}
+
+pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
+    let version = service_version(inp, svc);
+    let policy = &inp.workspace.settings.policy;
+    let wanted = policy::wanted(policy, inp.context, &version, svc.tags.as_deref());
+    let cx = tag_context(inp, svc, &version);
+    let released = inp
+        .released
+        .get(&svc.name)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let mut notes = wanted.notes.clone();
+    let mut tags: Vec<String> = Vec::new();
+    let is_release = matches!(inp.context.trigger, Trigger::Release { .. });
+    for template in &wanted.templates {
+        if is_release && policy::is_line_template(template) {
+            if let Err(why) = policy::line_verdict(template, &version, released) {
+                notes.push(why);
+                continue;
+            }
+        }
+        let rendered = tags::render(template, &cx)
+            .map_err(|e| anyhow::anyhow!("service `{}`: {e}", svc.name))?;
+        let Some(tag) = rendered else {
+            continue;
+        };
+        let tag = format!("{tag}{}", wanted.suffix);
+        tags::check_tag(&tag).map_err(|e| anyhow::anyhow!("service `{}`: {e}", svc.name))?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    // Tags naming one commit go first, so a push cut short never leaves a moving tag (version,
+    // branch) pointing at an image whose immutable tag is missing.
+    let sha7 = tags::short_sha(&inp.context.revision).to_string();
+    tags.sort_by_key(|t| !t.contains(&sha7));
+    Ok(ServiceTags {
+        version,
+        tags,
+        latest: wanted.latest,
+        notes,
+    })
+}
+
+/// The `registry/repo:latest` references the plan would move, so their current state can be
+/// read before planning.
+pub fn latest_candidates(inp: &Inputs) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for svc in &inp.workspace.services {
+        if !inp.selected(&svc.name) || svc.registries.is_empty() {
+            continue;
+        }
+        if service_tags(inp, svc)?.latest {
+            out.extend(repositories(svc).into_iter().map(|r| format!("{r}:latest")));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

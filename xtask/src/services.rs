@@ -9,6 +9,7 @@ use serde::Serialize;
 use toml::Spanned;
 
 use crate::config::{self, EnvOverrides, GlobalConfig, Source};
+use crate::policy::{LatestRule, TagPolicy};
 use crate::tags::{self, LabelInfo};
 
 /// The whole repository as the tool sees it.
@@ -26,10 +27,16 @@ pub struct Settings {
     pub registries: Vec<String>,
     pub prefix: Option<String>,
     pub platforms: Vec<String>,
-    pub tags: Vec<String>,
+    /// Explicit tag templates (`tags` or `DOCKER_TAGS`); `None` = the tag policy decides.
+    pub tags: Option<Vec<String>>,
     pub labels: LabelInfo,
     pub build_args: BTreeMap<String, String>,
     pub network: Option<String>,
+    /// `labels` from the global section.
+    pub extra_labels: BTreeMap<String, String>,
+    pub policy: TagPolicy,
+    pub default_branch: Option<String>,
+    pub environments: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,8 +50,13 @@ pub struct Service {
     pub context: PathBuf,
     pub registries: Vec<String>,
     pub platforms: Vec<String>,
-    pub tags: Vec<String>,
+    /// Explicit tag templates; `None` = the tag policy decides.
+    pub tags: Option<Vec<String>>,
     pub build_args: BTreeMap<String, String>,
+    /// Extra labels (global, then the service's).
+    pub labels: BTreeMap<String, String>,
+    /// `services/<name>/VERSION`, when the service is versioned on its own.
+    pub version: Option<semver::Version>,
     pub target: Option<String>,
     pub description: Option<String>,
     pub non_root: bool,
@@ -69,7 +81,6 @@ pub struct Package {
     pub bins: Vec<String>,
 }
 
-const DEFAULT_TAGS: &[&str] = &["{version}", "{branch}", "{sha7}"];
 const DEFAULT_PLATFORM: &str = "linux/amd64";
 const NETWORKS: &[&str] = &["default", "host", "none"];
 
@@ -202,6 +213,16 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
             return Err(src.error_at(n, format!("network must be one of {}", NETWORKS.join(", "))));
         }
     }
+    check_each(src, &g.environments, |e| {
+        config::check_repository(e)
+            .and_then(|_| tags::check_tag(e))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "environment `{e}`: use lowercase letters, digits, `.`, `_` and `-`"
+                )
+            })
+    })?;
+    let policy = tag_policy(g.tag_policy.unwrap_or_default(), src)?;
     let registries = match &env.registries {
         Some(r) => {
             check_env("DOCKER_REGISTRY", r, config::check_registry)?;
@@ -220,10 +241,10 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
     let tags = match &env.tags {
         Some(t) => {
             check_env("DOCKER_TAGS", t, tags::check_template)?;
-            t.clone()
+            Some(t.clone())
         }
-        None if tags.is_empty() => DEFAULT_TAGS.iter().map(|t| t.to_string()).collect(),
-        None => strings(&tags),
+        None if tags.is_empty() => None,
+        None => Some(strings(&tags)),
     };
     Ok(Settings {
         registries,
@@ -241,7 +262,62 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
         },
         build_args: g.build_args,
         network: g.network.map(Spanned::into_inner),
+        policy,
+        default_branch: g.default_branch,
+        environments: strings(&g.environments),
+        extra_labels: g.labels,
     })
+}
+
+fn tag_policy(c: config::TagPolicyConfig, src: &Source) -> Result<TagPolicy> {
+    let mut p = TagPolicy::default();
+    let lists = [
+        (c.local, &mut p.local),
+        (c.pull_request, &mut p.pull_request),
+        (c.default_branch, &mut p.default_branch),
+        (c.release_branch, &mut p.release_branch),
+        (c.branch, &mut p.branch),
+        (c.release, &mut p.release),
+        (c.prerelease, &mut p.prerelease),
+    ];
+    for (given, slot) in lists {
+        if let Some(values) = given {
+            check_each(src, &values, tags::check_template)?;
+            *slot = strings(&values);
+        }
+    }
+    if let Some(l) = &c.latest {
+        p.latest = LatestRule::parse(l.get_ref()).ok_or_else(|| {
+            src.error_at(
+                l,
+                format!("latest must be one of {}", LatestRule::NAMES.join(", ")),
+            )
+        })?;
+    }
+    if let Some(patterns) = c.release_branches {
+        check_each(src, &patterns, |pat| {
+            globset::Glob::new(pat)
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("release branch pattern `{pat}`: {e}"))
+        })?;
+        p.release_branches = strings(&patterns);
+    }
+    if let Some(d) = c.dirty_suffix {
+        p.dirty_suffix = d;
+    }
+    if let Some(b) = c.push_pull_requests {
+        p.push_pull_requests = b;
+    }
+    Ok(p)
+}
+
+/// The release-branch patterns as one matcher (they were checked when the config was read).
+pub fn release_branch_matcher(policy: &TagPolicy) -> Result<globset::GlobSet> {
+    let mut b = globset::GlobSetBuilder::new();
+    for p in &policy.release_branches {
+        b.add(globset::Glob::new(p)?);
+    }
+    Ok(b.build()?)
 }
 
 /// One service directory; `None` when it has no Dockerfile (and no service.toml asking for one).
@@ -363,7 +439,23 @@ fn load_service(
             toml_path.display()
         );
     }
-    let tags = pick(&cfg.tags, &env.tags, &settings.tags, tags::check_template)?;
+    let tags = match (&cfg.tags, &env.tags) {
+        (Some(own), None) => {
+            for v in own {
+                tags::check_template(v.get_ref()).map_err(|e| at(v, e))?;
+            }
+            Some(strings(own))
+        }
+        _ => settings.tags.clone(),
+    };
+    let own_version = rel_dir.join("VERSION");
+    let version = if root.join(&own_version).is_file() {
+        Some(crate::version::read(&root.join(&own_version))?)
+    } else {
+        None
+    };
+    let mut labels = settings.extra_labels.clone();
+    labels.extend(cfg.labels.clone());
     let mut build_args = settings.build_args.clone();
     build_args.extend(cfg.build_args.clone());
     let svc = Service {
@@ -376,6 +468,8 @@ fn load_service(
         platforms,
         tags,
         build_args,
+        labels,
+        version,
         target: cfg.target.clone(),
         description: cfg.description.clone(),
         non_root: cfg.non_root.unwrap_or(true),

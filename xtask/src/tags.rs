@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use semver::Version;
 
-use crate::git::GitInfo;
-
 /// Placeholders a tag template may use.
 pub const PLACEHOLDERS: &[&str] = &[
     "version",
@@ -19,13 +17,21 @@ pub const PLACEHOLDERS: &[&str] = &[
     "sha7",
     "timestamp",
     "service",
+    "pr",
+    "env",
 ];
 
 /// Everything a template can draw on, for one service.
 #[derive(Debug, Clone)]
 pub struct TagContext<'a> {
     pub version: &'a Version,
-    pub git: &'a GitInfo,
+    /// The commit the image is built from (the PR head on pull requests).
+    pub revision: &'a str,
+    /// Unsanitised; `None` on a detached HEAD or a tag build.
+    pub branch: Option<&'a str>,
+    pub pr: Option<u64>,
+    /// `--env`, for `{env}`.
+    pub env: Option<&'a str>,
     pub service: &'a str,
     /// Seconds since the epoch that `{timestamp}` and `created` use (commit time, or
     /// `SOURCE_DATE_EPOCH`).
@@ -62,7 +68,7 @@ pub fn check_template(template: &str) -> Result<()> {
 }
 
 /// Renders a template; `Ok(None)` when a placeholder has no value here (`{branch}` on a
-/// detached HEAD), so that tag is left out rather than invented.
+/// detached HEAD, `{pr}` outside a pull request), so that tag is left out rather than invented.
 pub fn render(template: &str, cx: &TagContext) -> Result<Option<String>> {
     let mut out = String::new();
     let mut rest = template;
@@ -77,14 +83,22 @@ pub fn render(template: &str, cx: &TagContext) -> Result<Option<String>> {
             "major" => cx.version.major.to_string(),
             "minor" => cx.version.minor.to_string(),
             "patch" => cx.version.patch.to_string(),
-            "branch" => match &cx.git.branch {
+            "branch" => match cx.branch {
                 Some(b) => sanitize_branch(b),
                 None => return Ok(None),
             },
-            "sha" => cx.git.sha.clone(),
-            "sha7" => cx.git.sha7().to_string(),
+            "sha" => cx.revision.to_string(),
+            "sha7" => short_sha(cx.revision).to_string(),
             "timestamp" => timestamp_tag(cx.created),
             "service" => cx.service.to_string(),
+            "pr" => match cx.pr {
+                Some(n) => n.to_string(),
+                None => return Ok(None),
+            },
+            "env" => match cx.env {
+                Some(e) => e.to_string(),
+                None => return Ok(None),
+            },
             other => bail!("tag template `{template}` uses unknown placeholder `{{{other}}}`"),
         };
         out.push_str(&value);
@@ -93,6 +107,11 @@ pub fn render(template: &str, cx: &TagContext) -> Result<Option<String>> {
     out.push_str(rest);
     check_tag(&out).map_err(|e| anyhow::anyhow!("tag template `{template}` gave `{out}`: {e}"))?;
     Ok(Some(out))
+}
+
+/// The first 7 characters of a commit id.
+pub fn short_sha(sha: &str) -> &str {
+    &sha[..7.min(sha.len())]
 }
 
 /// The Docker tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
@@ -195,7 +214,7 @@ pub fn oci_labels(cx: &TagContext, info: &LabelInfo) -> BTreeMap<String, String>
         }
     };
     put("created", Some(rfc3339(cx.created)));
-    put("revision", Some(cx.git.sha.clone()));
+    put("revision", Some(cx.revision.to_string()));
     put("version", Some(cx.version.to_string()));
     put("title", Some(info.title.clone()));
     put("description", info.description.clone());
@@ -211,7 +230,7 @@ pub fn oci_labels(cx: &TagContext, info: &LabelInfo) -> BTreeMap<String, String>
 pub fn standard_build_args(cx: &TagContext) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("BUILD_DATE".to_string(), rfc3339(cx.created)),
-        ("VCS_REF".to_string(), cx.git.sha.clone()),
+        ("VCS_REF".to_string(), cx.revision.to_string()),
         ("VERSION".to_string(), cx.version.to_string()),
     ])
 }
@@ -220,46 +239,48 @@ pub fn standard_build_args(cx: &TagContext) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
-    fn git(branch: Option<&str>) -> GitInfo {
-        GitInfo {
-            sha: "0123456789abcdef0123456789abcdef01234567".into(),
-            branch: branch.map(String::from),
-            commit_time: 1_795_234_961,
-            dirty: false,
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn cx<'a>(version: &'a Version, branch: Option<&'a str>) -> TagContext<'a> {
+        TagContext {
+            version,
+            revision: SHA,
+            branch,
+            pr: None,
+            env: None,
+            service: "api",
+            created: 1_795_234_961,
         }
     }
 
     #[test]
     fn templates_render_each_placeholder() {
         let v = Version::parse("1.2.3-rc.1+b7").unwrap();
-        let g = git(Some("Feature/Login"));
-        let cx = TagContext {
-            version: &v,
-            git: &g,
-            service: "api",
-            created: g.commit_time,
-        };
+        let mut cx = cx(&v, Some("Feature/Login"));
+        cx.pr = Some(42);
+        cx.env = Some("staging");
         let r = |t: &str| render(t, &cx).unwrap();
         assert_eq!(r("{version}").as_deref(), Some("1.2.3-rc.1-b7"));
         assert_eq!(r("v{major}.{minor}.{patch}").as_deref(), Some("v1.2.3"));
         assert_eq!(r("{branch}").as_deref(), Some("feature-login"));
         assert_eq!(r("sha-{sha7}").as_deref(), Some("sha-0123456"));
-        assert_eq!(r("{sha}").as_deref(), Some(g.sha.as_str()));
+        assert_eq!(r("{sha}").as_deref(), Some(SHA));
+        assert_eq!(r("pr-{pr}").as_deref(), Some("pr-42"));
+        assert_eq!(
+            r("{service}-{env}-{version}").as_deref(),
+            Some("api-staging-1.2.3-rc.1-b7")
+        );
         assert_eq!(r("{timestamp}").as_deref(), Some("20261121-042241"));
         assert_eq!(r("{service}-{sha7}").as_deref(), Some("api-0123456"));
     }
 
     #[test]
-    fn branch_tag_is_left_out_on_detached_head() {
+    fn missing_values_leave_the_tag_out() {
         let v = Version::parse("1.0.0").unwrap();
-        let g = git(None);
-        let cx = TagContext {
-            version: &v,
-            git: &g,
-            service: "api",
-            created: 0,
-        };
+        let cx = cx(&v, None);
         assert_eq!(render("{branch}", &cx).unwrap(), None);
+        assert_eq!(render("pr-{pr}", &cx).unwrap(), None);
+        assert_eq!(render("{env}-{sha7}", &cx).unwrap(), None);
     }
 
     #[test]
@@ -330,13 +351,7 @@ mod tests {
     #[test]
     fn labels_and_build_args() {
         let v = Version::parse("0.1.0-dev").unwrap();
-        let g = git(Some("main"));
-        let cx = TagContext {
-            version: &v,
-            git: &g,
-            service: "api",
-            created: 1_795_234_961,
-        };
+        let cx = cx(&v, Some("main"));
         let info = LabelInfo {
             title: "api".into(),
             description: Some("The API".into()),
@@ -351,7 +366,7 @@ mod tests {
             ("created", "2026-11-21T04:22:41Z"),
             ("description", "The API"),
             ("licenses", "Apache-2.0"),
-            ("revision", g.sha.as_str()),
+            ("revision", SHA),
             ("source", "https://example.invalid/repo"),
             ("title", "api"),
             ("vendor", "Slipway"),
@@ -363,7 +378,7 @@ mod tests {
         assert_eq!(labels, want);
         let args = standard_build_args(&cx);
         assert_eq!(args["BUILD_DATE"], "2026-11-21T04:22:41Z");
-        assert_eq!(args["VCS_REF"], g.sha);
+        assert_eq!(args["VCS_REF"], SHA);
         assert_eq!(args["VERSION"], "0.1.0-dev");
     }
 }

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+
 use support::{
     registry_tags, remove_container, run_ok, skopeo_json, stack, stderr, stdout, wait_healthy,
     Fixture,
@@ -48,18 +50,14 @@ fn builds_pushes_and_labels_fixture_services() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     let repo = format!("{}/{prefix}/greeter", stack.registry);
-    let mut want = vec![
-        sha[..7].to_string(),
-        "1.4.0".into(),
-        "feature-e2e-labels".into(),
-    ];
+    let mut want = vec![sha[..7].to_string(), "feature-e2e-labels".into()];
     want.sort();
     assert_eq!(
         registry_tags(&repo),
         want,
-        "tags: {{sha7}}, {{version}}, sanitised {{branch}}"
+        "a local build: {{sha7}} and the sanitised {{branch}}"
     );
-    let inspect = skopeo_json(&["inspect", &format!("docker://{repo}:1.4.0")]);
+    let inspect = skopeo_json(&["inspect", &format!("docker://{repo}:feature-e2e-labels")]);
     let labels = &inspect["Labels"];
     assert_eq!(labels["org.opencontainers.image.revision"], sha.as_str());
     assert_eq!(labels["org.opencontainers.image.version"], "1.4.0");
@@ -77,7 +75,7 @@ fn builds_pushes_and_labels_fixture_services() {
     // What the tool printed is what the registry holds.
     let digest = inspect["Digest"].as_str().unwrap();
     let printed = stdout(&out);
-    for tag in [&sha[..7], "1.4.0", "feature-e2e-labels"] {
+    for tag in [&sha[..7], "feature-e2e-labels"] {
         assert!(
             printed.contains(&format!("{repo}:{tag}@{digest}\n")),
             "{tag} not printed with {digest}:\n{printed}"
@@ -88,13 +86,13 @@ fn builds_pushes_and_labels_fixture_services() {
         "inspect",
         "--config",
         "--raw",
-        &format!("docker://{repo}:1.4.0"),
+        &format!("docker://{repo}:{}", &sha[..7]),
     ]);
     assert_eq!(config["config"]["User"], "10001:10001");
 
     // The image runs, as that user, and its health check passes.
     let name = format!("e2e-greeter-{}", std::process::id());
-    let status = wait_healthy(&format!("{repo}:1.4.0"), &name);
+    let status = wait_healthy(&format!("{repo}:{}", &sha[..7]), &name);
     let uid = run_ok("docker", &["exec", &name, "id", "-u"]);
     let page = run_ok(
         "docker",
@@ -117,7 +115,7 @@ fn builds_pushes_and_labels_fixture_services() {
     );
 
     let static_repo = format!("{}/{prefix}/static", stack.registry);
-    assert_eq!(registry_tags(&static_repo).len(), 3);
+    assert_eq!(registry_tags(&static_repo).len(), 2);
     let ran = run_ok(
         "docker",
         &[
@@ -125,7 +123,7 @@ fn builds_pushes_and_labels_fixture_services() {
             "--rm",
             "--network",
             "none",
-            &format!("{static_repo}:1.4.0"),
+            &format!("{static_repo}:{}", &sha[..7]),
         ],
     );
     assert_eq!(ran, "static\n");
@@ -155,7 +153,7 @@ fn a_root_image_is_refused_and_nothing_is_pushed() {
     // The other services were still published (keep-going), the refused one not at all.
     assert_eq!(
         registry_tags(&format!("{}/{prefix}/static", stack.registry)).len(),
-        3
+        2
     );
     let listed = std::process::Command::new("skopeo")
         .args(["list-tags", "--tls-verify=false"])
@@ -203,7 +201,7 @@ fn a_broken_dockerfile_fails_with_the_builder_output_and_spares_the_rest() {
     );
     assert_eq!(
         registry_tags(&format!("{}/{prefix}/greeter", stack.registry)).len(),
-        3
+        2
     );
 }
 
@@ -247,17 +245,26 @@ fn the_repository_examples_build_push_and_run_healthy() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = stdout(&out);
+    // A developer's uncommitted changes add the `-dirty` suffix; a CI clone has none.
+    let pushed_tag = |svc: &str| -> String {
+        let repo = format!("{}/slipway/{svc}:", stack.registry);
+        let line = printed
+            .lines()
+            .find(|l| l.starts_with(&repo) && l[repo.len()..].starts_with(&tag))
+            .unwrap_or_else(|| panic!("{svc} not printed:\n{printed}"));
+        let (reference, digest) = line.split_once('@').unwrap();
+        assert!(digest.starts_with("sha256:"), "{line}");
+        reference[repo.len()..].to_string()
+    };
+    let mut tags = BTreeMap::new();
     for svc in ["api", "web", "worker"] {
-        let repo = format!("{}/slipway/{svc}", stack.registry);
-        assert!(
-            printed.contains(&format!("{repo}:{tag}@sha256:")),
-            "{svc}:\n{printed}"
-        );
-        assert!(registry_tags(&repo).contains(&tag));
+        let t = pushed_tag(svc);
+        assert!(registry_tags(&format!("{}/slipway/{svc}", stack.registry)).contains(&t));
+        tags.insert(svc, t);
     }
     // api and worker are host-compiled static binaries in `scratch`, with their own health check.
     for (svc, port) in [("api", 8080), ("worker", 8081), ("web", 8088)] {
-        let image = format!("{}/slipway/{svc}:{tag}", stack.registry);
+        let image = format!("{}/slipway/{svc}:{}", stack.registry, tags[svc]);
         let name = format!("e2e-{svc}-{}", std::process::id());
         let status = wait_healthy(&image, &name);
         let health = std::process::Command::new("curl")
@@ -274,4 +281,97 @@ fn the_repository_examples_build_push_and_run_healthy() {
         assert_ne!(user.trim(), "", "{svc} must not run as root");
         assert!(!user.starts_with('0'), "{svc} runs as {user}");
     }
+}
+
+/// Simulates CI pushes to `main` and checks in the registry that `latest` only moves forward.
+#[test]
+fn latest_moves_forward_only_in_a_real_registry() {
+    let Some(stack) = stack("latest_moves_forward_only_in_a_real_registry") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("latest");
+    let f = fixture(&stack.registry, &prefix);
+    let repo = format!("{}/{prefix}/static", stack.registry);
+    let latest_labels = || {
+        let v = skopeo_json(&["inspect", &format!("docker://{repo}:latest")]);
+        (
+            v["Labels"]["org.opencontainers.image.version"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            v["Labels"]["org.opencontainers.image.revision"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let push_main = |sha: &str| {
+        let out = stack.xtask(
+            f.path(),
+            &["build", "static", "--push"],
+            &[
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_EVENT_NAME", "push"),
+                ("GITHUB_REF", "refs/heads/main"),
+                ("GITHUB_SHA", sha),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+
+    // First release from main: latest appears.
+    f.write("VERSION", "1.2.0\n");
+    let a = f.commit("main");
+    let (printed, _) = push_main(&a);
+    assert!(
+        printed.contains(&format!("{repo}:latest@sha256:")),
+        "{printed}"
+    );
+    assert!(printed.contains(&format!("{repo}:1.2.0@")), "{printed}");
+    assert_eq!(latest_labels(), ("1.2.0".to_string(), a.clone()));
+
+    // A later commit with an older VERSION: everything but latest is pushed.
+    f.write("VERSION", "1.1.9\n");
+    let b = f.commit("main");
+    let (printed, err) = push_main(&b);
+    assert!(!printed.contains(":latest@"), "{printed}");
+    assert!(printed.contains(&format!("{repo}:1.1.9@")), "{printed}");
+    assert!(
+        err.contains("latest: points to 1.2.0, newer than 1.1.9; latest never moves backwards"),
+        "{err}"
+    );
+    assert_eq!(latest_labels(), ("1.2.0".to_string(), a.clone()));
+
+    // A newer version on a commit that does not descend from latest's (a force push).
+    f.write("VERSION", "1.3.0\n");
+    let orphan = {
+        let r = git2::Repository::open(f.path()).unwrap();
+        let tree = r.head().unwrap().peel_to_tree().unwrap();
+        let sig = git2::Signature::now("t", "t@example.invalid").unwrap();
+        r.commit(None, &sig, &sig, "rewritten history", &tree, &[])
+            .unwrap()
+            .to_string()
+    };
+    let (printed, err) = push_main(&orphan);
+    assert!(!printed.contains(":latest@"), "{printed}");
+    assert!(
+        err.contains(&format!(
+            "points to 1.2.0 at {}, which this commit does not descend from",
+            &a[..7]
+        )),
+        "{err}"
+    );
+    assert_eq!(latest_labels(), ("1.2.0".to_string(), a.clone()));
+
+    // A descendant with a newer version moves it; running it again is a no-op success.
+    let c = f.commit("main");
+    push_main(&c);
+    assert_eq!(latest_labels(), ("1.3.0".to_string(), c.clone()));
+    let (printed, _) = push_main(&c);
+    assert!(
+        printed.contains(&format!("{repo}:latest@sha256:")),
+        "idempotent: {printed}"
+    );
+    assert_eq!(latest_labels(), ("1.3.0".to_string(), c));
 }

@@ -2,4 +2,5 @@
 
 pub mod build;
 pub mod list;
+pub mod plan;
 pub mod version;

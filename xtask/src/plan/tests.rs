@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::*;
+use crate::context::{BuildContext, Trigger};
+use crate::policy::TagPolicy;
 use crate::services::{CargoBinary, Settings};
 use crate::tags::LabelInfo;
 
@@ -14,8 +16,10 @@ fn service(name: &str, cargo: bool) -> Service {
         context: PathBuf::from(format!("services/{name}")),
         registries: vec!["ghcr.io/acme".into(), "127.0.0.1:5000".into()],
         platforms: vec!["linux/amd64".into()],
-        tags: vec!["{version}".into(), "{branch}".into(), "{sha7}".into()],
+        tags: Some(vec!["{version}".into(), "{branch}".into(), "{sha7}".into()]),
         build_args: BTreeMap::from([("EXTRA".into(), "1".into())]),
+        labels: BTreeMap::from([("com.example.team".into(), "core".into())]),
+        version: None,
         target: None,
         description: None,
         non_root: true,
@@ -35,38 +39,50 @@ fn workspace() -> Workspace {
             registries: vec![],
             prefix: Some("acme".into()),
             platforms: vec!["linux/amd64".into()],
-            tags: vec![],
+            tags: None,
             labels: LabelInfo {
                 vendor: Some("Acme".into()),
                 ..LabelInfo::default()
             },
             build_args: BTreeMap::new(),
             network: Some("host".into()),
+            extra_labels: BTreeMap::new(),
+            policy: TagPolicy::default(),
+            default_branch: None,
+            environments: vec![],
         },
         services: vec![service("api", true), service("web", false)],
     }
 }
 
-fn git(branch: Option<&str>) -> GitInfo {
-    GitInfo {
-        sha: "abcdef0123456789abcdef0123456789abcdef01".into(),
+const SHA: &str = "abcdef0123456789abcdef0123456789abcdef01";
+
+fn git(branch: Option<&str>) -> BuildContext {
+    BuildContext {
+        trigger: Trigger::Branch,
         branch: branch.map(String::from),
-        commit_time: 1_795_234_961,
+        revision: SHA.into(),
+        default_branch: "main".into(),
+        is_default_branch: false,
+        is_release_branch: false,
         dirty: false,
     }
 }
 
-fn inputs<'a>(ws: &'a Workspace, version: &'a Version, git: &'a GitInfo) -> Inputs<'a> {
+fn inputs<'a>(ws: &'a Workspace, version: &'a Version, cx: &'a BuildContext) -> Inputs<'a> {
     Inputs {
         workspace: ws,
-        selected: ws
+        selection: ws
             .services
             .iter()
-            .map(|s| (s.name.clone(), vec!["--all".to_string()]))
+            .map(|s| (s.name.clone(), Selection::yes("--all")))
             .collect(),
         version,
-        git,
-        created: git.commit_time,
+        context: cx,
+        created: 1_795_234_961,
+        env: None,
+        released: BTreeMap::new(),
+        latest: BTreeMap::new(),
         builder: Builder::Buildkit,
         docker: "docker".into(),
         cargo: "cargo".into(),
@@ -95,6 +111,11 @@ fn references_cover_every_registry_and_tag_commit_tag_first() {
     assert_eq!(web.reasons, ["--all"]);
     assert_eq!(web.labels["org.opencontainers.image.vendor"], "Acme");
     assert_eq!(web.labels["org.opencontainers.image.title"], "web");
+    assert_eq!(
+        web.labels["com.example.team"], "core",
+        "service-level extra labels"
+    );
+    assert_eq!(web.version.as_deref(), Some("1.2.3"));
 }
 
 #[test]
@@ -177,7 +198,8 @@ fn buildx_pushes_itself_and_reads_the_metadata_file() {
     let mut inp = inputs(&ws, &v, &g);
     inp.builder = Builder::Buildx { name: None };
     inp.platforms = Some(vec!["linux/amd64".into(), "linux/arm64".into()]);
-    inp.selected.remove("api");
+    inp.selection
+        .insert("api".into(), Selection::no("not named on the command line"));
     let plan = make(&inp).unwrap();
     let web = &plan.services[1];
     assert_eq!(web.platforms, ["linux/amd64", "linux/arm64"]);
@@ -201,7 +223,7 @@ fn buildx_pushes_itself_and_reads_the_metadata_file() {
         Some(Path::new("target/slipway/out/web/metadata.json"))
     );
     assert!(!plan.services[0].selected);
-    assert_eq!(plan.services[0].reasons, ["not selected"]);
+    assert_eq!(plan.services[0].reasons, ["not named on the command line"]);
     assert!(
         plan.prepare.is_empty(),
         "api is not selected, so nothing to compile"
@@ -236,10 +258,10 @@ fn impossible_requests_fail_naming_the_service() {
     );
 
     let mut ws3 = workspace();
-    ws3.services[1].tags = vec!["{branch}".into()];
+    ws3.services[1].tags = Some(vec!["{branch}".into()]);
     let g2 = git(None);
     let err = make(&inputs(&ws3, &v, &g2)).unwrap_err().to_string();
-    assert!(err.contains("no tag template gives a tag here"), "{err}");
+    assert!(err.contains("no tag applies here"), "{err}");
 }
 
 #[test]
@@ -247,7 +269,8 @@ fn plan_json_has_the_contract_fields() {
     let (ws, v, g) = (workspace(), Version::new(1, 2, 3), git(Some("main")));
     let plan = make(&inputs(&ws, &v, &g)).unwrap();
     let json = serde_json::to_value(&plan).unwrap();
-    assert_eq!(json["head"], g.sha.as_str());
+    assert_eq!(json["head"], SHA);
+    assert_eq!(json["context"]["trigger"]["kind"], "branch");
     assert!(json["base"].is_null());
     let names: Vec<&str> = json["services"]
         .as_array()
@@ -263,5 +286,176 @@ fn plan_json_has_the_contract_fields() {
     assert_eq!(
         json["services"][1]["steps"][0]["command"]["program"],
         "docker"
+    );
+}
+
+fn policy_ws() -> Workspace {
+    let mut ws = workspace();
+    for s in &mut ws.services {
+        s.tags = None;
+        s.registries = vec!["127.0.0.1:5000".into()];
+    }
+    ws
+}
+
+#[test]
+fn default_branch_gets_version_branch_sha_timestamp_and_latest_when_it_may_move() {
+    let ws = policy_ws();
+    let v = Version::new(1, 2, 3);
+    let mut cx = git(Some("main"));
+    cx.is_default_branch = true;
+    let mut inp = inputs(&ws, &v, &cx);
+    assert_eq!(
+        latest_candidates(&inp).unwrap(),
+        [
+            "127.0.0.1:5000/acme/api:latest",
+            "127.0.0.1:5000/acme/web:latest"
+        ]
+    );
+    inp.latest
+        .insert("127.0.0.1:5000/acme/web:latest".into(), LatestState::Absent);
+    inp.latest.insert(
+        "127.0.0.1:5000/acme/api:latest".into(),
+        LatestState::Present {
+            version: Some("1.3.0".into()),
+            revision: Some("f".repeat(40)),
+            ours_descends: Some(true),
+        },
+    );
+    let plan = make(&inp).unwrap();
+    let web = &plan.services[1];
+    assert_eq!(
+        web.images,
+        [
+            "127.0.0.1:5000/acme/web:abcdef0",
+            "127.0.0.1:5000/acme/web:1.2.3",
+            "127.0.0.1:5000/acme/web:main",
+            "127.0.0.1:5000/acme/web:20261121-042241",
+            "127.0.0.1:5000/acme/web:latest",
+        ]
+    );
+    let api = &plan.services[0];
+    assert!(!api.images.iter().any(|i| i.ends_with(":latest")));
+    assert_eq!(
+        api.notes,
+        ["127.0.0.1:5000/acme/api:latest: latest: points to 1.3.0, newer than 1.2.3; latest never moves backwards"]
+    );
+}
+
+#[test]
+fn latest_is_never_moved_blindly() {
+    let ws = policy_ws();
+    let v = Version::new(1, 2, 3);
+    let mut cx = git(Some("main"));
+    cx.is_default_branch = true;
+    let plan = make(&inputs(&ws, &v, &cx)).unwrap();
+    assert!(
+        plan.services[1].notes[0].contains("cannot read what latest points to now"),
+        "{:?}",
+        plan.services[1].notes
+    );
+    assert!(!plan.services[1]
+        .images
+        .iter()
+        .any(|i| i.ends_with(":latest")));
+}
+
+#[test]
+fn release_tags_fan_out_and_use_the_tag_version() {
+    let ws = policy_ws();
+    let root = Version::new(1, 2, 3);
+    let mut cx = git(None);
+    cx.trigger = Trigger::Release {
+        tag: "v1.2.3".into(),
+        version: root.clone(),
+        service: None,
+    };
+    let mut inp = inputs(&ws, &root, &cx);
+    inp.latest
+        .insert("127.0.0.1:5000/acme/web:latest".into(), LatestState::Absent);
+    inp.released.insert(
+        "web".into(),
+        vec![Version::new(1, 1, 0), Version::parse("1.3.0-rc.1").unwrap()],
+    );
+    let plan = make(&inp).unwrap();
+    let tags: Vec<&str> = plan.services[1]
+        .images
+        .iter()
+        .map(|i| i.rsplit_once(':').unwrap().1)
+        .collect();
+    assert_eq!(tags, ["v1.2.3", "1.2.3", "1.2", "1", "latest"]);
+}
+
+#[test]
+fn a_hotfix_on_an_older_line_moves_neither_latest_nor_the_major_tag() {
+    let ws = policy_ws();
+    let hotfix = Version::new(1, 1, 5);
+    let mut cx = git(None);
+    cx.trigger = Trigger::Release {
+        tag: "v1.1.5".into(),
+        version: hotfix.clone(),
+        service: None,
+    };
+    let mut inp = inputs(&ws, &hotfix, &cx);
+    inp.latest
+        .insert("127.0.0.1:5000/acme/web:latest".into(), LatestState::Absent);
+    inp.released.insert(
+        "web".into(),
+        vec![Version::new(1, 1, 4), Version::new(1, 2, 0)],
+    );
+    let plan = make(&inp).unwrap();
+    let web = &plan.services[1];
+    let tags: Vec<&str> = web
+        .images
+        .iter()
+        .map(|i| i.rsplit_once(':').unwrap().1)
+        .collect();
+    assert_eq!(tags, ["v1.1.5", "1.1.5", "1.1"]);
+    assert_eq!(
+        web.notes,
+        [
+            "{major}: 1.2.0 is already released on this line; 1.1.5 does not move it back",
+            "127.0.0.1:5000/acme/web:latest: latest: 1.2.0 is already released; 1.1.5 does not move latest back",
+        ]
+    );
+}
+
+#[test]
+fn pull_requests_get_pr_and_head_sha_tags_only() {
+    let ws = policy_ws();
+    let v = Version::new(1, 2, 3);
+    let mut cx = git(Some("feature/x"));
+    cx.trigger = Trigger::PullRequest {
+        number: 42,
+        base: "main".into(),
+    };
+    let mut inp = inputs(&ws, &v, &cx);
+    inp.push = false;
+    let plan = make(&inp).unwrap();
+    let tags: Vec<&str> = plan.services[1]
+        .images
+        .iter()
+        .map(|i| i.rsplit_once(':').unwrap().1)
+        .collect();
+    assert_eq!(tags, ["abcdef0", "pr-42"]);
+    assert_eq!(
+        plan.services[1].labels["org.opencontainers.image.revision"],
+        SHA
+    );
+}
+
+#[test]
+fn environment_style_tags() {
+    let mut ws = policy_ws();
+    ws.services[1].tags = Some(vec!["{service}-{env}-{version}".into()]);
+    let v = Version::new(1, 2, 3);
+    let cx = git(Some("main"));
+    let mut inp = inputs(&ws, &v, &cx);
+    inp.env = Some("prod".into());
+    inp.selection.insert("api".into(), Selection::no("x"));
+    let plan = make(&inp).unwrap();
+    assert_eq!(
+        plan.services[1].images,
+        ["127.0.0.1:5000/acme/web:web-prod-1.2.3"]
     );
 }

@@ -49,7 +49,7 @@ fn discovers_services_sorted_with_defaults_and_overrides() {
     );
     assert_eq!(a.context, Path::new("services"));
     assert_eq!(a.platforms, ["linux/arm64"]);
-    assert_eq!(a.tags, ["{sha7}"]);
+    assert_eq!(a.tags, Some(vec!["{sha7}".to_string()]));
     assert_eq!(a.build_args["A"], "1");
     assert_eq!(
         a.build_args["B"], "2",
@@ -61,7 +61,7 @@ fn discovers_services_sorted_with_defaults_and_overrides() {
     assert_eq!(z.repository, "team/zeta");
     assert_eq!(z.registries, ["ghcr.io/acme"]);
     assert_eq!(z.platforms, ["linux/amd64"]);
-    assert_eq!(z.tags, ["{version}", "{branch}", "{sha7}"]);
+    assert_eq!(z.tags, None, "no explicit tags: the tag policy decides");
     assert!(z.non_root, "non-root is the default");
 }
 
@@ -84,7 +84,7 @@ fn environment_wins_over_both_files() {
     let s = &ws.services[0];
     assert_eq!(s.registries, ["127.0.0.1:5000"]);
     assert_eq!(s.platforms, ["linux/amd64", "linux/arm64"]);
-    assert_eq!(s.tags, ["ci-{sha7}"]);
+    assert_eq!(s.tags, Some(vec!["ci-{sha7}".to_string()]));
 }
 
 #[test]

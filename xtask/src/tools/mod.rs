@@ -3,6 +3,7 @@
 
 pub mod cargo;
 pub mod docker;
+pub mod skopeo;
 
 use std::collections::BTreeMap;
 use std::fmt;

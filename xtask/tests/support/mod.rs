@@ -22,6 +22,8 @@ impl Fixture {
             &format!("[workspace]\nmembers = []\n\n[workspace.metadata.images]\n{images}\n"),
         );
         f.write("VERSION", "1.4.0\n");
+        // As in real repositories: build output (and the tests' fake tools) is not source.
+        f.write(".gitignore", "/target\n/fake\n");
         f
     }
 
@@ -83,6 +85,15 @@ pub fn xtask(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         "SLIPWAY_BUILDER",
         "SLIPWAY_BUILD_NETWORK",
         "SOURCE_DATE_EPOCH",
+        // A fixture is a local checkout unless a test says otherwise, even when the tests
+        // themselves run under GitHub Actions.
+        "GITHUB_ACTIONS",
+        "GITHUB_EVENT_NAME",
+        "GITHUB_EVENT_PATH",
+        "GITHUB_REF",
+        "GITHUB_SHA",
+        "GITHUB_HEAD_REF",
+        "GITHUB_BASE_REF",
     ] {
         cmd.env_remove(var);
     }

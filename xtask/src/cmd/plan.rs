@@ -1,0 +1,84 @@
+//! `cargo xtask plan`: the whole plan without running it — as text, `--json` (the contract in
+//! DESIGN.md) or `--matrix` (a GitHub Actions matrix of the selected services).
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::PlanArgs;
+use crate::plan::{Plan, Step};
+use crate::{world, Ctx};
+
+pub fn run(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
+    let runner = ctx.runner(true);
+    let (plan, _) = world::plan(ctx, &args.select, &runner)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else if args.matrix {
+        println!("{}", serde_json::to_string(&matrix(&plan))?);
+    } else {
+        print_text(&plan, &runner);
+    }
+    Ok(())
+}
+
+/// `{"include": [{"service", "platforms", "images", "version"}, …]}`, selected services only.
+pub fn matrix(plan: &Plan) -> serde_json::Value {
+    let include: Vec<_> = plan
+        .services
+        .iter()
+        .filter(|s| s.selected)
+        .map(|s| {
+            json!({
+                "service": s.name,
+                "platforms": s.platforms.join(","),
+                "version": s.version,
+                "images": s.images,
+            })
+        })
+        .collect();
+    json!({ "include": include })
+}
+
+fn print_text(plan: &Plan, runner: &crate::exec::Runner) {
+    println!(
+        "{} — version {}, revision {}",
+        plan.context.describe(),
+        plan.version,
+        plan.head.as_deref().unwrap_or("none")
+    );
+    for step in &plan.prepare {
+        if let Step::Compile { command } = step {
+            println!("prepare: {}", runner.display(command));
+        }
+    }
+    for s in &plan.services {
+        if !s.selected {
+            println!("\n{}: skipped ({})", s.name, s.reasons.join("; "));
+            continue;
+        }
+        println!(
+            "\n{} {} [{}] ({})",
+            s.name,
+            s.version.as_deref().unwrap_or(""),
+            s.platforms.join(","),
+            s.reasons.join("; ")
+        );
+        for image in &s.images {
+            println!("  image  {image}");
+        }
+        for note in &s.notes {
+            println!("  note   {note}");
+        }
+        for step in &s.steps {
+            match step {
+                Step::Stage { context, dest, .. } => {
+                    println!("  stage  {} -> {}", context.display(), dest.display())
+                }
+                Step::Compile { command }
+                | Step::Build { command, .. }
+                | Step::Verify { command, .. }
+                | Step::Push { command, .. } => println!("  run    {}", runner.display(command)),
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! `skopeo` commands: reading what a tag in a registry points to (labels), without pulling.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use super::CommandSpec;
+
+/// `skopeo inspect` of one reference; loopback registries are plain http, as Docker treats them.
+pub fn inspect(skopeo: &str, reference: &str) -> CommandSpec {
+    let mut cmd = CommandSpec::new(skopeo).args(["inspect", "--no-tags"]);
+    if is_loopback(reference) {
+        cmd = cmd.arg("--tls-verify=false");
+    }
+    cmd.arg(format!("docker://{reference}"))
+}
+
+/// `127.0.0.0/8`, `localhost` and `[::1]` registries (Docker's default insecure set).
+pub fn is_loopback(reference: &str) -> bool {
+    let host = reference.split('/').next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Inspected {
+    #[serde(rename = "Digest")]
+    pub digest: String,
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+pub fn parse_inspect(stdout: &str) -> Result<Inspected> {
+    serde_json::from_str(stdout).context("cannot parse `skopeo inspect` output")
+}
+
+/// The registry answered that the tag (or the whole repository) does not exist.
+pub fn is_not_found(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    s.contains("manifest unknown") || s.contains("name unknown") || s.contains("not found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inspect_argv() {
+        assert_eq!(
+            inspect("skopeo", "127.0.0.1:5000/a/b:latest").argv(),
+            [
+                "skopeo",
+                "inspect",
+                "--no-tags",
+                "--tls-verify=false",
+                "docker://127.0.0.1:5000/a/b:latest"
+            ]
+        );
+        assert_eq!(
+            inspect("skopeo", "ghcr.io/acme/api:latest").argv(),
+            [
+                "skopeo",
+                "inspect",
+                "--no-tags",
+                "docker://ghcr.io/acme/api:latest"
+            ]
+        );
+        assert!(is_loopback("localhost:5000/x:y"));
+        assert!(!is_loopback("registry.local:5000/x:y"));
+    }
+
+    #[test]
+    fn parses_labels_and_not_found() {
+        let out = r#"{"Name":"127.0.0.1:5000/a","Digest":"sha256:abc","Labels":{"org.opencontainers.image.version":"1.2.0"},"Architecture":"amd64"}"#;
+        let i = parse_inspect(out).unwrap();
+        assert_eq!(
+            i.labels.unwrap()["org.opencontainers.image.version"],
+            "1.2.0"
+        );
+        let stderr = "time=\"…\" level=fatal msg=\"Error parsing image name \\\"docker://127.0.0.1:5000/a:latest\\\": reading manifest latest in 127.0.0.1:5000/a: manifest unknown: manifest unknown\"";
+        assert!(is_not_found(stderr));
+        assert!(!is_not_found(
+            "pinging container registry 127.0.0.1:5999: connect: connection refused"
+        ));
+    }
+}

@@ -1,0 +1,263 @@
+//! Reads everything a plan depends on — config, git, VERSION, the CI context, the docker
+//! client, release tags, what `latest` points to now — and then calls the pure `plan::make`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::SelectArgs;
+use crate::context::{self, BuildContext, Facts, Trigger};
+use crate::exec::Runner;
+use crate::plan::{self, Inputs, Plan, Selection};
+use crate::policy::LatestState;
+use crate::services::{self, Workspace};
+use crate::tools::{docker, skopeo};
+use crate::{config, git, version, Ctx};
+
+/// The plan for `args`, with what was read along the way.
+pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Workspace)> {
+    let ws = ctx.workspace()?;
+    for p in &args.platform {
+        config::check_platform(p).context("in --platform")?;
+    }
+    let network = match args
+        .network
+        .clone()
+        .or_else(|| std::env::var("SLIPWAY_BUILD_NETWORK").ok())
+    {
+        Some(n) if ["default", "host", "none"].contains(&n.as_str()) => Some(n),
+        Some(n) => bail!("build network `{n}` (from --network or SLIPWAY_BUILD_NETWORK): use default, host or none"),
+        None => None,
+    };
+    if let Some(e) = &args.env {
+        let known = &ws.settings.environments;
+        if !known.contains(e) {
+            bail!(
+                "--env {e}: not a configured environment ({}); list it in `environments` under [workspace.metadata.images] in Cargo.toml",
+                if known.is_empty() { "none are configured".to_string() } else { known.join(", ") }
+            );
+        }
+    }
+    let repo = git::Repo::open(&ws.root)?;
+    let git = repo.info()?;
+    let root_version = version::read(&ws.root.join("VERSION"))?;
+    let event = match std::env::var("GITHUB_EVENT_PATH") {
+        Ok(p) if !p.is_empty() => Some(std::fs::read_to_string(&p).with_context(|| {
+            format!("cannot read the GitHub event file {p} (GITHUB_EVENT_PATH)")
+        })?),
+        _ => None,
+    };
+    let release_branches = services::release_branch_matcher(&ws.settings.policy)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let build_context = context::detect(&Facts {
+        env: &env,
+        event: event.as_deref(),
+        git: &git,
+        git_default_branch: repo.default_branch(),
+        configured_default_branch: ws.settings.default_branch.as_deref(),
+        release_branches: &release_branches,
+    })?;
+    if args.push {
+        if let Trigger::PullRequest { number, .. } = build_context.trigger {
+            if !ws.settings.policy.push_pull_requests {
+                bail!("pull request #{number}: images from pull requests are not pushed; build without --push, or set push_pull_requests = true under [workspace.metadata.images.tag_policy]");
+            }
+        }
+    }
+    let selection = select(&ws, args, &build_context, &root_version)?;
+    let created = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v.trim().parse::<i64>().with_context(|| {
+            format!("SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds since 1970")
+        })?,
+        Err(_) => git.commit_time,
+    };
+    let (docker, builder) = detect_docker(runner, args.builder.clone())?;
+    if builder == docker::Builder::Classic {
+        ctx.ui.warn("the legacy builder is slower and builds only the host's platform; install the buildx plugin for BuildKit and multi-platform builds");
+    }
+    if build_context.dirty {
+        ctx.ui.warn(format!(
+            "the working tree has uncommitted changes: tags get the `{}` suffix, and the images hold the files as they are now",
+            ws.settings.policy.dirty_suffix
+        ));
+    }
+    ctx.ui.info(format!(
+        "{}; revision {}; builder: {}",
+        build_context.describe(),
+        crate::tags::short_sha(&build_context.revision),
+        match &builder {
+            docker::Builder::Buildx { .. } => "docker buildx",
+            docker::Builder::Buildkit => "docker build (BuildKit)",
+            docker::Builder::Classic => "docker build (classic)",
+        }
+    ));
+    let mut released = BTreeMap::new();
+    for svc in &ws.services {
+        let scope = svc.version.as_ref().map(|_| svc.name.as_str());
+        released.insert(svc.name.clone(), repo.released_versions(scope)?);
+    }
+    let mut inputs = Inputs {
+        workspace: &ws,
+        selection,
+        version: &root_version,
+        context: &build_context,
+        created,
+        env: args.env.clone(),
+        released,
+        latest: BTreeMap::new(),
+        builder,
+        docker,
+        cargo: crate::cargo_program(),
+        push: args.push,
+        platforms: (!args.platform.is_empty()).then(|| args.platform.clone()),
+        network,
+    };
+    for reference in plan::latest_candidates(&inputs)? {
+        let state = latest_state(runner, &repo, &build_context, &reference);
+        inputs.latest.insert(reference, state);
+    }
+    let plan = plan::make(&inputs)?;
+    drop(inputs);
+    Ok((plan, ws))
+}
+
+/// Which services this build is for, and why; release tags decide for themselves.
+fn select(
+    ws: &Workspace,
+    args: &SelectArgs,
+    cx: &BuildContext,
+    root_version: &semver::Version,
+) -> Result<BTreeMap<String, Selection>> {
+    let named: Vec<String> = ws
+        .select(&args.services)?
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let mut out = BTreeMap::new();
+    for svc in &ws.services {
+        let sel = match &cx.trigger {
+            Trigger::Release {
+                tag,
+                version,
+                service: Some(s),
+            } => {
+                if !ws.services.iter().any(|x| &x.name == s) {
+                    bail!("release tag `{tag}` names service `{s}`, which does not exist (services: {})", ws.services.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", "));
+                }
+                if &svc.name != s {
+                    Selection::no(format!("release tag {tag} releases only {s}"))
+                } else {
+                    let own = svc.version.as_ref().unwrap_or(root_version);
+                    if own != version {
+                        bail!("release tag `{tag}` is {version} but {} says {own}: bump it (cargo xtask version bump …) and tag again", if svc.version.is_some() { format!("services/{s}/VERSION") } else { "VERSION".to_string() });
+                    }
+                    Selection::yes(format!("release tag {tag}"))
+                }
+            }
+            Trigger::Release {
+                tag,
+                version,
+                service: None,
+            } => {
+                if version != root_version {
+                    bail!("release tag `{tag}` is {version} but VERSION says {root_version}: bump VERSION (cargo xtask version bump …) and tag again");
+                }
+                match &svc.version {
+                    Some(v) => Selection::no(format!(
+                        "has its own VERSION ({v}); release it with the tag {}/v{v}",
+                        svc.name
+                    )),
+                    None => Selection::yes(format!("release tag {tag}")),
+                }
+            }
+            _ if named.is_empty() => Selection::yes(if args.all {
+                "--all"
+            } else {
+                "all services (none named)"
+            }),
+            _ if named.contains(&svc.name) => Selection::yes("named on the command line"),
+            _ => Selection::no("not named on the command line"),
+        };
+        let sel = match (&cx.trigger, named.is_empty()) {
+            (Trigger::Release { .. }, false) if sel.selected && !named.contains(&svc.name) => {
+                Selection::no("not named on the command line")
+            }
+            _ => sel,
+        };
+        out.insert(svc.name.clone(), sel);
+    }
+    Ok(out)
+}
+
+/// What `reference` (a `:latest`) points to now, as labels and git ancestry tell.
+fn latest_state(
+    runner: &Runner,
+    repo: &git::Repo,
+    cx: &BuildContext,
+    reference: &str,
+) -> LatestState {
+    let Ok(program) = which::which("skopeo") else {
+        return LatestState::Unknown(
+            "skopeo is not installed (Debian: apt-get install skopeo)".into(),
+        );
+    };
+    let out = match runner.probe(&skopeo::inspect(&program.display().to_string(), reference)) {
+        Ok(o) => o,
+        Err(e) => return LatestState::Unknown(format!("{e:#}")),
+    };
+    if !out.success() {
+        if skopeo::is_not_found(&out.stderr) {
+            return LatestState::Absent;
+        }
+        let last = out
+            .stderr
+            .lines()
+            .last()
+            .unwrap_or("no output")
+            .trim()
+            .to_string();
+        return LatestState::Unknown(last);
+    }
+    match skopeo::parse_inspect(&out.stdout) {
+        Ok(i) => {
+            let labels = i.labels.unwrap_or_default();
+            let revision = labels.get("org.opencontainers.image.revision").cloned();
+            LatestState::Present {
+                version: labels.get("org.opencontainers.image.version").cloned(),
+                ours_descends: revision
+                    .as_deref()
+                    .and_then(|r| repo.descends(&cx.revision, r)),
+                revision,
+            }
+        }
+        Err(e) => LatestState::Unknown(format!("{e:#}")),
+    }
+}
+
+/// The docker client and the builder it offers (`SLIPWAY_BUILDER` forces one).
+fn detect_docker(
+    runner: &Runner,
+    builder_name: Option<String>,
+) -> Result<(String, docker::Builder)> {
+    let forced = std::env::var("SLIPWAY_BUILDER").ok();
+    let program = match which::which("docker") {
+        Ok(p) => p.display().to_string(),
+        Err(_) if runner.dry_run => {
+            let b = docker::Builder::choose(forced.as_deref().or(Some("buildx")), true, None, builder_name)?;
+            return Ok(("docker".to_string(), b));
+        }
+        Err(_) => bail!("`docker` is not on PATH: install Docker (Debian: `apt-get install docker.io`), or run `scripts/stack.sh up` and source its environment"),
+    };
+    let buildx = runner
+        .probe(&docker::buildx_version(&program))
+        .map(|o| o.success())
+        .unwrap_or(false);
+    let client = runner
+        .probe(&docker::client_version(&program))
+        .ok()
+        .filter(|o| o.success())
+        .map(|o| o.stdout.trim().to_string());
+    let builder =
+        docker::Builder::choose(forced.as_deref(), buildx, client.as_deref(), builder_name)?;
+    Ok((program, builder))
+}
