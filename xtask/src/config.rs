@@ -289,9 +289,75 @@ pub fn check_repository(path: &str) -> Result<()> {
     Ok(())
 }
 
+/// The rules a registry adds to the repository name under it: ECR (2–256 characters), GHCR
+/// and Docker Hub (an owner or namespace before the name).
+pub fn check_reference(registry: &str, repository: &str) -> Result<()> {
+    let (host, path) = registry.split_once('/').unwrap_or((registry, ""));
+    let full = if path.is_empty() {
+        repository.to_string()
+    } else {
+        format!("{path}/{repository}")
+    };
+    if is_ecr_host(host) {
+        if !(2..=256).contains(&full.len()) {
+            bail!("ECR repository `{full}` must be 2 to 256 characters");
+        }
+    } else if host == "ghcr.io" && !full.contains('/') {
+        bail!("ghcr.io images live under an owner: use the registry `ghcr.io/<owner>` (got `ghcr.io/{full}`)");
+    } else if matches!(
+        host,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    ) && !full.contains('/')
+    {
+        bail!("Docker Hub images live under a namespace: use the registry `docker.io/<namespace>` or a prefix (got `{host}/{full}`)");
+    }
+    Ok(())
+}
+
+/// `<12 digits>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`
+pub fn is_ecr_host(host: &str) -> bool {
+    let host = host.strip_suffix(".cn").unwrap_or(host);
+    let Some(rest) = host.strip_suffix(".amazonaws.com") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('.').collect();
+    matches!(parts.as_slice(), [account, "dkr", ecr, region]
+        if account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && (*ecr == "ecr" || *ecr == "ecr-fips")
+            && !region.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_specific_repository_rules() {
+        let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+        assert!(is_ecr_host(ecr));
+        assert!(is_ecr_host(
+            "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com"
+        ));
+        assert!(is_ecr_host(
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"
+        ));
+        assert!(!is_ecr_host("12345.dkr.ecr.us-east-1.amazonaws.com"));
+        assert!(!is_ecr_host("ghcr.io"));
+        assert!(check_reference(ecr, "team/api").is_ok());
+        assert!(check_reference(ecr, "a")
+            .unwrap_err()
+            .to_string()
+            .contains("2 to 256"));
+        assert!(check_reference(&format!("{ecr}/team"), &"x".repeat(252)).is_err());
+        assert!(check_reference("ghcr.io/acme", "api").is_ok());
+        assert!(check_reference("ghcr.io", "acme/api").is_ok());
+        let err = check_reference("ghcr.io", "api").unwrap_err().to_string();
+        assert!(err.contains("use the registry `ghcr.io/<owner>`"), "{err}");
+        assert!(check_reference("docker.io", "api").is_err());
+        assert!(check_reference("docker.io/acme", "api").is_ok());
+        assert!(check_reference("127.0.0.1:5000", "api").is_ok());
+    }
 
     fn source(name: &str, text: &str) -> Source {
         Source {

@@ -433,6 +433,10 @@ fn load_service(
         &settings.platforms,
         config::check_platform,
     )?;
+    for r in &registries {
+        config::check_reference(r, &repository)
+            .map_err(|e| anyhow::anyhow!("service `{name}` ({}): {e}", rel_dir.display()))?;
+    }
     if platforms.is_empty() {
         bail!(
             "{}: `platforms` is empty: list at least one, e.g. [\"linux/amd64\"]",

@@ -209,14 +209,7 @@ fn latest_state(
         if skopeo::is_not_found(&out.stderr) {
             return LatestState::Absent;
         }
-        let last = out
-            .stderr
-            .lines()
-            .last()
-            .unwrap_or("no output")
-            .trim()
-            .to_string();
-        return LatestState::Unknown(last);
+        return LatestState::Unknown(skopeo::error_message(&out.stderr));
     }
     match skopeo::parse_inspect(&out.stdout) {
         Ok(i) => {

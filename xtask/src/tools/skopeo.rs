@@ -47,6 +47,20 @@ pub fn is_not_found(stderr: &str) -> bool {
     s.contains("manifest unknown") || s.contains("name unknown") || s.contains("not found")
 }
 
+/// The message of skopeo's last log line (`time=… level=fatal msg="…"`), unquoted.
+pub fn error_message(stderr: &str) -> String {
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim();
+    match last.split_once(" msg=\"") {
+        Some((_, rest)) => rest.strip_suffix('"').unwrap_or(rest).replace("\\\"", "\""),
+        None => last.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
