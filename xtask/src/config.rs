@@ -64,6 +64,8 @@ pub struct TagPolicyConfig {
     pub dirty_suffix: Option<String>,
     /// Allow `--push` from pull requests (default: refused).
     pub push_pull_requests: Option<bool>,
+    /// What `{timestamp}` is: `commit` (the commit time, reproducible) or `build` (now).
+    pub timestamp: Option<Spanned<String>>,
 }
 
 /// One `services/<name>/service.toml`.
@@ -90,6 +92,8 @@ pub struct ServiceConfig {
     /// Extra labels for this service's images.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Overrides of the global tag policy, key by key.
+    pub tag_policy: Option<TagPolicyConfig>,
     /// Present when the service's binary is compiled on the host by cargo and staged into the
     /// build context as `bin/<arch>/<bin>`.
     pub cargo: Option<CargoBuild>,

@@ -58,6 +58,8 @@ pub struct Inputs<'a> {
     pub context: &'a BuildContext,
     /// Seconds since the epoch for `created` and `{timestamp}`.
     pub created: i64,
+    /// The build's start, for `{timestamp}` under `timestamp = "build"`.
+    pub now: i64,
     /// `--env`, for `{env}` templates.
     pub env: Option<String>,
     /// Released versions (git tags) per service, for the release-line and `latest` checks.
@@ -401,12 +403,17 @@ fn tag_context<'a>(inp: &'a Inputs, svc: &'a Service, version: &'a Version) -> T
         env: inp.env.as_deref(),
         service: &svc.name,
         created: inp.created,
+        timestamp: if svc.policy.timestamp_from_build {
+            inp.now
+        } else {
+            inp.created
+        },
     }
 }
 
 pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
     let version = service_version(inp, svc);
-    let policy = &inp.workspace.settings.policy;
+    let policy = &svc.policy;
     let wanted = policy::wanted(policy, inp.context, &version, svc.tags.as_deref());
     let cx = tag_context(inp, svc, &version);
     let released = inp

@@ -44,6 +44,8 @@ pub struct TagPolicy {
     pub release_branches: Vec<String>,
     pub dirty_suffix: String,
     pub push_pull_requests: bool,
+    /// `{timestamp}` from the build time instead of the commit time.
+    pub timestamp_from_build: bool,
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -64,6 +66,7 @@ impl Default for TagPolicy {
             release_branches: strings(&["release-*"]),
             dirty_suffix: "-dirty".to_string(),
             push_pull_requests: false,
+            timestamp_from_build: false,
         }
     }
 }

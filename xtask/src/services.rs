@@ -55,6 +55,9 @@ pub struct Service {
     pub build_args: BTreeMap<String, String>,
     /// Extra labels (global, then the service's).
     pub labels: BTreeMap<String, String>,
+    /// The global tag policy with this service's overrides.
+    #[serde(skip)]
+    pub policy: TagPolicy,
     /// `services/<name>/VERSION`, when the service is versioned on its own.
     pub version: Option<semver::Version>,
     pub target: Option<String>,
@@ -222,7 +225,7 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                 )
             })
     })?;
-    let policy = tag_policy(g.tag_policy.unwrap_or_default(), src)?;
+    let policy = tag_policy(TagPolicy::default(), g.tag_policy.unwrap_or_default(), src)?;
     let registries = match &env.registries {
         Some(r) => {
             check_env("DOCKER_REGISTRY", r, config::check_registry)?;
@@ -269,8 +272,9 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
     })
 }
 
-fn tag_policy(c: config::TagPolicyConfig, src: &Source) -> Result<TagPolicy> {
-    let mut p = TagPolicy::default();
+/// `base` with the keys `c` sets replaced (checked and located in `src`).
+fn tag_policy(base: TagPolicy, c: config::TagPolicyConfig, src: &Source) -> Result<TagPolicy> {
+    let mut p = base;
     let lists = [
         (c.local, &mut p.local),
         (c.pull_request, &mut p.pull_request),
@@ -307,6 +311,13 @@ fn tag_policy(c: config::TagPolicyConfig, src: &Source) -> Result<TagPolicy> {
     }
     if let Some(b) = c.push_pull_requests {
         p.push_pull_requests = b;
+    }
+    if let Some(t) = &c.timestamp {
+        p.timestamp_from_build = match t.get_ref().as_str() {
+            "commit" => false,
+            "build" => true,
+            _ => return Err(src.error_at(t, "timestamp must be `commit` or `build`")),
+        };
     }
     Ok(p)
 }
@@ -460,6 +471,10 @@ fn load_service(
     };
     let mut labels = settings.extra_labels.clone();
     labels.extend(cfg.labels.clone());
+    let policy = match (cfg.tag_policy, &src) {
+        (Some(own), Some(src)) => tag_policy(settings.policy.clone(), own, src)?,
+        _ => settings.policy.clone(),
+    };
     let mut build_args = settings.build_args.clone();
     build_args.extend(cfg.build_args.clone());
     let svc = Service {
@@ -473,6 +488,7 @@ fn load_service(
         tags,
         build_args,
         labels,
+        policy,
         version,
         target: cfg.target.clone(),
         description: cfg.description.clone(),

@@ -33,9 +33,10 @@ pub struct TagContext<'a> {
     /// `--env`, for `{env}`.
     pub env: Option<&'a str>,
     pub service: &'a str,
-    /// Seconds since the epoch that `{timestamp}` and `created` use (commit time, or
-    /// `SOURCE_DATE_EPOCH`).
+    /// Seconds since the epoch for `created` (commit time, or `SOURCE_DATE_EPOCH`).
     pub created: i64,
+    /// Seconds since the epoch for `{timestamp}` (`created`, or the build time if configured).
+    pub timestamp: i64,
 }
 
 /// Checks a template's placeholders and literal text when the config is loaded.
@@ -89,7 +90,7 @@ pub fn render(template: &str, cx: &TagContext) -> Result<Option<String>> {
             },
             "sha" => cx.revision.to_string(),
             "sha7" => short_sha(cx.revision).to_string(),
-            "timestamp" => timestamp_tag(cx.created),
+            "timestamp" => timestamp_tag(cx.timestamp),
             "service" => cx.service.to_string(),
             "pr" => match cx.pr {
                 Some(n) => n.to_string(),
@@ -250,6 +251,7 @@ mod tests {
             env: None,
             service: "api",
             created: 1_795_234_961,
+            timestamp: 1_795_234_961,
         }
     }
 

@@ -102,6 +102,9 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
         version: &root_version,
         context: &build_context,
         created,
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
         env: args.env.clone(),
         released,
         latest: BTreeMap::new(),

@@ -19,6 +19,7 @@ fn service(name: &str, cargo: bool) -> Service {
         tags: Some(vec!["{version}".into(), "{branch}".into(), "{sha7}".into()]),
         build_args: BTreeMap::from([("EXTRA".into(), "1".into())]),
         labels: BTreeMap::from([("com.example.team".into(), "core".into())]),
+        policy: TagPolicy::default(),
         version: None,
         target: None,
         description: None,
@@ -80,6 +81,7 @@ fn inputs<'a>(ws: &'a Workspace, version: &'a Version, cx: &'a BuildContext) -> 
         version,
         context: cx,
         created: 1_795_234_961,
+        now: 1_800_000_000,
         env: None,
         released: BTreeMap::new(),
         latest: BTreeMap::new(),
@@ -457,5 +459,29 @@ fn environment_style_tags() {
     assert_eq!(
         plan.services[1].images,
         ["127.0.0.1:5000/acme/web:web-prod-1.2.3"]
+    );
+}
+
+#[test]
+fn timestamp_comes_from_the_commit_unless_the_policy_says_build() {
+    let mut ws = policy_ws();
+    let v = Version::new(1, 2, 3);
+    let mut cx = git(Some("main"));
+    cx.is_default_branch = true;
+    let stamp = |ws: &Workspace| {
+        let plan = make(&inputs(ws, &v, &cx)).unwrap();
+        plan.services[1].images[3]
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .to_string()
+    };
+    assert_eq!(stamp(&ws), "20261121-042241");
+    ws.services[1].policy.timestamp_from_build = true;
+    assert_eq!(stamp(&ws), "20270115-080000");
+    let plan = make(&inputs(&ws, &v, &cx)).unwrap();
+    assert_eq!(
+        plan.services[1].labels["org.opencontainers.image.created"], "2026-11-21T04:22:41Z",
+        "created stays the commit time"
     );
 }

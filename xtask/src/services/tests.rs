@@ -287,3 +287,47 @@ fn parses_cargo_metadata_output() {
     );
     assert!(parse_packages(root, "{").is_err());
 }
+
+#[test]
+fn service_tag_policy_overrides_the_global_one_key_by_key() {
+    let dir = workspace(
+        "[workspace.metadata.images.tag_policy]\nlatest = \"release\"\ndirty_suffix = \"-wip\"\n",
+    );
+    let r = dir.path();
+    write(r, "services/api/Dockerfile", "FROM scratch\n");
+    write(
+        r,
+        "services/api/service.toml",
+        "[tag_policy]\nlatest = \"never\"\nbranch = [\"{service}-{branch}\"]\ntimestamp = \"build\"\n",
+    );
+    write(r, "services/web/Dockerfile", "FROM scratch\n");
+    let ws = load(r, &EnvOverrides::default()).unwrap();
+    let (api, web) = (&ws.services[0].policy, &ws.services[1].policy);
+    assert_eq!(api.latest, LatestRule::Never);
+    assert_eq!(api.branch, ["{service}-{branch}"]);
+    assert_eq!(api.dirty_suffix, "-wip", "inherited from the global policy");
+    assert!(api.timestamp_from_build);
+    assert_eq!(web.latest, LatestRule::Release);
+    assert!(!web.timestamp_from_build);
+
+    write(
+        r,
+        "services/api/service.toml",
+        "[tag_policy]\nlatest = \"sometimes\"\n",
+    );
+    let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("services/api/service.toml:2:10: latest must be one of default-branch, release, both, never"),
+        "{err}"
+    );
+    write(
+        r,
+        "services/api/service.toml",
+        "[tag_policy]\ntimestamp = \"now\"\n",
+    );
+    let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("timestamp must be `commit` or `build`"),
+        "{err}"
+    );
+}
