@@ -32,6 +32,33 @@ pub enum Command {
     /// Show what a build would do: per service, selected or not and why, every image
     /// reference, and the exact commands.
     Plan(PlanArgs),
+    /// Which services a change selects, and why (git diff widened through the cargo graph,
+    /// Dockerfiles, watch globs, shared paths and depends_on).
+    Changed(ChangedArgs),
+}
+
+/// Where a change is measured from and to.
+#[derive(Debug, Args)]
+pub struct RangeArgs {
+    /// Compare against the merge-base with this ref (default: from the CI event, else the
+    /// merge-base with the default branch).
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// The commit to compare (default: the CI commit, else HEAD plus the working tree).
+    #[arg(long, value_name = "REF")]
+    pub head: Option<String>,
+    /// Fail instead of selecting everything when the base cannot be had.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangedArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// One JSON object on stdout: base, head and every service with its reasons.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -72,12 +99,18 @@ pub enum BumpPart {
 /// Which services, and how their images are made (shared by `build` and `plan`).
 #[derive(Debug, Args)]
 pub struct SelectArgs {
-    /// Services (default: all of them; a release tag picks its own).
+    /// Services (default: all of them; a release tag picks its own; with --changed, the
+    /// changed ones among these).
     #[arg(value_name = "SERVICE", conflicts_with = "all")]
     pub services: Vec<String>,
     /// Every service.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "changed")]
     pub all: bool,
+    /// Only the services the change selects (see `cargo xtask changed`).
+    #[arg(long)]
+    pub changed: bool,
+    #[command(flatten)]
+    pub range: RangeArgs,
     /// Push every tag to the configured registries (default: load into the local Docker).
     #[arg(long)]
     pub push: bool,

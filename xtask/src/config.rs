@@ -39,6 +39,9 @@ pub struct GlobalConfig {
     /// Extra labels on every image (`org.opencontainers.image.*` ones override the generated).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Globs of paths whose change selects every service (default: `.cargo/**`,
+    /// `rust-toolchain.toml`, `rust-toolchain`).
+    pub shared_paths: Option<Vec<Spanned<String>>>,
 }
 
 /// `[workspace.metadata.images.tag_policy]`: tag templates per kind of build.
@@ -94,6 +97,12 @@ pub struct ServiceConfig {
     pub labels: BTreeMap<String, String>,
     /// Overrides of the global tag policy, key by key.
     pub tag_policy: Option<TagPolicyConfig>,
+    /// More paths (globs from the repository root) whose change selects this service.
+    #[serde(default)]
+    pub watch: Vec<Spanned<String>>,
+    /// Services whose image this one builds `FROM`: selected when they are.
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
     /// Present when the service's binary is compiled on the host by cargo and staged into the
     /// build context as `bin/<arch>/<bin>`.
     pub cargo: Option<CargoBuild>,

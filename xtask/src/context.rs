@@ -39,6 +39,9 @@ pub struct BuildContext {
     pub is_release_branch: bool,
     /// Local only: the working tree has uncommitted changes.
     pub dirty: bool,
+    /// A push event's `before` (the previous tip of the branch; all zeros for a new branch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_before: Option<String>,
 }
 
 impl BuildContext {
@@ -125,6 +128,7 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
         is_default_branch: false,
         is_release_branch: false,
         dirty: f.git.dirty,
+        push_before: None,
     };
     if in_actions && matches!(event_name.as_str(), "pull_request" | "pull_request_target") {
         let number = field(&["number"])
@@ -160,6 +164,9 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
         } else if let Some(branch) = github_ref.strip_prefix("refs/heads/") {
             cx.trigger = Trigger::Branch;
             cx.branch = Some(branch.to_string());
+            if event_name == "push" {
+                cx.push_before = field(&["before"]);
+            }
         } else {
             cx.trigger = Trigger::Branch;
         }

@@ -1,9 +1,11 @@
 //! `cargo xtask`: parse the command line, build the shared context, dispatch.
 
+mod changes;
 mod cli;
 mod cmd;
 mod config;
 mod context;
+mod dockerfile;
 mod exec;
 mod git;
 mod pipeline;
@@ -37,6 +39,8 @@ pub struct Ctx {
     pub env: EnvOverrides,
     /// Values of secret-bearing environment variables, masked in everything the runner shows.
     pub secrets: Vec<String>,
+    /// The workspace packages, from one `cargo metadata` when first asked for.
+    packages: std::sync::OnceLock<Vec<services::Package>>,
 }
 
 /// Environment variables whose values must never be shown.
@@ -63,11 +67,19 @@ impl Ctx {
 
     /// Reads the configuration and discovers the services.
     pub fn workspace(&self) -> Result<Workspace> {
-        Workspace::load(&self.root, &self.env, || {
-            let runner = self.runner(false);
-            let out = runner.run(&tools::cargo::metadata(&cargo_program()))?;
-            services::parse_packages(&self.root, &out.stdout)
-        })
+        Workspace::load(&self.root, &self.env, || self.packages().map(<[_]>::to_vec))
+    }
+
+    /// The workspace packages (`cargo metadata --no-deps`, run once, only when needed).
+    pub fn packages(&self) -> Result<&[services::Package]> {
+        if let Some(p) = self.packages.get() {
+            return Ok(p);
+        }
+        let out = self
+            .runner(false)
+            .run(&tools::cargo::metadata(&cargo_program()))?;
+        let parsed = services::parse_packages(&self.root, &out.stdout)?;
+        Ok(self.packages.get_or_init(|| parsed))
     }
 }
 
@@ -95,12 +107,14 @@ fn main() -> ExitCode {
             .filter_map(|k| std::env::var(k).ok())
             .filter(|v| v.len() >= 4)
             .collect(),
+        packages: std::sync::OnceLock::new(),
     };
     let result = match cli.command {
         Command::List(args) => cmd::list::run(&ctx, &args),
         Command::Version(args) => cmd::version::run(&ctx, &args),
         Command::Build(args) => cmd::build::run(&ctx, &args),
         Command::Plan(args) => cmd::plan::run(&ctx, &args),
+        Command::Changed(args) => cmd::changed::run(&ctx, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,6 +37,8 @@ pub struct Settings {
     pub policy: TagPolicy,
     pub default_branch: Option<String>,
     pub environments: Vec<String>,
+    /// Globs whose change selects every service.
+    pub shared_paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,6 +69,10 @@ pub struct Service {
     pub health_path: Option<String>,
     /// Host-compiled binary staged into the context (`[cargo]` in service.toml).
     pub cargo: Option<CargoBinary>,
+    /// Extra globs (from the repository root) whose change selects this service.
+    pub watch: Vec<String>,
+    /// Services whose image this one builds on.
+    pub depends_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,10 +88,19 @@ pub struct Package {
     /// Directory of its manifest, relative to the workspace root.
     pub dir: PathBuf,
     pub bins: Vec<String>,
+    /// Workspace packages it depends on by path (any kind of dependency).
+    pub deps: Vec<String>,
 }
 
 const DEFAULT_PLATFORM: &str = "linux/amd64";
 const NETWORKS: &[&str] = &["default", "host", "none"];
+const DEFAULT_SHARED: &[&str] = &[".cargo/**", "rust-toolchain.toml", "rust-toolchain"];
+
+fn check_glob(g: &str) -> Result<()> {
+    crate::dockerfile::glob(g)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("bad glob `{g}`: {e}"))
+}
 
 impl Workspace {
     /// Reads the global config and every service. `packages` is asked for only when a service
@@ -122,6 +137,11 @@ impl Workspace {
                 }
                 Ok(None) => {}
                 Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        if errors.is_empty() {
+            if let Err(e) = check_depends_on(&services) {
+                errors.push(format!("{e:#}"));
             }
         }
         if !want_cargo.is_empty() && errors.is_empty() {
@@ -268,6 +288,13 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
         policy,
         default_branch: g.default_branch,
         environments: strings(&g.environments),
+        shared_paths: match g.shared_paths {
+            Some(globs) => {
+                check_each(src, &globs, check_glob)?;
+                strings(&globs)
+            }
+            None => DEFAULT_SHARED.iter().map(|s| s.to_string()).collect(),
+        },
         extra_labels: g.labels,
     })
 }
@@ -471,6 +498,11 @@ fn load_service(
     };
     let mut labels = settings.extra_labels.clone();
     labels.extend(cfg.labels.clone());
+    if let Some(src) = &src {
+        check_each(src, &cfg.watch, check_glob)?;
+    }
+    let watch = strings(&cfg.watch);
+    let depends_on = strings(&cfg.depends_on);
     let policy = match (cfg.tag_policy, &src) {
         (Some(own), Some(src)) => tag_policy(settings.policy.clone(), own, src)?,
         _ => settings.policy.clone(),
@@ -496,6 +528,8 @@ fn load_service(
         port: cfg.port,
         health_path: cfg.health_path.clone(),
         cargo: None,
+        watch,
+        depends_on,
     };
     Ok(Some((svc, cfg.cargo)))
 }
@@ -550,6 +584,45 @@ fn resolve_cargo(
     })
 }
 
+/// Every `depends_on` names a service, and they form no cycle.
+fn check_depends_on(services: &[Service]) -> Result<()> {
+    for s in services {
+        for d in &s.depends_on {
+            if !services.iter().any(|x| &x.name == d) {
+                let names = services.iter().map(|x| x.name.as_str());
+                let hint = match config::closest(d, names) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => "remove it or add that service".to_string(),
+                };
+                bail!(
+                    "{}: depends_on names `{d}`, which is not a service: {hint}",
+                    s.dir.join("service.toml").display()
+                );
+            }
+        }
+    }
+    // Depth-first search for a cycle, reporting its path.
+    fn visit<'a>(s: &'a Service, all: &'a [Service], path: &mut Vec<&'a str>) -> Result<()> {
+        if let Some(i) = path.iter().position(|p| *p == s.name) {
+            let mut cycle: Vec<&str> = path[i..].to_vec();
+            cycle.push(&s.name);
+            bail!("depends_on forms a cycle: {}", cycle.join(" -> "));
+        }
+        path.push(&s.name);
+        for d in &s.depends_on {
+            if let Some(next) = all.iter().find(|x| &x.name == d) {
+                visit(next, all, path)?;
+            }
+        }
+        path.pop();
+        Ok(())
+    }
+    for s in services {
+        visit(s, services, &mut Vec::new())?;
+    }
+    Ok(())
+}
+
 /// Removes `.` and folds `..` lexically.
 fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -588,10 +661,19 @@ pub fn parse_packages(root: &Path, json: &str) -> Result<Vec<Package>> {
                 .filter(|t| t.is_bin())
                 .map(|t| t.name.clone())
                 .collect();
+            let mut deps: Vec<String> = p
+                .dependencies
+                .iter()
+                .filter(|d| d.path.is_some())
+                .map(|d| d.name.clone())
+                .collect();
+            deps.sort();
+            deps.dedup();
             Package {
                 name: p.name.to_string(),
                 dir,
                 bins,
+                deps,
             }
         })
         .collect())

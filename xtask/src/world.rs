@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::SelectArgs;
+use crate::cli::{RangeArgs, SelectArgs};
 use crate::context::{self, BuildContext, Facts, Trigger};
 use crate::exec::Runner;
 use crate::plan::{self, Inputs, Plan, Selection};
 use crate::policy::LatestState;
 use crate::services::{self, Workspace};
 use crate::tools::{docker, skopeo};
-use crate::{config, git, version, Ctx};
+use crate::{changes, config, git, version, Ctx};
 
 /// The plan for `args`, with what was read along the way.
 pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Workspace)> {
@@ -41,22 +41,7 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
     let repo = git::Repo::open(&ws.root)?;
     let git = repo.info()?;
     let root_version = version::read(&ws.root.join("VERSION"))?;
-    let event = match std::env::var("GITHUB_EVENT_PATH") {
-        Ok(p) if !p.is_empty() => Some(std::fs::read_to_string(&p).with_context(|| {
-            format!("cannot read the GitHub event file {p} (GITHUB_EVENT_PATH)")
-        })?),
-        _ => None,
-    };
-    let release_branches = services::release_branch_matcher(&ws.settings.policy)?;
-    let env = |k: &str| std::env::var(k).ok();
-    let build_context = context::detect(&Facts {
-        env: &env,
-        event: event.as_deref(),
-        git: &git,
-        git_default_branch: repo.default_branch(),
-        configured_default_branch: ws.settings.default_branch.as_deref(),
-        release_branches: &release_branches,
-    })?;
+    let build_context = context(&ws, &repo, &git)?;
     if args.push {
         if let Trigger::PullRequest { number, .. } = build_context.trigger {
             if !ws.settings.policy.push_pull_requests {
@@ -64,7 +49,14 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
             }
         }
     }
-    let selection = select(&ws, args, &build_context, &root_version)?;
+    let changed = if args.changed {
+        let report = changes(ctx, &ws, &build_context, &args.range)?;
+        ctx.ui.info(format!("changes: {}", report.comparison));
+        Some(report)
+    } else {
+        None
+    };
+    let selection = select(&ws, args, &build_context, &root_version, changed.as_ref())?;
     let created = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) => v.trim().parse::<i64>().with_context(|| {
             format!("SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds since 1970")
@@ -124,12 +116,52 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
     Ok((plan, ws))
 }
 
+/// Where this build runs (CI event or local checkout), read from the environment and git.
+pub fn context(ws: &Workspace, repo: &git::Repo, git: &git::GitInfo) -> Result<BuildContext> {
+    let event = match std::env::var("GITHUB_EVENT_PATH") {
+        Ok(p) if !p.is_empty() => Some(std::fs::read_to_string(&p).with_context(|| {
+            format!("cannot read the GitHub event file {p} (GITHUB_EVENT_PATH)")
+        })?),
+        _ => None,
+    };
+    let release_branches = services::release_branch_matcher(&ws.settings.policy)?;
+    let env = |k: &str| std::env::var(k).ok();
+    context::detect(&Facts {
+        env: &env,
+        event: event.as_deref(),
+        git,
+        git_default_branch: repo.default_branch(),
+        configured_default_branch: ws.settings.default_branch.as_deref(),
+        release_branches: &release_branches,
+    })
+}
+
+/// What changed, for `changed` and `--changed`.
+pub fn changes(
+    ctx: &Ctx,
+    ws: &Workspace,
+    cx: &BuildContext,
+    range: &RangeArgs,
+) -> Result<changes::Report> {
+    changes::detect(
+        ws,
+        &|| ctx.packages().map(<[_]>::to_vec),
+        &changes::Request {
+            base: range.base.as_deref(),
+            head: range.head.as_deref(),
+            strict: range.strict,
+            context: cx,
+        },
+    )
+}
+
 /// Which services this build is for, and why; release tags decide for themselves.
 fn select(
     ws: &Workspace,
     args: &SelectArgs,
     cx: &BuildContext,
     root_version: &semver::Version,
+    changed: Option<&changes::Report>,
 ) -> Result<BTreeMap<String, Selection>> {
     let named: Vec<String> = ws
         .select(&args.services)?
@@ -171,6 +203,18 @@ fn select(
                         svc.name
                     )),
                     None => Selection::yes(format!("release tag {tag}")),
+                }
+            }
+            _ if !named.is_empty() && !named.contains(&svc.name) => {
+                Selection::no("not named on the command line")
+            }
+            _ if changed.is_some() => {
+                let c = changed
+                    .and_then(|r| r.services.iter().find(|c| c.name == svc.name))
+                    .context("change detection left a service out")?;
+                Selection {
+                    selected: c.selected,
+                    reasons: c.reasons.clone(),
                 }
             }
             _ if named.is_empty() => Selection::yes(if args.all {

@@ -1,6 +1,7 @@
 //! One module per subcommand; each takes the shared [`crate::Ctx`] and its own arguments.
 
 pub mod build;
+pub mod changed;
 pub mod list;
 pub mod plan;
 pub mod version;

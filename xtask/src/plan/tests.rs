@@ -26,6 +26,8 @@ fn service(name: &str, cargo: bool) -> Service {
         non_root: true,
         port: None,
         health_path: None,
+        watch: vec![],
+        depends_on: vec![],
         cargo: cargo.then(|| CargoBinary {
             package: name.into(),
             bin: name.into(),
@@ -51,6 +53,7 @@ fn workspace() -> Workspace {
             policy: TagPolicy::default(),
             default_branch: None,
             environments: vec![],
+            shared_paths: vec![],
         },
         services: vec![service("api", true), service("web", false)],
     }
@@ -67,6 +70,7 @@ fn git(branch: Option<&str>) -> BuildContext {
         is_default_branch: false,
         is_release_branch: false,
         dirty: false,
+        push_before: None,
     }
 }
 

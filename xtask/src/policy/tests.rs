@@ -10,6 +10,7 @@ fn cx(trigger: Trigger, default: bool, release_branch: bool, dirty: bool) -> Bui
         is_default_branch: default,
         is_release_branch: release_branch,
         dirty,
+        push_before: None,
     }
 }
 

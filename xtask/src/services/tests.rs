@@ -198,11 +198,13 @@ fn cargo_services_resolve_package_and_binary() {
                 name: "api".into(),
                 dir: "services/api".into(),
                 bins: vec!["api".into()],
+                deps: vec![],
             },
             Package {
                 name: "tools".into(),
                 dir: "crates/tools".into(),
                 bins: vec!["migrate".into(), "seed".into()],
+                deps: vec![],
             },
         ])
     };
@@ -282,7 +284,8 @@ fn parses_cargo_metadata_output() {
         [Package {
             name: "api".into(),
             dir: "services/api".into(),
-            bins: vec!["api".into()]
+            bins: vec!["api".into()],
+            deps: vec![],
         }]
     );
     assert!(parse_packages(root, "{").is_err());
@@ -329,5 +332,33 @@ fn service_tag_policy_overrides_the_global_one_key_by_key() {
     assert!(
         err.contains("timestamp must be `commit` or `build`"),
         "{err}"
+    );
+}
+
+#[test]
+fn depends_on_must_name_services_and_form_no_cycle() {
+    let dir = workspace("");
+    let r = dir.path();
+    for s in ["base", "api", "web"] {
+        write(r, &format!("services/{s}/Dockerfile"), "FROM scratch\n");
+    }
+    write(r, "services/api/service.toml", "depends_on = [\"bse\"]\n");
+    let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+    assert!(err.contains("services/api/service.toml: depends_on names `bse`, which is not a service: did you mean `base`?"), "{err}");
+    write(r, "services/api/service.toml", "depends_on = [\"base\"]\n");
+    write(r, "services/base/service.toml", "depends_on = [\"web\"]\n");
+    write(r, "services/web/service.toml", "depends_on = [\"api\"]\n");
+    let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("depends_on forms a cycle: api -> base -> web -> api"),
+        "{err}"
+    );
+    write(r, "services/web/service.toml", "watch = [\"docs/**\"]\n");
+    let ws = load(r, &EnvOverrides::default()).unwrap();
+    assert_eq!(ws.services[0].depends_on, ["base"]);
+    assert_eq!(ws.services[2].watch, ["docs/**"]);
+    assert_eq!(
+        ws.settings.shared_paths,
+        [".cargo/**", "rust-toolchain.toml", "rust-toolchain"]
     );
 }

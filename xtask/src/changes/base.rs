@@ -1,0 +1,214 @@
+//! Which two states a change is measured between: the base commit (a merge-base, never a
+//! guess) and the head (a commit, plus the working tree for local builds). When the base cannot
+//! be had — a shallow clone, an unknown `before`, a first push — the answer is "everything",
+//! with the reason, never "nothing".
+
+use anyhow::{bail, Context, Result};
+
+use crate::context::{BuildContext, Trigger};
+
+/// What to compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    /// `None`: no usable base; every service is selected for `fallback`.
+    pub base: Option<git2::Oid>,
+    pub head: git2::Oid,
+    /// Include the index and the working tree (local builds without `--head`).
+    pub working_tree: bool,
+    /// How the base was chosen, for people.
+    pub how: String,
+    /// Why everything is selected (set exactly when `base` is `None`).
+    pub fallback: Option<String>,
+}
+
+pub struct Request<'a> {
+    pub base: Option<&'a str>,
+    pub head: Option<&'a str>,
+    pub context: &'a BuildContext,
+}
+
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
+    let cx = req.context;
+    let in_ci = !matches!(cx.trigger, Trigger::Local);
+    let (head, working_tree) = match req.head {
+        Some(r) => (commit_of(repo, r)?, false),
+        None if in_ci => match lookup(repo, &cx.revision) {
+            Some(id) => (id, false),
+            None => (commit_of(repo, "HEAD")?, false),
+        },
+        None => (commit_of(repo, "HEAD")?, true),
+    };
+    let short = |id: git2::Oid| id.to_string()[..7].to_string();
+    let everything = |why: String| Range {
+        base: None,
+        head,
+        working_tree,
+        how: why.clone(),
+        fallback: Some(why),
+    };
+    let merge_base = |other: git2::Oid, label: &str| -> Result<Range> {
+        match repo.merge_base(other, head) {
+            Ok(mb) => Ok(Range {
+                base: Some(mb),
+                head,
+                working_tree,
+                how: format!("merge-base of {label} and {} = {}", short(head), short(mb)),
+                fallback: None,
+            }),
+            Err(_) if repo.is_shallow() => Ok(everything(format!(
+                "{label} and {} share no history in this shallow clone (depth {}): fetch with fetch-depth: 0",
+                short(head),
+                depth(repo, head)
+            ))),
+            Err(_) => Ok(everything(format!(
+                "{label} and {} have no common ancestor",
+                short(head)
+            ))),
+        }
+    };
+    let missing = |what: String| -> Range {
+        if repo.is_shallow() {
+            everything(format!(
+                "{what} is not in this shallow clone (depth {}): fetch with fetch-depth: 0",
+                depth(repo, head)
+            ))
+        } else {
+            everything(format!("{what} is not in this repository"))
+        }
+    };
+    let default_ref = |repo: &git2::Repository| -> Option<(git2::Oid, String)> {
+        let b = &cx.default_branch;
+        [
+            format!("refs/remotes/origin/{b}"),
+            format!("refs/heads/{b}"),
+        ]
+        .into_iter()
+        .find_map(|r| {
+            let id = repo.refname_to_id(&r).ok()?;
+            Some((
+                id,
+                r.trim_start_matches("refs/remotes/")
+                    .trim_start_matches("refs/heads/")
+                    .to_string(),
+            ))
+        })
+    };
+
+    if let Some(b) = req.base {
+        let base = commit_of(repo, b)?;
+        return merge_base(base, b);
+    }
+    match &cx.trigger {
+        Trigger::PullRequest { base, .. } => {
+            let found = [format!("refs/remotes/origin/{base}"), format!("refs/heads/{base}")]
+                .into_iter()
+                .find_map(|r| repo.refname_to_id(&r).ok().map(|id| (id, r)));
+            match found {
+                Some((id, r)) => merge_base(id, r.trim_start_matches("refs/remotes/").trim_start_matches("refs/heads/")),
+                None => Ok(missing(format!("the pull request's base branch `{base}`"))),
+            }
+        }
+        Trigger::Branch if in_ci => {
+            let before = cx.push_before.as_deref().unwrap_or("");
+            let to_default = |why: &str| -> Result<Range> {
+                let on_default = cx.branch.as_deref() == Some(cx.default_branch.as_str());
+                match default_ref(repo) {
+                    Some((id, name)) if !(on_default && repo.merge_base(id, head).ok() == Some(head)) => {
+                        let mut r = merge_base(id, &name)?;
+                        r.how = format!("{why}; {}", r.how);
+                        Ok(r)
+                    }
+                    Some(_) => Ok(everything(format!("{why}, on the default branch itself"))),
+                    None => Ok(missing(format!("{why}; the default branch `{}`", cx.default_branch))),
+                }
+            };
+            if before.is_empty() {
+                to_default("no `before` in the push event")
+            } else if before == ZERO {
+                to_default("a new branch (before is all zeros)")
+            } else {
+                match lookup(repo, before) {
+                    None if repo.is_shallow() => Ok(missing(format!("base {}", &before[..7.min(before.len())]))),
+                    None => to_default(&format!("before {} is unknown (force push?)", &before[..7.min(before.len())])),
+                    Some(id) if id == head || repo.graph_descendant_of(head, id).unwrap_or(false) => Ok(Range {
+                        base: Some(id),
+                        head,
+                        working_tree,
+                        how: format!("the push's before = {}", short(id)),
+                        fallback: None,
+                    }),
+                    Some(id) => to_default(&format!(
+                        "before {} is not an ancestor of {} (force push)",
+                        short(id),
+                        short(head)
+                    )),
+                }
+            }
+        }
+        Trigger::Release { tag, .. } => Ok(everything(format!("release tag {tag}: every service is released"))),
+        _ => match local_default(repo, cx) {
+            Some((id, name)) => merge_base(id, &name),
+            None => Ok(everything(format!(
+                "no default branch to compare with (no origin/HEAD, origin/{b} or {b}): pass --base",
+                b = cx.default_branch
+            ))),
+        },
+    }
+}
+
+/// Locally: `origin/HEAD`'s branch, else the default branch, remote first.
+fn local_default(repo: &git2::Repository, cx: &BuildContext) -> Option<(git2::Oid, String)> {
+    let b = &cx.default_branch;
+    [
+        "refs/remotes/origin/HEAD".to_string(),
+        format!("refs/remotes/origin/{b}"),
+        format!("refs/heads/{b}"),
+    ]
+    .into_iter()
+    .find_map(|r| {
+        let id = repo.refname_to_id(&r).ok()?;
+        Some((
+            id,
+            r.trim_start_matches("refs/remotes/")
+                .trim_start_matches("refs/heads/")
+                .to_string(),
+        ))
+    })
+}
+
+fn lookup(repo: &git2::Repository, sha: &str) -> Option<git2::Oid> {
+    let id = git2::Oid::from_str(sha).ok()?;
+    repo.find_commit(id).ok().map(|c| c.id())
+}
+
+/// A ref, branch, tag or sha as a commit; an unknown one is an error that says so.
+pub fn commit_of(repo: &git2::Repository, spec: &str) -> Result<git2::Oid> {
+    let obj = repo.revparse_single(spec).with_context(|| {
+        format!("`{spec}` is not a commit, branch or tag in this repository (a shallow clone may lack it: fetch with fetch-depth: 0)")
+    })?;
+    let commit = obj
+        .peel_to_commit()
+        .with_context(|| format!("`{spec}` does not point at a commit"))?;
+    Ok(commit.id())
+}
+
+/// How many commits a shallow clone holds below `head`.
+fn depth(repo: &git2::Repository, head: git2::Oid) -> usize {
+    let Ok(mut walk) = repo.revwalk() else {
+        return 0;
+    };
+    if walk.push(head).is_err() {
+        return 0;
+    }
+    walk.take(10_000).filter(|c| c.is_ok()).count()
+}
+
+/// `--strict`: a fallback is an error.
+pub fn strict(range: &Range) -> Result<()> {
+    if let Some(why) = &range.fallback {
+        bail!("--strict: cannot tell what changed: {why}");
+    }
+    Ok(())
+}

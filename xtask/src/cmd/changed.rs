@@ -1,0 +1,51 @@
+//! `cargo xtask changed`: which services the change selects, and why. stdout: the selected
+//! names, one per line (or `--json`); stderr: the reasons.
+
+use anyhow::Result;
+
+use crate::cli::ChangedArgs;
+use crate::{git, world, Ctx};
+
+pub fn run(ctx: &Ctx, args: &ChangedArgs) -> Result<()> {
+    let ws = ctx.workspace()?;
+    let repo = git::Repo::open(&ws.root)?;
+    let info = repo.info()?;
+    let cx = world::context(&ws, &repo, &info)?;
+    let report = world::changes(ctx, &ws, &cx, &args.range)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    ctx.ui.info(format!(
+        "comparing {}{} ({} changed paths)",
+        report.comparison,
+        if report.working_tree {
+            ", with the working tree"
+        } else {
+            ""
+        },
+        report.changed_paths
+    ));
+    let width = report
+        .services
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0);
+    for s in &report.services {
+        let mark = match (s.selected, s.removed) {
+            (_, true) => "removed",
+            (true, _) => "build",
+            (false, _) => "skip",
+        };
+        ctx.ui.info(format!(
+            "  {:width$}  {mark:7}  {}",
+            s.name,
+            s.reasons.join("; ")
+        ));
+        if s.selected {
+            println!("{}", s.name);
+        }
+    }
+    Ok(())
+}
