@@ -97,8 +97,15 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
     };
 
     if let Some(b) = req.base {
-        let base = commit_of(repo, b)?;
-        return merge_base(base, b);
+        let looks_like_sha = b.len() >= 7 && b.chars().all(|c| c.is_ascii_hexdigit());
+        return match commit_of(repo, b) {
+            Ok(base) => merge_base(base, b),
+            // A commit the clone does not have: everything, with the reason (never nothing).
+            Err(_) if looks_like_sha && repo.is_shallow() => {
+                Ok(missing(format!("base {}", &b[..7])))
+            }
+            Err(e) => Err(e),
+        };
     }
     match &cx.trigger {
         Trigger::PullRequest { base, .. } => {
