@@ -632,7 +632,9 @@ fn a_pull_request_compares_its_head_with_the_merge_base_of_its_base_branch() {
     git(r, &["checkout", "-q", "main"]);
     write(r, "services/web/www/index.html", "<p>main moved on</p>\n");
     commit(r, "main moves");
-    // What actions/checkout gives a PR: a synthetic merge commit of the head into the base.
+    // What actions/checkout gives a PR: a synthetic merge commit of the head into the base,
+    // checked out detached (the base branch itself does not move).
+    git(r, &["checkout", "-q", "--detach", "main"]);
     git(
         r,
         &["merge", "-q", "--no-ff", "-m", "synthetic merge", "pr"],
