@@ -35,6 +35,29 @@ pub enum Command {
     /// Which services a change selects, and why (git diff widened through the cargo graph,
     /// Dockerfiles, watch globs, shared paths and depends_on).
     Changed(ChangedArgs),
+    /// Benchmarks, on demand (never part of the tests).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    pub what: BenchTarget,
+    /// Repository sizes in files (500 services each).
+    #[arg(long, value_delimiter = ',', default_values_t = [25_000usize, 100_000, 300_000])]
+    pub files: Vec<usize>,
+    /// Timed runs per measurement.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Where the synthetic repositories are made (and reused).
+    #[arg(long, default_value_os_t = crate::cmd::bench::default_dir())]
+    pub dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BenchTarget {
+    /// `changed` against `git diff --name-only`.
+    Changes,
 }
 
 /// Where a change is measured from and to.

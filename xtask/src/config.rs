@@ -218,11 +218,19 @@ pub fn load_global(root: &Path) -> Result<(GlobalConfig, Source)> {
     Ok((config, src))
 }
 
-/// Reads one `service.toml` (`rel` to the workspace root).
-pub fn load_service(root: &Path, rel: &Path) -> Result<(ServiceConfig, Source)> {
-    let src = Source::read(root, rel)?;
+/// Reads one `service.toml` (`rel` to the workspace root); `None` when there is none.
+pub fn load_service(root: &Path, rel: &Path) -> Result<Option<(ServiceConfig, Source)>> {
+    let text = match std::fs::read_to_string(root.join(rel)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", rel.display())),
+    };
+    let src = Source {
+        path: rel.to_path_buf(),
+        text,
+    };
     let parsed: ServiceConfig = src.parse("service.toml")?;
-    Ok((parsed, src))
+    Ok(Some((parsed, src)))
 }
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`": the closest valid key.

@@ -36,8 +36,25 @@ impl Repo {
         Ok(Repo { repo })
     }
 
-    /// HEAD and the working tree.
+    /// HEAD and the working tree's state.
     pub fn info(&self) -> Result<GitInfo> {
+        let mut info = self.head()?;
+        let mut opts = git2::StatusOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(false)
+            .include_ignored(false)
+            .exclude_submodules(true);
+        info.dirty = !self
+            .repo
+            .statuses(Some(&mut opts))
+            .context("cannot read the working tree status")?
+            .is_empty();
+        Ok(info)
+    }
+
+    /// HEAD only, `dirty` left false: the working tree scan costs a `stat` per file, and
+    /// change detection reads the working tree its own way.
+    pub fn head(&self) -> Result<GitInfo> {
         let head = self.repo.head().context(
             "the repository has no commit yet: commit once so images can carry a revision",
         )?;
@@ -49,21 +66,11 @@ impl Repo {
         } else {
             None
         };
-        let mut opts = git2::StatusOptions::new();
-        opts.include_untracked(true)
-            .recurse_untracked_dirs(false)
-            .include_ignored(false)
-            .exclude_submodules(true);
-        let dirty = !self
-            .repo
-            .statuses(Some(&mut opts))
-            .context("cannot read the working tree status")?
-            .is_empty();
         Ok(GitInfo {
             sha: commit.id().to_string(),
             branch,
             commit_time: commit.time().seconds(),
-            dirty,
+            dirty: false,
         })
     }
 

@@ -115,6 +115,7 @@ fn main() -> ExitCode {
         Command::Build(args) => cmd::build::run(&ctx, &args),
         Command::Plan(args) => cmd::plan::run(&ctx, &args),
         Command::Changed(args) => cmd::changed::run(&ctx, &args),
+        Command::Bench(args) => cmd::bench::run(&ctx, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

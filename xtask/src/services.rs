@@ -114,9 +114,14 @@ impl Workspace {
         let settings = settings(global, &src, env)?;
         let services_dir = root.join("services");
         let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&services_dir) {
+            // The directory entry's own type: no extra `stat` per service (links are followed).
             Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_dir())
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_type()
+                        .is_ok_and(|t| t.is_dir() || (t.is_symlink() && e.path().is_dir()))
+                })
+                .map(|e| e.path())
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
@@ -372,11 +377,9 @@ fn load_service(
         .to_string();
     let rel_dir = dir.strip_prefix(root).unwrap_or(dir).to_path_buf();
     let toml_path = rel_dir.join("service.toml");
-    let (cfg, src) = if root.join(&toml_path).is_file() {
-        let (cfg, src) = config::load_service(root, &toml_path)?;
-        (cfg, Some(src))
-    } else {
-        (config::ServiceConfig::default(), None)
+    let (cfg, src) = match config::load_service(root, &toml_path)? {
+        Some((cfg, src)) => (cfg, Some(src)),
+        None => (config::ServiceConfig::default(), None),
     };
     let at = |v: &Spanned<String>, e: anyhow::Error| match &src {
         Some(src) => src.error_at(v, e),
@@ -491,11 +494,7 @@ fn load_service(
         _ => settings.tags.clone(),
     };
     let own_version = rel_dir.join("VERSION");
-    let version = if root.join(&own_version).is_file() {
-        Some(crate::version::read(&root.join(&own_version))?)
-    } else {
-        None
-    };
+    let version = crate::version::read_if_exists(&root.join(&own_version))?;
     let mut labels = settings.extra_labels.clone();
     labels.extend(cfg.labels.clone());
     if let Some(src) = &src {

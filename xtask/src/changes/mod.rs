@@ -63,26 +63,50 @@ struct Head<'r> {
     prefix: String,
     root: &'r Path,
     working_tree: bool,
+    /// Subtrees already read, by path: libgit2 does not cache large trees, and every service
+    /// looks paths up under the same `services/` tree.
+    trees: std::cell::RefCell<BTreeMap<String, git2::Tree<'r>>>,
 }
 
-impl Head<'_> {
+impl<'r> Head<'r> {
     fn read(&self, rel: &str) -> Option<String> {
         if self.working_tree {
             return std::fs::read_to_string(self.root.join(rel)).ok();
         }
-        read_blob(self.repo, &self.tree, &format!("{}{rel}", self.prefix))
+        let blob = self.repo.find_blob(self.id(rel)?).ok()?;
+        String::from_utf8(blob.content().to_vec()).ok()
     }
 
     /// The object id at `rel` in the head commit (a tree or a blob).
     fn id(&self, rel: &str) -> Option<git2::Oid> {
-        let rel = rel.trim_end_matches('/');
-        if rel.is_empty() || rel == "." {
+        let full = format!("{}{}", self.prefix, rel.trim_end_matches('/'));
+        let full = full.trim_end_matches('/');
+        if full.is_empty() || full == "." {
             return Some(self.tree.id());
         }
-        self.tree
-            .get_path(Path::new(&format!("{}{rel}", self.prefix)))
-            .ok()
-            .map(|e| e.id())
+        let (dir, name) = full.rsplit_once('/').unwrap_or(("", full));
+        self.tree_at(dir)?.get_name(name).map(|e| e.id())
+    }
+
+    /// The tree at `dir` (`""` = the root), each level read at most once.
+    fn tree_at(&self, dir: &str) -> Option<git2::Tree<'r>> {
+        if dir.is_empty() {
+            return Some(self.tree.clone());
+        }
+        if let Some(t) = self.trees.borrow().get(dir) {
+            return Some(t.clone());
+        }
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir));
+        let entry_id = self
+            .tree_at(parent)?
+            .get_name(name)
+            .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
+            .map(|e| e.id())?;
+        let tree = self.repo.find_tree(entry_id).ok()?;
+        self.trees
+            .borrow_mut()
+            .insert(dir.to_string(), tree.clone());
+        Some(tree)
     }
 }
 
@@ -124,6 +148,7 @@ pub fn detect(
         prefix: prefix.clone(),
         root: &ws.root,
         working_tree: range.working_tree,
+        trees: Default::default(),
     };
     let base_tree = match range.base {
         Some(b) => Some(repo.find_commit(b)?.tree()?),
@@ -175,8 +200,12 @@ pub fn detect(
 
     // The cargo graph, only when a service is a Rust package.
     let rust: BTreeMap<&str, String> = {
-        let is_rust =
-            |s: &Service| s.cargo.is_some() || ws.root.join(&s.dir).join("Cargo.toml").is_file();
+        let members = workspace_members(head.read("Cargo.toml").as_deref());
+        let is_rust = |s: &Service| {
+            s.cargo.is_some()
+                || (members.is_match(s.dir.as_path())
+                    && ws.root.join(&s.dir).join("Cargo.toml").is_file())
+        };
         if ws.services.iter().any(is_rust) {
             let pkgs = packages()?;
             ws.services
@@ -490,6 +519,18 @@ fn dependency_dirs(pkg: &str, pkgs: &[Package]) -> Vec<String> {
         .collect();
     dirs.sort();
     dirs
+}
+
+/// The root manifest's `[workspace] members` globs (none when it has none).
+fn workspace_members(manifest: Option<&str>) -> globset::GlobSet {
+    let members: Vec<String> = manifest
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("workspace")?.get("members")?.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| m.as_str().map(|s| s.trim_end_matches('/').to_string()))
+        .collect();
+    glob_set(&members).unwrap_or_else(|_| globset::GlobSet::empty())
 }
 
 /// Up to three paths, then how many more.

@@ -9,7 +9,7 @@ use crate::{git, world, Ctx};
 pub fn run(ctx: &Ctx, args: &ChangedArgs) -> Result<()> {
     let ws = ctx.workspace()?;
     let repo = git::Repo::open(&ws.root)?;
-    let info = repo.info()?;
+    let info = repo.head()?;
     let cx = world::context(&ws, &repo, &info)?;
     let report = world::changes(ctx, &ws, &cx, &args.range)?;
     if args.json {

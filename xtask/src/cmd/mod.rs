@@ -1,5 +1,6 @@
 //! One module per subcommand; each takes the shared [`crate::Ctx`] and its own arguments.
 
+pub mod bench;
 pub mod build;
 pub mod changed;
 pub mod list;

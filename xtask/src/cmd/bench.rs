@@ -1,0 +1,254 @@
+//! `cargo xtask bench changes`: times change detection on synthetic monorepos (500 services,
+//! 25k to 300k files, a short history) — the `changed` binary as a whole process against
+//! `git diff --name-only` on the same refs — and prints the figures. On demand, never in tests.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::BenchArgs;
+use crate::exec::Runner;
+use crate::tools::CommandSpec;
+use crate::Ctx;
+
+const SERVICES: usize = 500;
+/// Services 0..WATCHERS watch `libs/common/**`; service i+1 builds FROM service i for i < CHAIN.
+const WATCHERS: usize = 10;
+const CHAIN: usize = 20;
+
+pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
+    let runner = ctx.runner(false);
+    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    ctx.ui.info(format!(
+        "bench: {} ({profile} build), {} runs each, {SERVICES} services",
+        exe.display(),
+        args.runs
+    ));
+    let mut rows = Vec::new();
+    for &files in &args.files {
+        let dir = args.dir.join(format!("files-{files}"));
+        let (base, head) =
+            generate(&dir, files).with_context(|| format!("generating {}", dir.display()))?;
+        let changed = CommandSpec::new(exe.display().to_string()).args([
+            "--repo",
+            &dir.display().to_string(),
+            "changed",
+            "--json",
+            "--base",
+            &base,
+            "--head",
+            &head,
+        ]);
+        let diff = CommandSpec::new("git").args([
+            "-C",
+            &dir.display().to_string(),
+            "diff",
+            "--name-only",
+            &base,
+            &head,
+        ]);
+        // Check the answer before timing it.
+        let out = runner.probe(&changed)?;
+        if !out.success() {
+            bail!("{}", runner.failure(&changed, &out));
+        }
+        let v: serde_json::Value = serde_json::from_str(&out.stdout)?;
+        let selected = v["services"]
+            .as_array()
+            .map_or(0, |s| s.iter().filter(|s| s["selected"] == true).count());
+        let paths = runner.probe(&diff)?.stdout.lines().count();
+        let t_changed = time(&runner, &changed, args.runs)?;
+        let t_diff = time(&runner, &diff, args.runs)?;
+        ctx.ui.info(format!(
+            "files={files}: {paths} changed paths, {selected} services selected; changed median {:.1} ms (min {:.1}), git diff median {:.1} ms (min {:.1})",
+            t_changed.0, t_changed.1, t_diff.0, t_diff.1
+        ));
+        rows.push((files, paths, selected, t_changed, t_diff));
+    }
+    println!("| files | changed paths | selected | `changed` median (min) ms | `git diff --name-only` median (min) ms |");
+    println!("|---|---|---|---|---|");
+    for (files, paths, selected, c, d) in &rows {
+        println!(
+            "| {files} | {paths} | {selected} | {:.1} ({:.1}) | {:.1} ({:.1}) |",
+            c.0, c.1, d.0, d.1
+        );
+    }
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        if rows.len() > 1 {
+            println!(
+                "\n`changed` at {} files / at {} files: {:.2}x (median)",
+                last.0,
+                first.0,
+                last.3 .0 / first.3 .0
+            );
+        }
+    }
+    Ok(())
+}
+
+/// (median, min) wall milliseconds over `runs` runs, after one warm-up.
+fn time(runner: &Runner, cmd: &CommandSpec, runs: usize) -> Result<(f64, f64)> {
+    runner.probe(cmd)?;
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        let out = runner.probe(cmd)?;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        if !out.success() {
+            bail!("{}", runner.failure(cmd, &out));
+        }
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    Ok((ms[ms.len() / 2], ms[0]))
+}
+
+/// A repository with `files` files under 500 services (built as git objects; only the small
+/// per-service files the tool reads from disk are written out), ten commits of history, and a
+/// last commit that changes 17 files: 15 in one service and 2 in a library ten services watch.
+/// Returns (base, head). Reused when it exists.
+fn generate(dir: &Path, files: usize) -> Result<(String, String)> {
+    let marker = dir.join(".bench-refs");
+    if let Ok(text) = std::fs::read_to_string(&marker) {
+        if let Some((b, h)) = text.trim().split_once(' ') {
+            return Ok((b.to_string(), h.to_string()));
+        }
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let repo = git2::Repository::init(dir)?;
+    let sig = git2::Signature::new(
+        "bench",
+        "bench@example.invalid",
+        &git2::Time::new(1_700_000_000, 0),
+    )?;
+    let write_file = |rel: &str, text: &str| -> Result<()> {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap_or(dir))?;
+        std::fs::write(p, text)?;
+        Ok(())
+    };
+    write_file("Cargo.toml", "[workspace]\nmembers = []\n\n[workspace.metadata.images]\nregistries = [\"127.0.0.1:5000\"]\n")?;
+    write_file("VERSION", "1.0.0\n")?;
+    let per_service = (files / SERVICES).max(3) - 2;
+    let mut configs = Vec::new();
+    for i in 0..SERVICES {
+        let name = format!("svc-{i:03}");
+        let mut toml = String::new();
+        if i < WATCHERS {
+            toml.push_str("watch = [\"libs/common/**\"]\n");
+        }
+        if i > 0 && i <= CHAIN {
+            toml.push_str(&format!("depends_on = [\"svc-{:03}\"]\n", i - 1));
+        }
+        let dockerfile = "FROM busybox:1.35\nCOPY src/ /src/\nUSER 10001\n".to_string();
+        write_file(&format!("services/{name}/Dockerfile"), &dockerfile)?;
+        write_file(&format!("services/{name}/service.toml"), &toml)?;
+        configs.push((name, dockerfile, toml));
+    }
+
+    // Content-addressed blobs: a handful of distinct contents is enough; trees carry the size.
+    let blobs = std::cell::RefCell::new(std::collections::HashMap::<String, git2::Oid>::new());
+    let blob = |text: &str| -> Result<git2::Oid, git2::Error> {
+        if let Some(id) = blobs.borrow().get(text) {
+            return Ok(*id);
+        }
+        let id = repo.blob(text.as_bytes())?;
+        blobs.borrow_mut().insert(text.to_string(), id);
+        Ok(id)
+    };
+    // `touch(service, file)`: the version a file was last edited at, if ever.
+    let tree_for = |touch: &dyn Fn(usize, usize) -> Option<u32>| -> Result<git2::Oid> {
+        let mut services = repo.treebuilder(None)?;
+        for (i, (name, dockerfile, toml)) in configs.iter().enumerate() {
+            let mut svc = repo.treebuilder(None)?;
+            svc.insert("Dockerfile", blob(dockerfile)?, 0o100644)?;
+            svc.insert("service.toml", blob(toml)?, 0o100644)?;
+            let mut src = repo.treebuilder(None)?;
+            for chunk in 0..per_service.div_ceil(50) {
+                let mut m = repo.treebuilder(None)?;
+                for f in (chunk * 50)..((chunk + 1) * 50).min(per_service) {
+                    let text = match touch(i, f) {
+                        Some(v) => format!("v{v} {f}\n"),
+                        None => format!("{}\n", f % 7),
+                    };
+                    m.insert(format!("file-{f:04}.txt"), blob(&text)?, 0o100644)?;
+                }
+                src.insert(format!("mod-{chunk:02}"), m.write()?, 0o040000)?;
+            }
+            svc.insert("src", src.write()?, 0o040000)?;
+            services.insert(name, svc.write()?, 0o040000)?;
+        }
+        let mut common = repo.treebuilder(None)?;
+        for f in 0..20 {
+            let text = match touch(usize::MAX, f) {
+                Some(v) => format!("v{v} lib {f}\n"),
+                None => format!("lib {f}\n"),
+            };
+            common.insert(format!("lib-{f}.rs"), blob(&text)?, 0o100644)?;
+        }
+        let mut libs = repo.treebuilder(None)?;
+        libs.insert("common", common.write()?, 0o040000)?;
+        let mut root = repo.treebuilder(None)?;
+        root.insert("services", services.write()?, 0o040000)?;
+        root.insert("libs", libs.write()?, 0o040000)?;
+        root.insert(
+            "Cargo.toml",
+            blob(&std::fs::read_to_string(dir.join("Cargo.toml"))?)?,
+            0o100644,
+        )?;
+        root.insert("VERSION", blob("1.0.0\n")?, 0o100644)?;
+        Ok(root.write()?)
+    };
+    let mut parent: Option<git2::Oid> = None;
+    let commit =
+        |tree: git2::Oid, msg: &str, parent: &mut Option<git2::Oid>| -> Result<git2::Oid> {
+            let t = repo.find_tree(tree)?;
+            let parents: Vec<git2::Commit> = parent
+                .iter()
+                .map(|p| repo.find_commit(*p))
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<&git2::Commit> = parents.iter().collect();
+            let id = repo.commit(Some("HEAD"), &sig, &sig, msg, &t, &refs)?;
+            *parent = Some(id);
+            Ok(id)
+        };
+    // History: three files edited per commit, in services spread over the tree.
+    let history = |upto: u32| {
+        move |i: usize, f: usize| {
+            (0..upto)
+                .rev()
+                .find(|step| i == (*step as usize * 37 + 5) % SERVICES && f < 3)
+        }
+    };
+    for step in 1..=10u32 {
+        let tree = tree_for(&history(step))?;
+        commit(tree, &format!("history {step}"), &mut parent)?;
+    }
+    let base = parent.context("no history")?;
+    // The change: 15 files in svc-000 (which starts a depends_on chain) and 2 in libs/common.
+    let old = history(10);
+    let tree = tree_for(&|i, f| {
+        if (i == 0 && f < 15) || (i == usize::MAX && f < 2) {
+            Some(99)
+        } else {
+            old(i, f)
+        }
+    })?;
+    let head = commit(tree, "the change", &mut parent)?;
+    let (b, h) = (base.to_string(), head.to_string());
+    std::fs::write(&marker, format!("{b} {h}\n"))?;
+    Ok((b, h))
+}
+
+/// Where generated repositories go by default.
+pub fn default_dir() -> PathBuf {
+    std::env::temp_dir().join("slipway-bench")
+}
