@@ -9,6 +9,8 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::files::Files;
+
 /// The global section, `[workspace.metadata.images]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,16 +154,6 @@ pub struct Source {
 }
 
 impl Source {
-    /// Reads `root/rel`; messages name it as `rel`.
-    pub fn read(root: &Path, rel: &Path) -> Result<Source> {
-        let text = std::fs::read_to_string(root.join(rel))
-            .with_context(|| format!("cannot read {}", rel.display()))?;
-        Ok(Source {
-            path: rel.to_path_buf(),
-            text,
-        })
-    }
-
     /// `file:line:column` for a byte offset.
     pub fn locate(&self, offset: usize) -> String {
         let before = &self.text[..offset.min(self.text.len())];
@@ -195,7 +187,7 @@ impl Source {
 }
 
 /// Reads `[workspace.metadata.images]` from the root manifest (all of it optional).
-pub fn load_global(root: &Path) -> Result<(GlobalConfig, Source)> {
+pub fn load_global(files: &dyn Files) -> Result<(GlobalConfig, Source)> {
     #[derive(Deserialize)]
     struct Manifest {
         workspace: Option<Workspace>,
@@ -208,7 +200,13 @@ pub fn load_global(root: &Path) -> Result<(GlobalConfig, Source)> {
     struct Metadata {
         images: Option<GlobalConfig>,
     }
-    let src = Source::read(root, Path::new("Cargo.toml"))?;
+    let text = files
+        .read(Path::new("Cargo.toml"))?
+        .context("the workspace has no Cargo.toml")?;
+    let src = Source {
+        path: PathBuf::from("Cargo.toml"),
+        text,
+    };
     let parsed: Manifest = src.parse("[workspace.metadata.images]")?;
     let config = parsed
         .workspace
@@ -219,11 +217,9 @@ pub fn load_global(root: &Path) -> Result<(GlobalConfig, Source)> {
 }
 
 /// Reads one `service.toml` (`rel` to the workspace root); `None` when there is none.
-pub fn load_service(root: &Path, rel: &Path) -> Result<Option<(ServiceConfig, Source)>> {
-    let text = match std::fs::read_to_string(root.join(rel)) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", rel.display())),
+pub fn load_service(files: &dyn Files, rel: &Path) -> Result<Option<(ServiceConfig, Source)>> {
+    let Some(text) = files.read(rel)? else {
+        return Ok(None);
     };
     let src = Source {
         path: rel.to_path_buf(),

@@ -74,6 +74,11 @@ impl Repo {
         })
     }
 
+    /// The libgit2 repository, for the modules that walk it themselves.
+    pub fn raw(&self) -> &git2::Repository {
+        &self.repo
+    }
+
     /// The branch `origin/HEAD` points to, when the clone recorded it.
     pub fn default_branch(&self) -> Option<String> {
         let r = self.repo.find_reference("refs/remotes/origin/HEAD").ok()?;

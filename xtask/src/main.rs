@@ -7,6 +7,7 @@ mod config;
 mod context;
 mod dockerfile;
 mod exec;
+mod files;
 mod git;
 mod pipeline;
 mod plan;

@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use toml::Spanned;
 
 use crate::config::{self, EnvOverrides, GlobalConfig, Source};
+use crate::files::{Disk, Files};
 use crate::policy::{LatestRule, TagPolicy};
 use crate::tags::{self, LabelInfo};
 
@@ -34,7 +36,7 @@ pub struct Settings {
     pub network: Option<String>,
     /// `labels` from the global section.
     pub extra_labels: BTreeMap<String, String>,
-    pub policy: TagPolicy,
+    pub policy: Arc<TagPolicy>,
     pub default_branch: Option<String>,
     pub environments: Vec<String>,
     /// Globs whose change selects every service.
@@ -59,7 +61,7 @@ pub struct Service {
     pub labels: BTreeMap<String, String>,
     /// The global tag policy with this service's overrides.
     #[serde(skip)]
-    pub policy: TagPolicy,
+    pub policy: Arc<TagPolicy>,
     /// `services/<name>/VERSION`, when the service is versioned on its own.
     pub version: Option<semver::Version>,
     pub target: Option<String>,
@@ -110,30 +112,34 @@ impl Workspace {
         env: &EnvOverrides,
         packages: impl FnOnce() -> Result<Vec<Package>>,
     ) -> Result<Workspace> {
-        let (global, src) = config::load_global(root)?;
+        Workspace::load_from(&Disk { root }, root, env, packages)
+    }
+
+    /// The global settings alone (the root manifest), without the services.
+    pub fn settings(files: &dyn Files, env: &EnvOverrides) -> Result<Settings> {
+        let (global, src) = config::load_global(files)?;
+        settings(global, &src, env)
+    }
+
+    /// `load`, reading through `files` (the working tree, or a commit's tree).
+    pub fn load_from(
+        files: &dyn Files,
+        root: &Path,
+        env: &EnvOverrides,
+        packages: impl FnOnce() -> Result<Vec<Package>>,
+    ) -> Result<Workspace> {
+        let (global, src) = config::load_global(files)?;
         let settings = settings(global, &src, env)?;
-        let services_dir = root.join("services");
-        let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&services_dir) {
-            // The directory entry's own type: no extra `stat` per service (links are followed).
-            Ok(entries) => entries
-                .filter_map(|e| e.ok())
-                .filter(|e| {
-                    e.file_type()
-                        .is_ok_and(|t| t.is_dir() || (t.is_symlink() && e.path().is_dir()))
-                })
-                .map(|e| e.path())
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot list {}", services_dir.display()))
-            }
-        };
-        dirs.sort();
+        let dirs: Vec<PathBuf> = files
+            .subdirs(Path::new("services"))?
+            .into_iter()
+            .map(|n| Path::new("services").join(n))
+            .collect();
         let mut services = Vec::new();
         let mut errors = Vec::new();
         let mut want_cargo = Vec::new();
         for dir in dirs {
-            match load_service(root, &dir, &settings, env) {
+            match load_service(files, &dir, &settings, env) {
                 Ok(Some((svc, cargo))) => {
                     if let Some(c) = cargo {
                         want_cargo.push((services.len(), c));
@@ -250,7 +256,11 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                 )
             })
     })?;
-    let policy = tag_policy(TagPolicy::default(), g.tag_policy.unwrap_or_default(), src)?;
+    let policy = Arc::new(tag_policy(
+        TagPolicy::default(),
+        g.tag_policy.unwrap_or_default(),
+        src,
+    )?);
     let registries = match &env.registries {
         Some(r) => {
             check_env("DOCKER_REGISTRY", r, config::check_registry)?;
@@ -365,7 +375,7 @@ pub fn release_branch_matcher(policy: &TagPolicy) -> Result<globset::GlobSet> {
 
 /// One service directory; `None` when it has no Dockerfile (and no service.toml asking for one).
 fn load_service(
-    root: &Path,
+    files: &dyn Files,
     dir: &Path,
     settings: &Settings,
     env: &EnvOverrides,
@@ -375,9 +385,9 @@ fn load_service(
         .and_then(|n| n.to_str())
         .with_context(|| format!("{}: directory name is not UTF-8", dir.display()))?
         .to_string();
-    let rel_dir = dir.strip_prefix(root).unwrap_or(dir).to_path_buf();
+    let rel_dir = dir.to_path_buf();
     let toml_path = rel_dir.join("service.toml");
-    let (cfg, src) = match config::load_service(root, &toml_path)? {
+    let (cfg, src) = match config::load_service(files, &toml_path)? {
         Some((cfg, src)) => (cfg, Some(src)),
         None => (config::ServiceConfig::default(), None),
     };
@@ -389,7 +399,7 @@ fn load_service(
         Some(d) => rel_dir.join(d.get_ref()),
         None => rel_dir.join("Dockerfile"),
     };
-    if !root.join(&dockerfile).is_file() {
+    if !files.is_file(&dockerfile) {
         if let Some(d) = &cfg.dockerfile {
             return Err(at(
                 d,
@@ -412,7 +422,7 @@ fn load_service(
     let context = match &cfg.context {
         Some(c) => {
             let ctx = normalize(&rel_dir.join(c.get_ref()));
-            if !root.join(&ctx).is_dir() || ctx.starts_with("..") {
+            if ctx.starts_with("..") || !files.is_dir(&ctx) {
                 return Err(at(
                     c,
                     anyhow::anyhow!(
@@ -494,7 +504,12 @@ fn load_service(
         _ => settings.tags.clone(),
     };
     let own_version = rel_dir.join("VERSION");
-    let version = crate::version::read_if_exists(&root.join(&own_version))?;
+    let version = match files.read(&own_version)? {
+        Some(text) => Some(
+            crate::version::parse(&text).with_context(|| format!("{}:1", own_version.display()))?,
+        ),
+        None => None,
+    };
     let mut labels = settings.extra_labels.clone();
     labels.extend(cfg.labels.clone());
     if let Some(src) = &src {
@@ -503,8 +518,8 @@ fn load_service(
     let watch = strings(&cfg.watch);
     let depends_on = strings(&cfg.depends_on);
     let policy = match (cfg.tag_policy, &src) {
-        (Some(own), Some(src)) => tag_policy(settings.policy.clone(), own, src)?,
-        _ => settings.policy.clone(),
+        (Some(own), Some(src)) => Arc::new(tag_policy((*settings.policy).clone(), own, src)?),
+        _ => Arc::clone(&settings.policy),
     };
     let mut build_args = settings.build_args.clone();
     build_args.extend(cfg.build_args.clone());

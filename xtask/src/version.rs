@@ -16,17 +16,6 @@ pub fn read(path: &Path) -> Result<Version> {
     parse(&text).with_context(|| format!("{}:1", path.display()))
 }
 
-/// `read`, or `None` when the file does not exist.
-pub fn read_if_exists(path: &Path) -> Result<Option<Version>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text)
-            .with_context(|| format!("{}:1", path.display()))
-            .map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
 pub fn parse(text: &str) -> Result<Version> {
     let trimmed = text.trim();
     if trimmed.is_empty() {

@@ -41,7 +41,7 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
     let repo = git::Repo::open(&ws.root)?;
     let git = repo.info()?;
     let root_version = version::read(&ws.root.join("VERSION"))?;
-    let build_context = context(&ws, &repo, &git)?;
+    let build_context = context(&ws.settings, &repo, &git)?;
     if args.push {
         if let Trigger::PullRequest { number, .. } = build_context.trigger {
             if !ws.settings.policy.push_pull_requests {
@@ -50,7 +50,7 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
         }
     }
     let changed = if args.changed {
-        let report = changes(ctx, &ws, &build_context, &args.range)?;
+        let report = changes(ctx, &repo, &build_context, &args.range)?;
         ctx.ui.info(format!("changes: {}", report.comparison));
         Some(report)
     } else {
@@ -117,21 +117,25 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
 }
 
 /// Where this build runs (CI event or local checkout), read from the environment and git.
-pub fn context(ws: &Workspace, repo: &git::Repo, git: &git::GitInfo) -> Result<BuildContext> {
+pub fn context(
+    settings: &services::Settings,
+    repo: &git::Repo,
+    git: &git::GitInfo,
+) -> Result<BuildContext> {
     let event = match std::env::var("GITHUB_EVENT_PATH") {
         Ok(p) if !p.is_empty() => Some(std::fs::read_to_string(&p).with_context(|| {
             format!("cannot read the GitHub event file {p} (GITHUB_EVENT_PATH)")
         })?),
         _ => None,
     };
-    let release_branches = services::release_branch_matcher(&ws.settings.policy)?;
+    let release_branches = services::release_branch_matcher(&settings.policy)?;
     let env = |k: &str| std::env::var(k).ok();
     context::detect(&Facts {
         env: &env,
         event: event.as_deref(),
         git,
         git_default_branch: repo.default_branch(),
-        configured_default_branch: ws.settings.default_branch.as_deref(),
+        configured_default_branch: settings.default_branch.as_deref(),
         release_branches: &release_branches,
     })
 }
@@ -139,13 +143,16 @@ pub fn context(ws: &Workspace, repo: &git::Repo, git: &git::GitInfo) -> Result<B
 /// What changed, for `changed` and `--changed`.
 pub fn changes(
     ctx: &Ctx,
-    ws: &Workspace,
+    repo: &git::Repo,
     cx: &BuildContext,
     range: &RangeArgs,
 ) -> Result<changes::Report> {
+    let packages = || ctx.packages().map(<[_]>::to_vec);
     changes::detect(
-        ws,
-        &|| ctx.packages().map(<[_]>::to_vec),
+        repo.raw(),
+        &ctx.root,
+        &|files| Workspace::load_from(files, &ctx.root, &ctx.env, packages),
+        &packages,
         &changes::Request {
             base: range.base.as_deref(),
             head: range.head.as_deref(),

@@ -670,3 +670,19 @@ fn a_pull_request_compares_its_head_with_the_merge_base_of_its_base_branch() {
         "main's own change is not the PR's"
     );
 }
+
+#[test]
+fn with_head_the_services_are_read_at_that_commit_not_from_the_checkout() {
+    let (d, base) = monorepo();
+    let r = d.path();
+    write(r, "services/fresh/Dockerfile", "FROM busybox:1.35\n");
+    let head = commit(r, "add a service");
+    git(r, &["checkout", "-q", &base]);
+    assert!(
+        !r.join("services/fresh").exists(),
+        "the checkout is at base"
+    );
+    let v = between(r, &base, &head);
+    assert_eq!(selected(&v), ["fresh"]);
+    assert_eq!(reasons(&v, "fresh"), "changed: services/fresh/Dockerfile");
+}

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::context::BuildContext;
 use crate::dockerfile::{self, Ignore};
+use crate::files::{CommitTree, Disk, Files};
 use crate::services::{Package, Service, Workspace};
 
 /// The `changed --json` contract.
@@ -57,56 +58,22 @@ pub struct Request<'a> {
 
 /// What a file looks like at head: the working tree locally, else the head commit.
 struct Head<'r> {
-    repo: &'r git2::Repository,
-    tree: git2::Tree<'r>,
-    /// Workspace root relative to the repository root, with a trailing `/` (or empty).
-    prefix: String,
+    tree: CommitTree<'r>,
     root: &'r Path,
     working_tree: bool,
-    /// Subtrees already read, by path: libgit2 does not cache large trees, and every service
-    /// looks paths up under the same `services/` tree.
-    trees: std::cell::RefCell<BTreeMap<String, git2::Tree<'r>>>,
 }
 
-impl<'r> Head<'r> {
+impl Head<'_> {
     fn read(&self, rel: &str) -> Option<String> {
         if self.working_tree {
             return std::fs::read_to_string(self.root.join(rel)).ok();
         }
-        let blob = self.repo.find_blob(self.id(rel)?).ok()?;
-        String::from_utf8(blob.content().to_vec()).ok()
+        self.tree.read(Path::new(rel)).ok().flatten()
     }
 
     /// The object id at `rel` in the head commit (a tree or a blob).
     fn id(&self, rel: &str) -> Option<git2::Oid> {
-        let full = format!("{}{}", self.prefix, rel.trim_end_matches('/'));
-        let full = full.trim_end_matches('/');
-        if full.is_empty() || full == "." {
-            return Some(self.tree.id());
-        }
-        let (dir, name) = full.rsplit_once('/').unwrap_or(("", full));
-        self.tree_at(dir)?.get_name(name).map(|e| e.id())
-    }
-
-    /// The tree at `dir` (`""` = the root), each level read at most once.
-    fn tree_at(&self, dir: &str) -> Option<git2::Tree<'r>> {
-        if dir.is_empty() {
-            return Some(self.tree.clone());
-        }
-        if let Some(t) = self.trees.borrow().get(dir) {
-            return Some(t.clone());
-        }
-        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir));
-        let entry_id = self
-            .tree_at(parent)?
-            .get_name(name)
-            .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
-            .map(|e| e.id())?;
-        let tree = self.repo.find_tree(entry_id).ok()?;
-        self.trees
-            .borrow_mut()
-            .insert(dir.to_string(), tree.clone());
-        Some(tree)
+        self.tree.id(rel)
     }
 }
 
@@ -116,14 +83,19 @@ fn read_blob(repo: &git2::Repository, tree: &git2::Tree, path: &str) -> Option<S
     String::from_utf8(blob.content().to_vec()).ok()
 }
 
+/// Detects the change. The workspace is loaded through `load` as it is at head: from the
+/// head commit, or from disk when the working tree is included.
 pub fn detect(
-    ws: &Workspace,
+    repo: &git2::Repository,
+    root: &Path,
+    load: &dyn Fn(&dyn Files) -> Result<Workspace>,
     packages: &dyn Fn() -> Result<Vec<Package>>,
     req: &Request,
 ) -> Result<Report> {
-    let repo = git2::Repository::discover(&ws.root).context("cannot open the git repository")?;
+    // Objects come from our own repository: re-hashing each one on read is wasted work here.
+    git2::opts::strict_hash_verification(false);
     let range = base::resolve(
-        &repo,
+        repo,
         &base::Request {
             base: req.base,
             head: req.head,
@@ -137,30 +109,32 @@ pub fn detect(
         .workdir()
         .and_then(|w| w.canonicalize().ok())
         .context("the repository has no working tree")?;
-    let prefix = match ws.root.strip_prefix(&workdir) {
+    let prefix = match root.strip_prefix(&workdir) {
         Ok(p) if p.as_os_str().is_empty() => String::new(),
         Ok(p) => format!("{}/", p.display()),
         Err(_) => String::new(),
     };
     let head = Head {
-        repo: &repo,
-        tree: repo.find_commit(range.head)?.tree()?,
-        prefix: prefix.clone(),
-        root: &ws.root,
+        tree: CommitTree::new(repo, repo.find_commit(range.head)?.tree()?, prefix.clone()),
+        root,
         working_tree: range.working_tree,
-        trees: Default::default(),
+    };
+    let ws = if range.working_tree {
+        load(&Disk { root })?
+    } else {
+        load(&head.tree)?
     };
     let base_tree = match range.base {
         Some(b) => Some(repo.find_commit(b)?.tree()?),
         None => None,
     };
     let mut paths = match &base_tree {
-        Some(bt) => diff::changed_paths(&repo, Some(bt), Some(&head.tree))?,
+        Some(bt) => diff::changed_paths(repo, Some(bt), Some(&head.tree.tree))?,
         None => Vec::new(),
     };
     let mut wt_paths = Vec::new();
     if range.working_tree {
-        wt_paths = diff::working_tree_paths(&repo)?;
+        wt_paths = diff::working_tree_paths(repo)?;
         paths.extend(wt_paths.iter().cloned());
         paths.sort();
         paths.dedup();
@@ -176,7 +150,7 @@ pub fn detect(
     let read_base = |rel: &str| {
         base_tree
             .as_ref()
-            .and_then(|t| read_blob(&repo, t, &format!("{prefix}{rel}")))
+            .and_then(|t| read_blob(repo, t, &format!("{prefix}{rel}")))
     };
 
     // Reasons that select every service.
@@ -245,6 +219,7 @@ pub fn detect(
     let mut digests: BTreeMap<String, String> = BTreeMap::new();
     for svc in &ws.services {
         let inputs = ServiceInputs::read(svc, &head)?;
+
         let crate_dirs = rust
             .get(svc.name.as_str())
             .map(|pkg| dependency_dirs(pkg, &pkgs))
@@ -357,7 +332,7 @@ pub fn detect(
 
     // Services the change removed.
     if let Some(bt) = &base_tree {
-        for name in service_dirs(&repo, bt, &format!("{prefix}services")) {
+        for name in service_dirs(repo, bt, &format!("{prefix}services")) {
             if !ws.services.iter().any(|s| s.name == name) {
                 out.push(ServiceChange {
                     name: name.clone(),
@@ -446,14 +421,17 @@ impl ServiceInputs {
         let mut crates: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
         let mut ignored = Vec::new();
         for p in paths {
-            let in_dir = p.starts_with(&format!("{}/", self.dir));
-            let is_config = in_dir
-                && CONFIG_FILES
-                    .iter()
-                    .any(|f| p == &format!("{}/{f}", self.dir));
-            let hidden = self
-                .in_context(p)
-                .is_some_and(|rel| self.ignore.excludes(rel));
+            let in_dir_rel = p
+                .strip_prefix(self.dir.as_str())
+                .and_then(|r| r.strip_prefix('/'));
+            let in_dir = in_dir_rel.is_some();
+            let is_config = in_dir_rel.is_some_and(|r| CONFIG_FILES.contains(&r));
+            // Only paths that could select the service are checked against .dockerignore.
+            let relevant = in_dir || self.sources.is_some();
+            let hidden = relevant
+                && self
+                    .in_context(p)
+                    .is_some_and(|rel| self.ignore.excludes(rel));
             if p == &self.dockerfile || is_config {
                 own.push(p);
             } else if in_dir {
@@ -474,7 +452,10 @@ impl ServiceInputs {
             if let Some((g, _)) = self.watch.iter().find(|(_, m)| m.is_match(p.as_str())) {
                 watched.push((g.as_str(), p));
             }
-            if let Some(d) = crate_dirs.iter().find(|d| p.starts_with(&format!("{d}/"))) {
+            if let Some(d) = crate_dirs.iter().find(|d| {
+                p.strip_prefix(d.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+            }) {
                 crates.entry(d.as_str()).or_default().push(p);
             }
         }

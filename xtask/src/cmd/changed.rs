@@ -4,14 +4,17 @@
 use anyhow::Result;
 
 use crate::cli::ChangedArgs;
+use crate::files::Disk;
+use crate::services::Workspace;
 use crate::{git, world, Ctx};
 
 pub fn run(ctx: &Ctx, args: &ChangedArgs) -> Result<()> {
-    let ws = ctx.workspace()?;
-    let repo = git::Repo::open(&ws.root)?;
+    // Only the global settings here: the services are read as they are at head.
+    let settings = Workspace::settings(&Disk { root: &ctx.root }, &ctx.env)?;
+    let repo = git::Repo::open(&ctx.root)?;
     let info = repo.head()?;
-    let cx = world::context(&ws, &repo, &info)?;
-    let report = world::changes(ctx, &ws, &cx, &args.range)?;
+    let cx = world::context(&settings, &repo, &info)?;
+    let report = world::changes(ctx, &repo, &cx, &args.range)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

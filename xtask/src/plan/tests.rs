@@ -3,7 +3,6 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::context::{BuildContext, Trigger};
-use crate::policy::TagPolicy;
 use crate::services::{CargoBinary, Settings};
 use crate::tags::LabelInfo;
 
@@ -19,7 +18,7 @@ fn service(name: &str, cargo: bool) -> Service {
         tags: Some(vec!["{version}".into(), "{branch}".into(), "{sha7}".into()]),
         build_args: BTreeMap::from([("EXTRA".into(), "1".into())]),
         labels: BTreeMap::from([("com.example.team".into(), "core".into())]),
-        policy: TagPolicy::default(),
+        policy: Default::default(),
         version: None,
         target: None,
         description: None,
@@ -50,7 +49,7 @@ fn workspace() -> Workspace {
             build_args: BTreeMap::new(),
             network: Some("host".into()),
             extra_labels: BTreeMap::new(),
-            policy: TagPolicy::default(),
+            policy: Default::default(),
             default_branch: None,
             environments: vec![],
             shared_paths: vec![],
@@ -481,7 +480,7 @@ fn timestamp_comes_from_the_commit_unless_the_policy_says_build() {
             .to_string()
     };
     assert_eq!(stamp(&ws), "20261121-042241");
-    ws.services[1].policy.timestamp_from_build = true;
+    std::sync::Arc::make_mut(&mut ws.services[1].policy).timestamp_from_build = true;
     assert_eq!(stamp(&ws), "20270115-080000");
     let plan = make(&inputs(&ws, &v, &cx)).unwrap();
     assert_eq!(
