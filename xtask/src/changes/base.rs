@@ -78,23 +78,7 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
             everything(format!("{what} is not in this repository"))
         }
     };
-    let default_ref = |repo: &git2::Repository| -> Option<(git2::Oid, String)> {
-        let b = &cx.default_branch;
-        [
-            format!("refs/remotes/origin/{b}"),
-            format!("refs/heads/{b}"),
-        ]
-        .into_iter()
-        .find_map(|r| {
-            let id = repo.refname_to_id(&r).ok()?;
-            Some((
-                id,
-                r.trim_start_matches("refs/remotes/")
-                    .trim_start_matches("refs/heads/")
-                    .to_string(),
-            ))
-        })
-    };
+    let default_ref = |repo: &git2::Repository| first_ref(repo, &branch_refs(&cx.default_branch));
 
     if let Some(b) = req.base {
         let looks_like_sha = b.len() >= 7 && b.chars().all(|c| c.is_ascii_hexdigit());
@@ -109,11 +93,8 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
     }
     match &cx.trigger {
         Trigger::PullRequest { base, .. } => {
-            let found = [format!("refs/remotes/origin/{base}"), format!("refs/heads/{base}")]
-                .into_iter()
-                .find_map(|r| repo.refname_to_id(&r).ok().map(|id| (id, r)));
-            match found {
-                Some((id, r)) => merge_base(id, r.trim_start_matches("refs/remotes/").trim_start_matches("refs/heads/")),
+            match first_ref(repo, &branch_refs(base)) {
+                Some((id, name)) => merge_base(id, &name),
                 None => Ok(missing(format!("the pull request's base branch `{base}`"))),
             }
         }
@@ -167,21 +148,27 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
 
 /// Locally: `origin/HEAD`'s branch, else the default branch, remote first.
 fn local_default(repo: &git2::Repository, cx: &BuildContext) -> Option<(git2::Oid, String)> {
-    let b = &cx.default_branch;
+    let mut names = vec!["refs/remotes/origin/HEAD".to_string()];
+    names.extend(branch_refs(&cx.default_branch));
+    first_ref(repo, &names)
+}
+
+/// A branch's remote-tracking ref, then the local one.
+fn branch_refs(branch: &str) -> [String; 2] {
     [
-        "refs/remotes/origin/HEAD".to_string(),
-        format!("refs/remotes/origin/{b}"),
-        format!("refs/heads/{b}"),
+        format!("refs/remotes/origin/{branch}"),
+        format!("refs/heads/{branch}"),
     ]
-    .into_iter()
-    .find_map(|r| {
-        let id = repo.refname_to_id(&r).ok()?;
-        Some((
-            id,
-            r.trim_start_matches("refs/remotes/")
-                .trim_start_matches("refs/heads/")
-                .to_string(),
-        ))
+}
+
+/// The first of `names` that exists: its commit and its short name (`origin/main`, `main`).
+fn first_ref(repo: &git2::Repository, names: &[String]) -> Option<(git2::Oid, String)> {
+    names.iter().find_map(|r| {
+        let id = repo.refname_to_id(r).ok()?;
+        let short = r
+            .trim_start_matches("refs/remotes/")
+            .trim_start_matches("refs/heads/");
+        Some((id, short.to_string()))
     })
 }
 
