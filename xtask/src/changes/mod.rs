@@ -75,6 +75,14 @@ impl Head<'_> {
     fn id(&self, rel: &str) -> Option<git2::Oid> {
         self.tree.id(rel)
     }
+
+    /// A file `rel` exists at head (on disk when the working tree is included).
+    fn exists(&self, rel: &str) -> bool {
+        if self.working_tree {
+            return self.root.join(rel).is_file();
+        }
+        self.tree.is_file(Path::new(rel))
+    }
 }
 
 fn read_blob(repo: &git2::Repository, tree: &git2::Tree, path: &str) -> Option<String> {
@@ -172,36 +180,28 @@ pub fn detect(
         global.push(why.clone());
     }
 
-    // The cargo graph, only when a service is a Rust package.
-    let rust: BTreeMap<&str, String> = {
-        let members = workspace_members(head.read("Cargo.toml").as_deref());
-        let is_rust = |s: &Service| {
-            s.cargo.is_some()
-                || (members.is_match(s.dir.as_path())
-                    && ws.root.join(&s.dir).join("Cargo.toml").is_file())
-        };
-        if ws.services.iter().any(is_rust) {
-            let pkgs = packages()?;
-            ws.services
-                .iter()
-                .filter(|s| is_rust(s))
-                .filter_map(|s| {
-                    let name = match &s.cargo {
-                        Some(c) => Some(c.package.clone()),
-                        None => pkgs.iter().find(|p| p.dir == s.dir).map(|p| p.name.clone()),
-                    }?;
-                    Some((s.name.as_str(), name))
-                })
-                .collect()
-        } else {
-            BTreeMap::new()
+    // The cargo graph, only when a service is a Rust package: package name and the
+    // directories of the workspace crates it depends on, per service.
+    let members = workspace_members(head.read("Cargo.toml").as_deref());
+    let is_rust = |s: &Service| {
+        s.cargo.is_some()
+            || (members.is_match(s.dir.as_path())
+                && head.exists(&format!("{}/Cargo.toml", s.dir.display())))
+    };
+    let mut rust: BTreeMap<&str, (String, Vec<String>)> = BTreeMap::new();
+    if ws.services.iter().any(is_rust) {
+        let pkgs = packages()?;
+        for s in ws.services.iter().filter(|s| is_rust(s)) {
+            let name = match &s.cargo {
+                Some(c) => Some(c.package.clone()),
+                None => pkgs.iter().find(|p| p.dir == s.dir).map(|p| p.name.clone()),
+            };
+            if let Some(name) = name {
+                let dirs = dependency_dirs(&name, &pkgs);
+                rust.insert(s.name.as_str(), (name, dirs));
+            }
         }
-    };
-    let pkgs = if rust.is_empty() {
-        Vec::new()
-    } else {
-        packages()?
-    };
+    }
     let lock_changed = paths.iter().any(|p| p == "Cargo.lock");
     let head_lock = if rust.is_empty() {
         None
@@ -219,13 +219,12 @@ pub fn detect(
     let mut digests: BTreeMap<String, String> = BTreeMap::new();
     for svc in &ws.services {
         let inputs = ServiceInputs::read(svc, &head)?;
-
-        let crate_dirs = rust
-            .get(svc.name.as_str())
-            .map(|pkg| dependency_dirs(pkg, &pkgs))
-            .unwrap_or_default();
-        let (mut reasons, ignored) = inputs.reasons(&paths, &crate_dirs);
-        if let Some(pkg) = rust.get(svc.name.as_str()) {
+        let (pkg, crate_dirs) = match rust.get(svc.name.as_str()) {
+            Some((p, d)) => (Some(p), d.as_slice()),
+            None => (None, &[][..]),
+        };
+        let (mut reasons, ignored) = inputs.reasons(&paths, crate_dirs);
+        if let Some(pkg) = pkg {
             if lock_changed {
                 let new = head_lock.as_ref().and_then(|l| l.reachable(pkg));
                 let old = base_lock.as_ref().and_then(|l| l.reachable(pkg));
@@ -305,17 +304,16 @@ pub fn detect(
             if svc.depends_on.iter().any(|d| !digests.contains_key(d)) {
                 return true;
             }
-            let crate_dirs = rust
-                .get(svc.name.as_str())
-                .map(|pkg| dependency_dirs(pkg, &pkgs))
-                .unwrap_or_default();
-            let lock_entries = rust
-                .get(svc.name.as_str())
-                .and_then(|pkg| head_lock.as_ref().and_then(|l| l.reachable(pkg)));
+            let (pkg, crate_dirs) = match rust.get(svc.name.as_str()) {
+                Some((p, d)) => (Some(p), d.as_slice()),
+                None => (None, &[][..]),
+            };
+            let lock_entries =
+                pkg.and_then(|pkg| head_lock.as_ref().and_then(|l| l.reachable(pkg)));
             let d = input_digest(
                 svc,
                 &head,
-                &crate_dirs,
+                crate_dirs,
                 lock_entries.as_ref(),
                 &shared_ids,
                 &digests,
