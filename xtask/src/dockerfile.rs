@@ -141,10 +141,12 @@ pub fn copies(sources: &[String], path: &str) -> bool {
 /// A pattern as Docker reads it (Go's `filepath.Match` plus `**`): `*` stays within one
 /// path segment.
 pub fn glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
-    Ok(GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()?
-        .compile_matcher())
+    Ok(glob_pattern(pattern)?.compile_matcher())
+}
+
+/// The same pattern, uncompiled (for a `GlobSet`).
+pub fn glob_pattern(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(true).build()
 }
 
 /// `a/b/c` → `a/b/c`, `a/b`, `a`.

@@ -49,6 +49,10 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
             }
         }
     }
+    let range = &args.range;
+    if !args.changed && (range.base.is_some() || range.head.is_some() || range.strict) {
+        bail!("--base, --head and --strict choose what --changed compares: add --changed");
+    }
     let changed = if args.changed {
         let report = changes(ctx, &repo, &build_context, &args.range)?;
         ctx.ui.info(format!("changes: {}", report.comparison));

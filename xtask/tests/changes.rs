@@ -620,6 +620,14 @@ fn build_and_plan_take_changed() {
     );
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(selected(&v), ["edge"]);
+    // Range flags without --changed would be ignored: refused instead.
+    let out = xtask(
+        d.path(),
+        &["plan", "--base", &base],
+        &[("PATH", "/nonexistent")],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("add --changed"), "{}", stderr(&out));
 }
 
 #[test]

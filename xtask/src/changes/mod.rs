@@ -60,15 +60,21 @@ pub struct Request<'a> {
 struct Head<'r> {
     tree: CommitTree<'r>,
     root: &'r Path,
-    working_tree: bool,
+    /// Set when the working tree is included: files are read from disk.
+    disk: Option<Disk<'r>>,
 }
 
 impl Head<'_> {
-    fn read(&self, rel: &str) -> Option<String> {
-        if self.working_tree {
-            return std::fs::read_to_string(self.root.join(rel)).ok();
+    /// Where files are read from.
+    fn files(&self) -> &dyn Files {
+        match &self.disk {
+            Some(d) => d,
+            None => &self.tree,
         }
-        self.tree.read(Path::new(rel)).ok().flatten()
+    }
+
+    fn read(&self, rel: &str) -> Option<String> {
+        self.files().read(Path::new(rel)).ok().flatten()
     }
 
     /// The object id at `rel` in the head commit (a tree or a blob).
@@ -76,19 +82,9 @@ impl Head<'_> {
         self.tree.id(rel)
     }
 
-    /// A file `rel` exists at head (on disk when the working tree is included).
     fn exists(&self, rel: &str) -> bool {
-        if self.working_tree {
-            return self.root.join(rel).is_file();
-        }
-        self.tree.is_file(Path::new(rel))
+        self.files().is_file(Path::new(rel))
     }
-}
-
-fn read_blob(repo: &git2::Repository, tree: &git2::Tree, path: &str) -> Option<String> {
-    let entry = tree.get_path(Path::new(path)).ok()?;
-    let blob = repo.find_blob(entry.id()).ok()?;
-    String::from_utf8(blob.content().to_vec()).ok()
 }
 
 /// Detects the change. The workspace is loaded through `load` as it is at head: from the
@@ -125,19 +121,19 @@ pub fn detect(
     let head = Head {
         tree: CommitTree::new(repo, repo.find_commit(range.head)?.tree()?, prefix.clone()),
         root,
-        working_tree: range.working_tree,
+        disk: range.working_tree.then_some(Disk { root }),
     };
-    let ws = if range.working_tree {
-        load(&Disk { root })?
-    } else {
-        load(&head.tree)?
-    };
-    let base_tree = match range.base {
-        Some(b) => Some(repo.find_commit(b)?.tree()?),
+    let ws = load(head.files())?;
+    let base = match range.base {
+        Some(b) => Some(CommitTree::new(
+            repo,
+            repo.find_commit(b)?.tree()?,
+            prefix.clone(),
+        )),
         None => None,
     };
-    let mut paths = match &base_tree {
-        Some(bt) => diff::changed_paths(repo, Some(bt), Some(&head.tree.tree))?,
+    let mut paths = match &base {
+        Some(b) => diff::changed_paths(repo, Some(&b.tree), Some(&head.tree.tree))?,
         None => Vec::new(),
     };
     let mut wt_paths = Vec::new();
@@ -155,11 +151,7 @@ pub fn detect(
         .iter()
         .filter_map(|p| p.strip_prefix(&prefix).map(String::from))
         .collect();
-    let read_base = |rel: &str| {
-        base_tree
-            .as_ref()
-            .and_then(|t| read_blob(repo, t, &format!("{prefix}{rel}")))
-    };
+    let read_base = |rel: &str| base.as_ref()?.read(Path::new(rel)).ok().flatten();
 
     // Reasons that select every service.
     let shared = glob_set(&ws.settings.shared_paths)?;
@@ -329,8 +321,12 @@ pub fn detect(
     }
 
     // Services the change removed.
-    if let Some(bt) = &base_tree {
-        for name in service_dirs(repo, bt, &format!("{prefix}services")) {
+    if let Some(b) = &base {
+        for name in b.subdirs(Path::new("services"))? {
+            let dir = Path::new("services").join(&name);
+            if !b.is_file(&dir.join("Dockerfile")) && !b.is_file(&dir.join("service.toml")) {
+                continue;
+            }
             if !ws.services.iter().any(|s| s.name == name) {
                 out.push(ServiceChange {
                     name: name.clone(),
@@ -526,12 +522,7 @@ fn list<S: AsRef<str>>(paths: &[S]) -> String {
 fn glob_set(globs: &[String]) -> Result<globset::GlobSet> {
     let mut b = globset::GlobSetBuilder::new();
     for g in globs {
-        b.add(
-            globset::GlobBuilder::new(g)
-                .literal_separator(true)
-                .build()
-                .with_context(|| format!("bad glob `{g}`"))?,
-        );
+        b.add(dockerfile::glob_pattern(g).with_context(|| format!("bad glob `{g}`"))?);
     }
     Ok(b.build()?)
 }
@@ -583,26 +574,6 @@ fn root_manifest_change(old: Option<String>, new: Option<String>) -> Option<Stri
             sections.join(", ")
         ))
     }
-}
-
-/// Names of `services/*` directories with a Dockerfile in `tree`.
-fn service_dirs(repo: &git2::Repository, tree: &git2::Tree, services: &str) -> Vec<String> {
-    let Ok(entry) = tree.get_path(Path::new(services)) else {
-        return Vec::new();
-    };
-    let Ok(t) = repo.find_tree(entry.id()) else {
-        return Vec::new();
-    };
-    t.iter()
-        .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
-        .filter_map(|e| {
-            let name = e.name()?.to_string();
-            let sub = repo.find_tree(e.id()).ok()?;
-            let has =
-                sub.get_name("Dockerfile").is_some() || sub.get_name("service.toml").is_some();
-            has.then_some(name)
-        })
-        .collect()
 }
 
 /// A content key: object ids at head of everything the service is built from, its build

@@ -16,7 +16,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
                 json!({
                     "name": s.name,
                     "repository": s.repository,
-                    "images": s.registries.iter().map(|r| format!("{r}/{}", s.repository)).collect::<Vec<_>>(),
+                    "images": crate::plan::repositories(s),
                     "registries": s.registries,
                     "platforms": s.platforms,
                     "tags": s.tags,
