@@ -320,16 +320,18 @@ pub fn detect(
         }
     }
 
-    // Services the change removed.
+    // Services the change removed: their files are among the changed paths.
     if let Some(b) = &base {
-        for name in b.subdirs(Path::new("services"))? {
-            let dir = Path::new("services").join(&name);
-            if !b.is_file(&dir.join("Dockerfile")) && !b.is_file(&dir.join("service.toml")) {
-                continue;
-            }
-            if !ws.services.iter().any(|s| s.name == name) {
+        let gone: BTreeSet<&str> = paths
+            .iter()
+            .filter_map(|p| p.strip_prefix("services/")?.split_once('/').map(|(n, _)| n))
+            .filter(|n| !ws.services.iter().any(|s| s.name == *n))
+            .collect();
+        for name in gone {
+            let dir = Path::new("services").join(name);
+            if b.is_file(&dir.join("Dockerfile")) || b.is_file(&dir.join("service.toml")) {
                 out.push(ServiceChange {
-                    name: name.clone(),
+                    name: name.to_string(),
                     selected: false,
                     reasons: vec![format!("removed: services/{name} is gone at head")],
                     input_digest: None,
