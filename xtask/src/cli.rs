@@ -73,6 +73,10 @@ pub struct RangeArgs {
     /// Fail instead of selecting everything when the base cannot be had.
     #[arg(long)]
     pub strict: bool,
+    /// Compare the input digests of every service at base and head, not only of those the
+    /// changed paths reach (slower; the answer is the same — the tests check it).
+    #[arg(long)]
+    pub exhaustive: bool,
 }
 
 #[derive(Debug, Args)]

@@ -41,8 +41,8 @@ pub struct GlobalConfig {
     /// Extra labels on every image (`org.opencontainers.image.*` ones override the generated).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// Globs of paths whose change selects every service (default: `.cargo/**`,
-    /// `rust-toolchain.toml`, `rust-toolchain`).
+    /// Globs of paths every service reads (default: none; cargo config and toolchain files
+    /// are inputs of every Rust service without being listed here).
     pub shared_paths: Option<Vec<Spanned<String>>>,
 }
 

@@ -1,168 +1,738 @@
-//! What a Dockerfile and its `.dockerignore` say about the files a build reads: the `COPY` and
-//! `ADD` sources taken from the build context (not from other stages or images), the images
-//! it builds `FROM`, and which context paths `.dockerignore` leaves out (last match wins, `!`
-//! re-includes, a matched directory covers everything below it).
+//! What a Dockerfile and its `.dockerignore` say about the files a build reads: the sources
+//! `COPY`, `ADD` and `RUN --mount=type=bind` take from the build context, the images it builds
+//! `FROM` (or copies and mounts from), and which context paths `.dockerignore` leaves out.
+//!
+//! The parser narrows the inputs only where it fully understands a construct: parser
+//! directives, escape characters, continuation lines (with comments inside), heredocs, flags,
+//! JSON and shell forms, `ARG`/`ENV` values and build arguments. Anything else — an unknown
+//! flag or instruction, a variable with no value here, a frontend it does not implement —
+//! makes the whole context an input, with a note that names the line.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use globset::{GlobBuilder, GlobMatcher};
 
-/// Instructions that matter for change detection.
+use crate::globs::{self, Pattern};
+
+/// What one Dockerfile reads, for one platform.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Parsed {
-    /// `COPY`/`ADD` sources from the context, as written (may hold globs; `$VAR` becomes `*`).
+    /// Context-relative sources (may hold wildcards), as resolved.
     pub sources: Vec<String>,
-    /// `FROM` images (stage names excluded).
-    pub from: Vec<String>,
+    /// Set when the whole context is an input: the line and the reason.
+    pub whole_context: Option<String>,
+    /// Images the build reads (`FROM`, `COPY --from=<image>`, `RUN --mount=from=<image>`).
+    pub images: Vec<ImageRef>,
 }
 
-/// Logical lines: comments dropped, `\` continuations joined.
-fn logical_lines(text: &str) -> Vec<String> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// As resolved; `${…}` left in place where a variable has no value.
+    pub reference: String,
+    pub line: usize,
+}
+
+/// The values variables can take: build arguments and the target platform.
+pub struct Vars<'a> {
+    pub build_args: &'a BTreeMap<String, String>,
+    /// `os/arch[/variant]`.
+    pub platform: &'a str,
+}
+
+impl Vars<'_> {
+    /// BuildKit's automatic platform arguments (the build runs on linux/amd64 here).
+    fn automatic(&self, name: &str) -> Option<String> {
+        let mut p = self.platform.split('/');
+        let (os, arch, variant) = (p.next(), p.next(), p.next());
+        Some(match name {
+            "TARGETPLATFORM" => self.platform.to_string(),
+            "TARGETOS" => os?.to_string(),
+            "TARGETARCH" => arch?.to_string(),
+            "TARGETVARIANT" => variant.unwrap_or("").to_string(),
+            "BUILDPLATFORM" => "linux/amd64".into(),
+            "BUILDOS" => "linux".into(),
+            "BUILDARCH" => "amd64".into(),
+            "BUILDVARIANT" => String::new(),
+            _ => return None,
+        })
+    }
+}
+
+const COPY_FLAGS: &[&str] = &["from", "chown", "chmod", "link", "parents", "exclude"];
+const ADD_FLAGS: &[&str] = &[
+    "chown",
+    "chmod",
+    "link",
+    "keep-git-dir",
+    "checksum",
+    "exclude",
+    "unpack",
+];
+const RUN_FLAGS: &[&str] = &["mount", "network", "security"];
+const MOUNT_KEYS: &[&str] = &[
+    "type",
+    "target",
+    "dst",
+    "destination",
+    "source",
+    "src",
+    "from",
+    "readonly",
+    "ro",
+    "readwrite",
+    "rw",
+    "id",
+    "sharing",
+    "mode",
+    "uid",
+    "gid",
+    "required",
+    "env",
+    "size",
+    "bind-propagation",
+];
+const OTHER_INSTRUCTIONS: &[&str] = &[
+    "MAINTAINER",
+    "LABEL",
+    "EXPOSE",
+    "USER",
+    "WORKDIR",
+    "VOLUME",
+    "CMD",
+    "ENTRYPOINT",
+    "HEALTHCHECK",
+    "SHELL",
+    "STOPSIGNAL",
+    "ONBUILD",
+];
+
+/// One logical instruction: its first physical line, keyword and the rest.
+struct Instruction {
+    line: usize,
+    keyword: String,
+    rest: String,
+}
+
+/// A stage's variables.
+#[derive(Default, Clone)]
+struct Scope {
+    args: BTreeMap<String, String>,
+    env: BTreeMap<String, String>,
+}
+
+impl Scope {
+    fn get(&self, k: &str) -> Option<&String> {
+        self.env.get(k).or_else(|| self.args.get(k))
+    }
+}
+
+struct Parser<'a> {
+    vars: &'a Vars<'a>,
+    out: Parsed,
+    global: BTreeMap<String, String>,
+    stages: Vec<(String, Scope)>,
+    scope: Option<Scope>,
+}
+
+pub fn parse(text: &str, vars: &Vars) -> Parsed {
+    let mut p = Parser {
+        vars,
+        out: Parsed::default(),
+        global: BTreeMap::new(),
+        stages: Vec::new(),
+        scope: None,
+    };
+    match instructions(text) {
+        Ok(list) => {
+            for ins in list {
+                p.instruction(&ins);
+            }
+        }
+        Err(why) => p.widen(why),
+    }
+    p.out.sources.sort();
+    p.out.sources.dedup();
+    p.out
+}
+
+/// Splits the text into instructions: parser directives checked, continuation lines joined
+/// (comment and blank lines inside them dropped), heredoc bodies skipped.
+fn instructions(text: &str) -> Result<Vec<Instruction>, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut escape = '\\';
+    let mut i = 0;
+    while i < lines.len() {
+        let Some((key, value)) = directive(lines[i]) else {
+            break;
+        };
+        match key.as_str() {
+            "escape" => match value.as_str() {
+                "\\" => escape = '\\',
+                "`" => escape = '`',
+                other => {
+                    return Err(format!(
+                        "line {}: `# escape={other}` is not `\\` or a backtick",
+                        i + 1
+                    ))
+                }
+            },
+            "syntax" if !known_frontend(&value) => {
+                return Err(format!(
+                    "line {}: `# syntax={value}` selects a frontend this parser does not implement",
+                    i + 1
+                ))
+            }
+            _ => {}
+        }
+        i += 1;
+    }
     let mut out = Vec::new();
-    let mut cur = String::new();
-    for raw in text.lines() {
-        let line = raw.trim();
-        if cur.is_empty() && (line.starts_with('#') || line.is_empty()) {
+    while i < lines.len() {
+        let first = lines[i].trim_start();
+        if first.is_empty() || first.starts_with('#') {
+            i += 1;
             continue;
         }
-        if let Some(body) = line.strip_suffix('\\') {
-            cur.push_str(body);
-            cur.push(' ');
-        } else {
-            cur.push_str(line);
-            out.push(std::mem::take(&mut cur));
+        let line = i + 1;
+        let mut text = String::new();
+        loop {
+            let raw = lines[i];
+            i += 1;
+            let t = raw.trim_end();
+            match t.strip_suffix(escape) {
+                Some(body) => {
+                    text.push_str(body);
+                    // The next non-comment, non-blank line continues this one.
+                    while i < lines.len() {
+                        let n = lines[i].trim_start();
+                        if n.is_empty() || n.starts_with('#') {
+                            i += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    if i >= lines.len() {
+                        break;
+                    }
+                }
+                None => {
+                    text.push_str(t);
+                    break;
+                }
+            }
+        }
+        let text = text.trim().to_string();
+        let (keyword, rest) = text.split_once(char::is_whitespace).unwrap_or((&text, ""));
+        let keyword = keyword.to_ascii_uppercase();
+        let rest = rest.trim().to_string();
+        if matches!(keyword.as_str(), "RUN" | "COPY" | "ADD") {
+            for (strip_tabs, word) in heredoc_markers(&rest) {
+                loop {
+                    let Some(body) = lines.get(i) else {
+                        return Err(format!("line {line}: heredoc <<{word} is never closed"));
+                    };
+                    i += 1;
+                    let b = if strip_tabs {
+                        body.trim_start_matches('\t')
+                    } else {
+                        body
+                    };
+                    if b == word {
+                        break;
+                    }
+                }
+            }
+        }
+        out.push(Instruction {
+            line,
+            keyword,
+            rest,
+        });
+    }
+    Ok(out)
+}
+
+/// `# key=value` at the top of the file.
+fn directive(line: &str) -> Option<(String, String)> {
+    let body = line.trim().strip_prefix('#')?;
+    let (k, v) = body.split_once('=')?;
+    let k = k.trim();
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    Some((k.to_ascii_lowercase(), v.trim().to_string()))
+}
+
+/// The standard Dockerfile frontend (`docker/dockerfile:1`, `:1.7`, `:1.7.0`, by digest too).
+fn known_frontend(value: &str) -> bool {
+    let v = value.split('@').next().unwrap_or("");
+    let v = v.strip_prefix("docker.io/").unwrap_or(v);
+    let Some(tag) = v.strip_prefix("docker/dockerfile:") else {
+        return v == "docker/dockerfile";
+    };
+    tag.split('.')
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && tag.starts_with('1')
+}
+
+/// `<<EOF`, `<<-EOF`, `<<"EOF"` markers in an instruction, in order.
+fn heredoc_markers(rest: &str) -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    let b = rest.as_bytes();
+    let mut i = 0;
+    while i + 2 < b.len() {
+        if &b[i..i + 2] != b"<<" {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 2;
+        let strip = b.get(j) == Some(&b'-');
+        if strip {
+            j += 1;
+        }
+        let quote = match b.get(j) {
+            Some(q @ (b'"' | b'\'')) => {
+                j += 1;
+                Some(*q)
+            }
+            _ => None,
+        };
+        let start = j;
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+            j += 1;
+        }
+        if j > start && !b[start].is_ascii_digit() {
+            out.push((strip, rest[start..j].to_string()));
+            if quote.is_some() && b.get(j) == quote.as_ref() {
+                j += 1;
+            }
+        }
+        i = j.max(i + 2);
+    }
+    out
+}
+
+/// Words split on whitespace outside quotes, with the quotes removed.
+fn words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut any = false;
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                any = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if !cur.is_empty() || any {
+                    out.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            (None, c) => cur.push(c),
         }
     }
-    if !cur.trim().is_empty() {
+    if !cur.is_empty() || any {
         out.push(cur);
     }
     out
 }
 
-/// `["a", "b"]` or whitespace-separated words.
-fn words(rest: &str) -> Vec<String> {
-    let rest = rest.trim();
-    if rest.starts_with('[') {
-        if let Ok(v) = serde_json::from_str::<Vec<String>>(rest) {
-            return v;
-        }
-    }
-    rest.split_whitespace().map(String::from).collect()
-}
-
-/// `$X`, `${X}` and `${X:-y}` become `*`: an argument could name anything.
-fn unvariable(s: &str) -> String {
+/// Expands `$X`, `${X}`, `${X:-d}`, `${X-d}`, `${X:+w}`, `${X+w}`; an unset variable with no
+/// default, or a form it does not know, is an error naming it.
+fn expand(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '$' {
-            out.push(c);
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' && chars.get(i + 1) == Some(&'$') {
+            out.push('$');
+            i += 2;
             continue;
         }
-        if chars.peek() == Some(&'{') {
-            for c in chars.by_ref() {
-                if c == '}' {
-                    break;
+        if c != '$' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if chars.get(i) == Some(&'{') {
+            let end = chars[i..]
+                .iter()
+                .position(|c| *c == '}')
+                .map(|p| p + i)
+                .ok_or_else(|| "an unclosed `${`".to_string())?;
+            let body: String = chars[i + 1..end].iter().collect();
+            i = end + 1;
+            let name_end = body
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(body.len());
+            let (name, op) = body.split_at(name_end);
+            let value = get(name);
+            let set_nonempty = value.as_deref().is_some_and(|v| !v.is_empty());
+            let word = |w: &str| expand(w, get);
+            let v = if op.is_empty() {
+                value.ok_or_else(|| format!("${{{name}}}"))?
+            } else if let Some(d) = op.strip_prefix(":-") {
+                if set_nonempty {
+                    value.unwrap_or_default()
+                } else {
+                    word(d)?
                 }
-            }
+            } else if let Some(d) = op.strip_prefix('-') {
+                match value {
+                    Some(v) => v,
+                    None => word(d)?,
+                }
+            } else if let Some(w) = op.strip_prefix(":+") {
+                if set_nonempty {
+                    word(w)?
+                } else {
+                    String::new()
+                }
+            } else if let Some(w) = op.strip_prefix('+') {
+                if value.is_some() {
+                    word(w)?
+                } else {
+                    String::new()
+                }
+            } else {
+                return Err(format!("${{{body}}}"));
+            };
+            out.push_str(&v);
         } else {
-            while chars
-                .peek()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
-            {
-                chars.next();
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
             }
-        }
-        out.push('*');
-    }
-    out
-}
-
-pub fn parse(text: &str) -> Parsed {
-    let mut p = Parsed::default();
-    let mut stages: Vec<String> = Vec::new();
-    for line in logical_lines(text) {
-        let (inst, rest) = line.split_once(char::is_whitespace).unwrap_or((&line, ""));
-        match inst.to_ascii_uppercase().as_str() {
-            "FROM" => {
-                let w: Vec<&str> = rest
-                    .split_whitespace()
-                    .filter(|w| !w.starts_with("--"))
-                    .collect();
-                if let Some(image) = w.first() {
-                    if !stages.iter().any(|s| s.eq_ignore_ascii_case(image)) && *image != "scratch"
-                    {
-                        p.from.push(image.to_string());
-                    }
-                }
-                if let (Some(kw), Some(name)) = (w.get(1), w.get(2)) {
-                    if kw.eq_ignore_ascii_case("as") {
-                        stages.push(name.to_string());
-                    }
-                }
+            if i == start {
+                out.push('$');
+                continue;
             }
-            "COPY" | "ADD" => {
-                let mut w = words(rest);
-                let from_elsewhere = w.iter().any(|x| x.starts_with("--from="));
-                w.retain(|x| !x.starts_with("--"));
-                if from_elsewhere || w.len() < 2 || rest.contains("<<") {
-                    continue;
-                }
-                w.pop();
-                for src in w {
-                    if src.contains("://") || src.starts_with("git@") {
-                        continue; // ADD from a URL or repository: not the context
-                    }
-                    let src = unvariable(src.trim_start_matches("./"));
-                    let src = src.trim_start_matches('/').to_string();
-                    p.sources
-                        .push(if src.is_empty() { ".".into() } else { src });
-                }
-            }
-            _ => {}
+            let name: String = chars[start..i].iter().collect();
+            out.push_str(&get(&name).ok_or_else(|| format!("${name}"))?);
         }
     }
-    p
+    Ok(out)
 }
 
-/// Does a context-relative `path` fall under one of the COPY/ADD `sources`?
-pub fn copies(sources: &[String], path: &str) -> bool {
-    sources.iter().any(|s| {
-        let s = s.trim_end_matches('/');
-        if s == "." || s == "*" || s.is_empty() {
-            return true;
+/// Splits `--flag=value` / `--flag` words off the front.
+fn split_flags(ws: Vec<String>) -> (Vec<(String, Option<String>)>, Vec<String>) {
+    let mut flags = Vec::new();
+    let mut rest = Vec::new();
+    let mut in_flags = true;
+    for w in ws {
+        if in_flags {
+            if let Some(f) = w.strip_prefix("--") {
+                match f.split_once('=') {
+                    Some((k, v)) => flags.push((k.to_string(), Some(v.to_string()))),
+                    None => flags.push((f.to_string(), None)),
+                }
+                continue;
+            }
+            in_flags = false;
         }
-        if s.contains(['*', '?', '[']) {
-            return glob(s).is_ok_and(|m| ancestors(path).any(|p| m.is_match(p)));
+        rest.push(w);
+    }
+    (flags, rest)
+}
+
+impl Parser<'_> {
+    fn widen(&mut self, why: String) {
+        if self.out.whole_context.is_none() {
+            self.out.whole_context = Some(why);
         }
-        path == s || path.starts_with(&format!("{s}/"))
-    })
+    }
+
+    /// A variable's value where `scope` is (or the global scope before the first FROM).
+    fn lookup(&self, name: &str) -> Option<String> {
+        match &self.scope {
+            Some(s) => s.get(name).cloned(),
+            None => self.global.get(name).cloned(),
+        }
+    }
+
+    fn expand_here(&self, s: &str) -> Result<String, String> {
+        expand(s, &|n| self.lookup(n))
+    }
+
+    fn is_stage(&self, name: &str) -> bool {
+        self.stages
+            .iter()
+            .any(|(s, _)| s.eq_ignore_ascii_case(name))
+            || name.parse::<usize>().is_ok_and(|n| n < self.stages.len())
+    }
+
+    fn instruction(&mut self, ins: &Instruction) {
+        let at = ins.line;
+        match ins.keyword.as_str() {
+            "FROM" => self.from(ins),
+            "ARG" => self.arg(ins),
+            "ENV" => self.env(ins),
+            "COPY" | "ADD" => self.copy(ins),
+            "RUN" => self.run(ins),
+            k if OTHER_INSTRUCTIONS.contains(&k) => {}
+            k => self.widen(format!("line {at}: unknown instruction `{k}`")),
+        }
+    }
+
+    fn from(&mut self, ins: &Instruction) {
+        let (_, ws) = split_flags(words(&ins.rest));
+        let Some(image) = ws.first() else {
+            self.widen(format!("line {}: FROM without an image", ins.line));
+            return;
+        };
+        // FROM sees the global ARGs, the build arguments and the platform arguments.
+        let get = |n: &str| {
+            self.vars
+                .build_args
+                .get(n)
+                .cloned()
+                .or_else(|| self.vars.automatic(n))
+                .or_else(|| self.global.get(n).cloned())
+        };
+        let resolved = expand(image, &get).unwrap_or_else(|_| image.clone());
+        if let Some(s) = self.scope.take() {
+            let idx = self.stages.len() - 1;
+            self.stages[idx].1 = s;
+        }
+        let mut scope = Scope::default();
+        if let Some((_, parent)) = self
+            .stages
+            .iter()
+            .find(|(s, _)| s.eq_ignore_ascii_case(&resolved))
+        {
+            scope.env = parent.env.clone();
+        } else if resolved != "scratch" {
+            self.out.images.push(ImageRef {
+                reference: resolved,
+                line: ins.line,
+            });
+        }
+        let name = match (ws.get(1), ws.get(2)) {
+            (Some(kw), Some(n)) if kw.eq_ignore_ascii_case("as") => n.clone(),
+            _ => String::new(),
+        };
+        self.stages.push((name, scope.clone()));
+        self.scope = Some(scope);
+    }
+
+    fn arg(&mut self, ins: &Instruction) {
+        for w in words(&ins.rest) {
+            let (name, default) = match w.split_once('=') {
+                Some((n, d)) => (n.to_string(), Some(d.to_string())),
+                None => (w.clone(), None),
+            };
+            let default = default.and_then(|d| self.expand_here(&d).ok());
+            let given = self
+                .vars
+                .build_args
+                .get(&name)
+                .cloned()
+                .or_else(|| self.vars.automatic(&name));
+            match &mut self.scope {
+                None => {
+                    if let Some(v) = given.or(default) {
+                        self.global.insert(name, v);
+                    }
+                }
+                Some(_) => {
+                    let v = given
+                        .or(default)
+                        .or_else(|| self.global.get(&name).cloned());
+                    if let (Some(s), Some(v)) = (&mut self.scope, v) {
+                        s.args.insert(name, v);
+                    }
+                }
+            }
+        }
+    }
+
+    fn env(&mut self, ins: &Instruction) {
+        let ws = words(&ins.rest);
+        let pairs: Vec<(String, String)> = if ws.first().is_some_and(|w| w.contains('=')) {
+            ws.iter()
+                .filter_map(|w| {
+                    w.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
+                .collect()
+        } else if let Some((k, v)) = ins.rest.split_once(char::is_whitespace) {
+            vec![(k.to_string(), v.trim().to_string())]
+        } else {
+            Vec::new()
+        };
+        for (k, v) in pairs {
+            let v = self.expand_here(&v);
+            if let Some(s) = &mut self.scope {
+                match v {
+                    Ok(v) => {
+                        s.env.insert(k, v);
+                    }
+                    Err(_) => {
+                        s.env.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    fn copy(&mut self, ins: &Instruction) {
+        let at = ins.line;
+        let is_add = ins.keyword == "ADD";
+        let raw = words(&ins.rest);
+        let (flags, mut args) = split_flags(raw);
+        let known = if is_add { ADD_FLAGS } else { COPY_FLAGS };
+        let mut from = None;
+        for (k, v) in &flags {
+            if !known.contains(&k.as_str()) {
+                self.widen(format!(
+                    "line {at}: {} flag `--{k}` is not understood",
+                    ins.keyword
+                ));
+                return;
+            }
+            if k == "from" {
+                from = v.clone();
+            }
+        }
+        // JSON form after the flags.
+        let joined = args.join(" ");
+        if joined.starts_with('[') {
+            let json_part = ins.rest[ins.rest.find('[').unwrap_or(0)..].to_string();
+            match serde_json::from_str::<Vec<String>>(&json_part) {
+                Ok(v) => args = v,
+                Err(_) => {
+                    self.widen(format!(
+                        "line {at}: {} arguments are not a JSON array of strings",
+                        ins.keyword
+                    ));
+                    return;
+                }
+            }
+        }
+        if args.len() < 2 {
+            self.widen(format!(
+                "line {at}: {} needs a source and a destination",
+                ins.keyword
+            ));
+            return;
+        }
+        args.pop();
+        if let Some(f) = from {
+            self.read_from(&f, at);
+            return;
+        }
+        for src in args {
+            if src.starts_with("<<") {
+                continue; // a heredoc: inline content
+            }
+            if src.contains("://") || src.starts_with("git@") {
+                continue; // a URL or a repository, not the context
+            }
+            self.source(&src, at);
+        }
+    }
+
+    /// `--from=` of COPY or a mount: a stage, else an image.
+    fn read_from(&mut self, from: &str, at: usize) {
+        let resolved = self.expand_here(from).unwrap_or_else(|_| from.to_string());
+        if !self.is_stage(&resolved) {
+            self.out.images.push(ImageRef {
+                reference: resolved,
+                line: at,
+            });
+        }
+    }
+
+    fn source(&mut self, src: &str, at: usize) {
+        match self.expand_here(src) {
+            Ok(s) => self.out.sources.push(clean(&s)),
+            Err(var) => self.widen(format!(
+                "line {at}: source `{src}`: {var} has no value here (no ARG default, ENV or build argument)"
+            )),
+        }
+    }
+
+    fn run(&mut self, ins: &Instruction) {
+        let at = ins.line;
+        let (flags, _) = split_flags(words(&ins.rest));
+        for (k, v) in flags {
+            if !RUN_FLAGS.contains(&k.as_str()) {
+                self.widen(format!("line {at}: RUN flag `--{k}` is not understood"));
+                return;
+            }
+            if k != "mount" {
+                continue;
+            }
+            let mut opts = BTreeMap::new();
+            for part in v.unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+                let (key, val) = part.split_once('=').unwrap_or((part, ""));
+                if !MOUNT_KEYS.contains(&key) {
+                    self.widen(format!(
+                        "line {at}: RUN --mount option `{key}` is not understood"
+                    ));
+                    return;
+                }
+                opts.insert(key.to_string(), val.to_string());
+            }
+            let kind = opts.get("type").map_or("bind", String::as_str);
+            let source = opts.get("source").or_else(|| opts.get("src")).cloned();
+            match (kind, opts.get("from").cloned()) {
+                ("bind", None) => self.source(source.as_deref().unwrap_or("."), at),
+                ("bind" | "cache", Some(f)) => self.read_from(&f, at),
+                ("cache" | "tmpfs" | "secret" | "ssh", None) => {}
+                (other, _) => {
+                    self.widen(format!(
+                        "line {at}: RUN --mount type `{other}` is not understood"
+                    ));
+                    return;
+                }
+            }
+        }
+    }
 }
 
-/// A pattern as Docker reads it (Go's `filepath.Match` plus `**`): `*` stays within one
-/// path segment.
-pub fn glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
-    Ok(glob_pattern(pattern)?.compile_matcher())
+/// A source as a context-relative path: `./`, leading `/` and `..` folded as Docker does (it
+/// cannot climb out of the context).
+fn clean(s: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in s.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
 }
 
-/// The same pattern, uncompiled (for a `GlobSet`).
-pub fn glob_pattern(pattern: &str) -> Result<globset::Glob, globset::Error> {
-    GlobBuilder::new(pattern).literal_separator(true).build()
-}
-
-/// `a/b/c` → `a/b/c`, `a/b`, `a`.
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    let mut cur = Some(path);
-    std::iter::from_fn(move || {
-        let out = cur?;
-        cur = out.rfind('/').map(|i| &out[..i]);
-        Some(out)
-    })
+/// The sources as compiled patterns (a bad pattern reads the whole context).
+pub fn source_patterns(sources: &[String]) -> Vec<Arc<Pattern>> {
+    sources
+        .iter()
+        .map(|s| {
+            let s = if s == "." { "" } else { s.as_str() };
+            globs::compile(s).unwrap_or_else(|_| globs::compile("").expect("the empty pattern"))
+        })
+        .collect()
 }
 
 /// A parsed `.dockerignore`.
 #[derive(Debug, Clone, Default)]
 pub struct Ignore {
-    rules: Vec<(GlobMatcher, bool)>,
+    rules: Vec<(Arc<Pattern>, bool)>,
 }
 
 impl Ignore {
@@ -177,87 +747,37 @@ impl Ignore {
                 Some(p) => (true, p.trim()),
                 None => (false, line),
             };
-            let pat = pat
-                .trim_start_matches("./")
-                .trim_start_matches('/')
-                .trim_end_matches('/');
-            let m = glob(pat)
+            let pat = clean(pat);
+            let pat = if pat == "." { String::new() } else { pat };
+            let m = globs::compile(&pat)
                 .with_context(|| format!(".dockerignore line {}: bad pattern `{line}`", n + 1))?;
             rules.push((m, negate));
         }
         Ok(Ignore { rules })
     }
 
-    /// Is the context-relative `path` left out of the build context?
+    /// Is the context-relative `path` left out of the build context? (Last match wins; a
+    /// matched directory covers everything below it.)
     pub fn excludes(&self, path: &str) -> bool {
         let mut excluded = false;
         for (m, negate) in &self.rules {
-            if ancestors(path).any(|p| m.is_match(p)) {
+            if m.covers(path) {
                 excluded = !negate;
             }
         }
         excluded
     }
+
+    /// Could a rule decide anything for a path strictly below `dir`?
+    pub fn may_match_below(&self, dir: &str) -> bool {
+        self.rules.iter().any(|(m, _)| m.may_match_below(dir))
+    }
+
+    /// A `!` rule exists (an excluded directory may still hold included files).
+    pub fn has_exceptions(&self) -> bool {
+        self.rules.iter().any(|(_, n)| *n)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_and_add_sources_from_the_context_only() {
-        let p = parse(
-            "# syntax\nFROM rust:1 AS build\nCOPY Cargo.toml Cargo.lock ./\nCOPY crates/ crates/\n\
-             COPY --chown=1:1 ./services/api /src/api\nRUN cargo build\n\
-             FROM gcr.io/distroless/cc AS runtime\nCOPY --from=build /out/api /api\n\
-             ADD https://example.invalid/x.tgz /x\nCOPY [\"conf/app.toml\", \"/etc/app.toml\"]\n\
-             ADD ${VERSION}/notes.txt \\\n    /notes\nCOPY <<EOF /x\nhi\nEOF\nFROM build AS test\n",
-        );
-        assert_eq!(
-            p.sources,
-            [
-                "Cargo.toml",
-                "Cargo.lock",
-                "crates/",
-                "services/api",
-                "conf/app.toml",
-                "*/notes.txt"
-            ]
-        );
-        assert_eq!(p.from, ["rust:1", "gcr.io/distroless/cc"]);
-    }
-
-    #[test]
-    fn which_paths_a_copy_reads() {
-        let s: Vec<String> = ["crates/", "Cargo.lock", "conf/*.toml"]
-            .iter()
-            .map(|x| x.to_string())
-            .collect();
-        assert!(copies(&s, "crates/common/src/lib.rs"));
-        assert!(copies(&s, "Cargo.lock"));
-        assert!(copies(&s, "conf/app.toml"));
-        assert!(!copies(&s, "conf/readme.md"));
-        assert!(!copies(&s, "cratesx/a"));
-        assert!(!copies(&s, "services/web/index.html"));
-        assert!(copies(&[".".to_string()], "anything/at/all"));
-    }
-
-    #[test]
-    fn dockerignore_last_match_wins_and_covers_directories() {
-        let ig = Ignore::parse("# docs\n*.md\n/target\ntests/\n!README.md\n**/*.tmp\n").unwrap();
-        assert!(ig.excludes("CHANGELOG.md"));
-        assert!(!ig.excludes("README.md"), "re-included");
-        assert!(ig.excludes("target/debug/app"));
-        assert!(ig.excludes("tests/it.rs"));
-        assert!(ig.excludes("src/deep/x.tmp"));
-        assert!(!ig.excludes("src/main.rs"));
-        assert!(
-            !ig.excludes("docs/guide.md"),
-            "`*` does not cross `/`, as in Docker"
-        );
-        assert!(Ignore::parse("[")
-            .unwrap_err()
-            .to_string()
-            .contains(".dockerignore line 1"));
-    }
-}
+mod tests;

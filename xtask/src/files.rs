@@ -99,8 +99,36 @@ impl<'r> CommitTree<'r> {
         Some((e.id(), e.kind() == Some(git2::ObjectType::Tree)))
     }
 
-    pub fn id(&self, rel: &str) -> Option<git2::Oid> {
-        self.entry(rel).map(|(id, _)| id)
+    /// The entry at `rel` with its git file mode (blob, executable, link, tree, gitlink).
+    pub fn raw_entry(&self, rel: &str) -> Option<(git2::Oid, i32)> {
+        let full = self.full(rel);
+        if full.is_empty() {
+            return Some((self.tree.id(), 0o040000));
+        }
+        let (dir, name) = full.rsplit_once('/').unwrap_or(("", &full));
+        let t = self.tree_at(dir)?;
+        let e = t.get_name(name).or_else(|| {
+            // A name that is not UTF-8 arrives here in its lossy form.
+            t.iter()
+                .find(|e| String::from_utf8_lossy(e.name_bytes()) == name)
+        })?;
+        Some((e.id(), e.filemode()))
+    }
+
+    /// `rel` is a directory in this commit.
+    pub fn is_tree_at(&self, rel: &str) -> bool {
+        self.tree_at(&self.full(rel)).is_some()
+    }
+
+    /// The entries directly under the directory `rel`: raw name, id, mode.
+    pub fn list(&self, rel: &str) -> Vec<(Vec<u8>, git2::Oid, i32)> {
+        match self.tree_at(&self.full(rel)) {
+            Some(t) => t
+                .iter()
+                .map(|e| (e.name_bytes().to_vec(), e.id(), e.filemode()))
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// The tree at a repository-relative `dir` (`""` = the root), each level read once.
@@ -208,9 +236,9 @@ mod tests {
             assert!(files.is_dir(Path::new(".")));
         }
         assert_eq!(
-            commit.id("services/api/Dockerfile"),
-            commit.id("services/api/Dockerfile")
+            commit.raw_entry("services/api/Dockerfile").map(|(_, m)| m),
+            Some(0o100644)
         );
-        assert!(commit.id("services/api/nope").is_none());
+        assert!(commit.raw_entry("services/api/nope").is_none());
     }
 }

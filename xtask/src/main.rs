@@ -9,6 +9,7 @@ mod dockerfile;
 mod exec;
 mod files;
 mod git;
+mod globs;
 mod pipeline;
 mod plan;
 mod policy;

@@ -96,10 +96,12 @@ pub struct Package {
 
 const DEFAULT_PLATFORM: &str = "linux/amd64";
 const NETWORKS: &[&str] = &["default", "host", "none"];
-const DEFAULT_SHARED: &[&str] = &[".cargo/**", "rust-toolchain.toml", "rust-toolchain"];
 
 fn check_glob(g: &str) -> Result<()> {
-    crate::dockerfile::glob(g)
+    if let Some(why) = crate::globs::unmatchable(g) {
+        bail!("{why}");
+    }
+    crate::globs::compile(g)
         .map(|_| ())
         .map_err(|e| anyhow::anyhow!("bad glob `{g}`: {e}"))
 }
@@ -128,11 +130,24 @@ impl Workspace {
         env: &EnvOverrides,
         packages: impl FnOnce() -> Result<Vec<Package>>,
     ) -> Result<Workspace> {
+        Workspace::load_only(files, root, env, packages, None)
+    }
+
+    /// `load_from` for the services `only` names (all with `None`); cross-service checks
+    /// (`depends_on`) run only when all are loaded.
+    pub fn load_only(
+        files: &dyn Files,
+        root: &Path,
+        env: &EnvOverrides,
+        packages: impl FnOnce() -> Result<Vec<Package>>,
+        only: Option<&dyn Fn(&str) -> bool>,
+    ) -> Result<Workspace> {
         let (global, src) = config::load_global(files)?;
         let settings = settings(global, &src, env)?;
         let dirs: Vec<PathBuf> = files
             .subdirs(Path::new("services"))?
             .into_iter()
+            .filter(|n| only.is_none_or(|f| f(n)))
             .map(|n| Path::new("services").join(n))
             .collect();
         let mut services = Vec::new();
@@ -150,7 +165,7 @@ impl Workspace {
                 Err(e) => errors.push(format!("{e:#}")),
             }
         }
-        if errors.is_empty() {
+        if errors.is_empty() && only.is_none() {
             if let Err(e) = check_depends_on(&services) {
                 errors.push(format!("{e:#}"));
             }
@@ -308,7 +323,9 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                 check_each(src, &globs, check_glob)?;
                 strings(&globs)
             }
-            None => DEFAULT_SHARED.iter().map(|s| s.to_string()).collect(),
+            // Cargo config and toolchain files are inputs of every Rust service already (and
+            // of no other); this list only adds to them.
+            None => Vec::new(),
         },
         extra_labels: g.labels,
     })
@@ -396,7 +413,20 @@ fn load_service(
         None => e,
     };
     let dockerfile = match &cfg.dockerfile {
-        Some(d) => rel_dir.join(d.get_ref()),
+        Some(d) => {
+            let p = normalize(&rel_dir.join(d.get_ref()));
+            if p.starts_with("..") || Path::new(d.get_ref()).is_absolute() {
+                return Err(at(
+                    d,
+                    anyhow::anyhow!(
+                        "dockerfile `{}` is outside the workspace: keep it in the repository, relative to {}",
+                        d.get_ref(),
+                        rel_dir.display()
+                    ),
+                ));
+            }
+            p
+        }
         None => rel_dir.join("Dockerfile"),
     };
     if !files.is_file(&dockerfile) {

@@ -50,8 +50,10 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
         }
     }
     let range = &args.range;
-    if !args.changed && (range.base.is_some() || range.head.is_some() || range.strict) {
-        bail!("--base, --head and --strict choose what --changed compares: add --changed");
+    if !args.changed
+        && (range.base.is_some() || range.head.is_some() || range.strict || range.exhaustive)
+    {
+        bail!("--base, --head, --strict and --exhaustive choose what --changed compares: add --changed");
     }
     let changed = if args.changed {
         let report = changes(ctx, &repo, &build_context, &args.range)?;
@@ -151,17 +153,18 @@ pub fn changes(
     cx: &BuildContext,
     range: &RangeArgs,
 ) -> Result<changes::Report> {
-    let packages = || ctx.packages().map(<[_]>::to_vec);
     changes::detect(
         repo.raw(),
         &ctx.root,
-        &|files| Workspace::load_from(files, &ctx.root, &ctx.env, packages),
-        &packages,
+        &|files, packages, only| {
+            Workspace::load_only(files, &ctx.root, &ctx.env, || Ok(packages), only)
+        },
         &changes::Request {
             base: range.base.as_deref(),
             head: range.head.as_deref(),
             strict: range.strict,
             context: cx,
+            exhaustive: range.exhaustive,
         },
     )
 }

@@ -115,6 +115,13 @@ fn monorepo() -> (tempfile::TempDir, String) {
         &[("common", "../../crates/common")],
         true,
     );
+    // api compiles serde from the registry (the lock says so too).
+    let api = std::fs::read_to_string(r.join("services/api/Cargo.toml")).unwrap();
+    write(
+        r,
+        "services/api/Cargo.toml",
+        &format!("{api}serde = \"1\"\n"),
+    );
     krate(
         r,
         "services/worker",
@@ -220,7 +227,7 @@ fn an_edit_in_a_service_selects_it_and_what_builds_from_it() {
     let v = between(d.path(), &base, &head);
     assert_eq!(selected(&v), ["edge", "web"]);
     assert_eq!(reasons(&v, "web"), "changed: services/web/www/index.html");
-    assert_eq!(reasons(&v, "edge"), "builds FROM web, which is selected");
+    assert_eq!(reasons(&v, "edge"), "builds FROM web, which changed");
     assert_eq!(reasons(&v, "api"), "no change in its inputs");
     assert_eq!(v["base"], base.as_str());
     assert_eq!(v["head"], head.as_str());
@@ -302,13 +309,14 @@ fn a_deleted_service_is_reported_as_removed() {
 }
 
 #[test]
-fn a_global_file_selects_everything_with_that_reason() {
+fn cargo_config_and_profiles_select_the_rust_services_only() {
     let (d, base) = monorepo();
     write(d.path(), ".cargo/config.toml", "[build]\njobs = 2\n");
     let head = commit(d.path(), "cargo config");
     let v = between(d.path(), &base, &head);
-    assert_eq!(selected(&v).len(), 5);
-    assert_eq!(reasons(&v, "web"), "global: .cargo/config.toml");
+    assert_eq!(selected(&v), ["api", "worker"]);
+    assert_eq!(reasons(&v, "api"), "toolchain: .cargo changed");
+    assert_eq!(reasons(&v, "web"), "no change in its inputs");
 
     write(
         d.path(),
@@ -319,11 +327,25 @@ fn a_global_file_selects_everything_with_that_reason() {
     );
     let head2 = commit(d.path(), "profile");
     let v = between(d.path(), &head, &head2);
-    assert_eq!(selected(&v).len(), 5);
-    assert_eq!(
-        reasons(&v, "api"),
-        "global: Cargo.toml [profile.release] changed"
+    assert_eq!(selected(&v), ["api", "worker"]);
+    assert_eq!(reasons(&v, "api"), "Cargo.toml [profile.release] changed");
+
+    // shared_paths select every service that lists them.
+    let manifest = std::fs::read_to_string(d.path().join("Cargo.toml")).unwrap();
+    write(
+        d.path(),
+        "Cargo.toml",
+        &manifest.replace(
+            "[workspace.metadata.images]\n",
+            "[workspace.metadata.images]\nshared_paths = [\"ci/**\"]\n",
+        ),
     );
+    let head3 = commit(d.path(), "shared paths");
+    write(d.path(), "ci/common.env", "A=1\n");
+    let head4 = commit(d.path(), "ci env");
+    let v = between(d.path(), &head3, &head4);
+    assert_eq!(selected(&v).len(), 5, "{v}");
+    assert_eq!(reasons(&v, "web"), "global: ci/common.env");
 }
 
 #[test]
@@ -513,7 +535,7 @@ fn dockerignored_files_do_not_select() {
     assert!(selected(&v).is_empty(), "{v}");
     assert_eq!(
         reasons(&v, "web"),
-        "only files .dockerignore leaves out changed: services/web/README.md"
+        "no change in its inputs (its build does not read: services/web/README.md)"
     );
 }
 
@@ -692,5 +714,8 @@ fn with_head_the_services_are_read_at_that_commit_not_from_the_checkout() {
     );
     let v = between(r, &base, &head);
     assert_eq!(selected(&v), ["fresh"]);
-    assert_eq!(reasons(&v, "fresh"), "changed: services/fresh/Dockerfile");
+    assert_eq!(
+        reasons(&v, "fresh"),
+        "new service: services/fresh is not at the base"
+    );
 }

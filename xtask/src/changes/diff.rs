@@ -87,22 +87,19 @@ fn walk(
 
 /// Paths the index and the working tree change against HEAD, untracked files included and
 /// ignored ones not; a rename shows as both paths.
-pub fn working_tree_paths(repo: &git2::Repository) -> Result<Vec<String>> {
+pub fn working_tree_paths(repo: &git2::Repository) -> Result<Vec<Vec<u8>>> {
     let mut opts = git2::StatusOptions::new();
     opts.include_untracked(true)
         .recurse_untracked_dirs(true)
         .include_ignored(false)
         .include_unmodified(false)
-        .exclude_submodules(true)
+        .exclude_submodules(false)
         .renames_head_to_index(false)
         .renames_index_to_workdir(false);
     let statuses = repo
         .statuses(Some(&mut opts))
         .context("cannot read the working tree status")?;
-    let mut out: Vec<String> = statuses
-        .iter()
-        .filter_map(|s| s.path().map(String::from))
-        .collect();
+    let mut out: Vec<Vec<u8>> = statuses.iter().map(|s| s.path_bytes().to_vec()).collect();
     out.sort();
     out.dedup();
     Ok(out)
@@ -241,7 +238,11 @@ mod tests {
         write(&repo, "target/ignored.txt", "1");
         assert_eq!(
             working_tree_paths(&repo).unwrap(),
-            ["new/dir/untracked.txt", "staged.txt", "unstaged.txt"]
+            [
+                &b"new/dir/untracked.txt"[..],
+                b"staged.txt",
+                b"unstaged.txt"
+            ]
         );
     }
 }

@@ -1,7 +1,7 @@
 //! `Cargo.lock` as change detection needs it: the locked packages a workspace package reaches,
 //! so a lock bump selects only the services whose resolved dependencies changed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -36,33 +36,37 @@ impl Lock {
         })
     }
 
-    /// `name version source checksum` of every package `root` (a workspace package) reaches,
-    /// itself included; `None` when the lock does not have `root`.
-    pub fn reachable(&self, root: &str) -> Option<BTreeSet<String>> {
-        let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, p) in self.packages.iter().enumerate() {
-            by_name.entry(p.name.as_str()).or_default().push(i);
-        }
-        // A dependency is written `name`, `name version` or `name version (source)`.
-        let find = |dep: &str| -> Option<usize> {
-            let mut parts = dep.split_whitespace();
-            let name = parts.next()?;
-            let version = parts.next();
-            let candidates = by_name.get(name)?;
-            match version {
-                None => candidates.first().copied(),
-                Some(v) => candidates
-                    .iter()
-                    .copied()
-                    .find(|i| self.packages[*i].version == v),
-            }
-        };
-        let start = *by_name
-            .get(root)?
+    /// The position of the package a dependency entry names (`name`, `name version` or
+    /// `name version (source)`).
+    fn find(&self, dep: &str) -> Option<usize> {
+        let mut parts = dep.split_whitespace();
+        let name = parts.next()?;
+        let version = parts.next();
+        let mut candidates = self
+            .packages
             .iter()
-            .find(|i| self.packages[**i].source.is_none())?;
+            .enumerate()
+            .filter(|(_, p)| p.name == name);
+        match version {
+            None => candidates.next().map(|(i, _)| i),
+            Some(v) => candidates.find(|(_, p)| p.version == v).map(|(i, _)| i),
+        }
+    }
+
+    /// The dependency entries of the local (path) package `name`, as the lock lists them
+    /// (normal, build and dev alike); `None` when the lock does not have it.
+    pub fn local_dependencies(&self, name: &str) -> Option<Vec<String>> {
+        self.packages
+            .iter()
+            .find(|p| p.name == name && p.source.is_none())
+            .map(|p| p.dependencies.clone())
+    }
+
+    /// `name version source checksum` of every package the dependency entries `roots` reach,
+    /// themselves included.
+    pub fn reachable_from(&self, roots: &[String]) -> BTreeSet<String> {
         let mut seen = BTreeSet::new();
-        let mut stack = vec![start];
+        let mut stack: Vec<usize> = roots.iter().filter_map(|d| self.find(d)).collect();
         let mut out = BTreeSet::new();
         while let Some(i) = stack.pop() {
             if !seen.insert(i) {
@@ -76,9 +80,16 @@ impl Lock {
                 p.source.as_deref().unwrap_or("-"),
                 p.checksum.as_deref().unwrap_or("-")
             ));
-            stack.extend(p.dependencies.iter().filter_map(|d| find(d)));
+            stack.extend(p.dependencies.iter().filter_map(|d| self.find(d)));
         }
-        Some(out)
+        out
+    }
+
+    /// Every package `root` (a local package) reaches through the lock, itself included.
+    #[cfg(test)]
+    pub fn reachable(&self, root: &str) -> Option<BTreeSet<String>> {
+        self.local_dependencies(root)?;
+        Some(self.reachable_from(&[root.to_string()]))
     }
 }
 

@@ -1,25 +1,31 @@
-//! Which services a change selects, and why. The changed paths between a base and a head
-//! (plus the working tree locally) are mapped to services through their directories,
-//! Dockerfiles and `COPY` sources (less what `.dockerignore` leaves out), `watch` globs, the
-//! workspace crates they depend on, their locked dependencies, global paths and `depends_on`.
-//! Every service gets reasons either way, and an input digest: a content key over everything
-//! that can select it.
+//! Which services a change selects, and why. A service's inputs are everything its build can
+//! read ([`spec`]); their fingerprints at the base and at the head are compared, and a service
+//! is selected exactly when its input digest differs — the reasons are the components that
+//! differ. Mapping the changed paths to components is only the fast path that decides which
+//! services need comparing at all; `--exhaustive` compares every service, and the tests
+//! assert that both answers agree.
 
 mod base;
+mod cfg;
+mod crates;
 pub mod diff;
+mod inputs;
 mod lock;
+mod snapshot;
+mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::context::BuildContext;
-use crate::dockerfile::{self, Ignore};
+use crate::context::{BuildContext, Trigger};
 use crate::files::{CommitTree, Disk, Files};
 use crate::services::{Package, Service, Workspace};
+use inputs::{Component, Kind, Reader, Source};
+use snapshot::Snapshot;
+use spec::{rp, Spec, World};
 
 /// The `changed --json` contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,7 +37,7 @@ pub struct Report {
     pub comparison: String,
     /// The working tree and index were included (local, no `--head`).
     pub working_tree: bool,
-    /// Changed paths, relative to the workspace root.
+    /// Changed paths, relative to the repository root.
     pub changed_paths: usize,
     /// Sorted by name; services removed by the change are listed with `removed: true`.
     pub services: Vec<ServiceChange>,
@@ -45,6 +51,10 @@ pub struct ServiceChange {
     /// `sha256:…` over the service's inputs at head; absent for removed services.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_digest: Option<String>,
+    /// Where its inputs were widened (a Dockerfile line, a manifest, a lock), and implicit
+    /// dependencies found.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub removed: bool,
 }
@@ -54,48 +64,25 @@ pub struct Request<'a> {
     pub head: Option<&'a str>,
     pub strict: bool,
     pub context: &'a BuildContext,
+    /// Compare every service's digests, not only those the changed paths reach.
+    pub exhaustive: bool,
 }
 
-/// What a file looks like at head: the working tree locally, else the head commit.
-struct Head<'r> {
-    tree: CommitTree<'r>,
-    root: &'r Path,
-    /// Set when the working tree is included: files are read from disk.
-    disk: Option<Disk<'r>>,
+/// Loads the workspace through `files`, with the packages given, only the services `only`
+/// names (all with `None`).
+pub type Load<'a> =
+    dyn Fn(&dyn Files, Vec<Package>, Option<&dyn Fn(&str) -> bool>) -> Result<Workspace> + 'a;
+
+/// Everything computed for one state.
+struct Side {
+    specs: BTreeMap<String, Spec>,
+    /// Services each builds on: (name, why).
+    deps: BTreeMap<String, Vec<(String, String)>>,
+    fps: BTreeMap<String, BTreeMap<String, String>>,
+    digests: BTreeMap<String, String>,
 }
 
-impl Head<'_> {
-    /// Where files are read from.
-    fn files(&self) -> &dyn Files {
-        match &self.disk {
-            Some(d) => d,
-            None => &self.tree,
-        }
-    }
-
-    fn read(&self, rel: &str) -> Option<String> {
-        self.files().read(Path::new(rel)).ok().flatten()
-    }
-
-    /// The object id at `rel` in the head commit (a tree or a blob).
-    fn id(&self, rel: &str) -> Option<git2::Oid> {
-        self.tree.id(rel)
-    }
-
-    fn exists(&self, rel: &str) -> bool {
-        self.files().is_file(Path::new(rel))
-    }
-}
-
-/// Detects the change. The workspace is loaded through `load` as it is at head: from the
-/// head commit, or from disk when the working tree is included.
-pub fn detect(
-    repo: &git2::Repository,
-    root: &Path,
-    load: &dyn Fn(&dyn Files) -> Result<Workspace>,
-    packages: &dyn Fn() -> Result<Vec<Package>>,
-    req: &Request,
-) -> Result<Report> {
+pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) -> Result<Report> {
     // Objects come from our own repository: re-hashing each one on read is wasted work here.
     git2::opts::strict_hash_verification(false);
     let range = base::resolve(
@@ -113,401 +100,520 @@ pub fn detect(
         .workdir()
         .and_then(|w| w.canonicalize().ok())
         .context("the repository has no working tree")?;
-    let prefix = match root.strip_prefix(&workdir) {
-        Ok(p) if p.as_os_str().is_empty() => String::new(),
-        Ok(p) => format!("{}/", p.display()),
+    let ws = match root.strip_prefix(&workdir) {
+        Ok(p) => p.to_string_lossy().trim_end_matches('/').to_string(),
         Err(_) => String::new(),
     };
-    let head = Head {
-        tree: CommitTree::new(repo, repo.find_commit(range.head)?.tree()?, prefix.clone()),
-        root,
-        disk: range.working_tree.then_some(Disk { root }),
+    let prefix = if ws.is_empty() {
+        String::new()
+    } else {
+        format!("{ws}/")
     };
-    let ws = load(head.files())?;
-    let base = match range.base {
-        Some(b) => Some(CommitTree::new(
-            repo,
-            repo.find_commit(b)?.tree()?,
-            prefix.clone(),
-        )),
+    let head_tree = repo.find_commit(range.head)?.tree()?;
+    let wt_raw = if range.working_tree {
+        diff::working_tree_paths(repo)?
+    } else {
+        Vec::new()
+    };
+    let head_snap = if range.working_tree {
+        Snapshot::with_working_tree(repo, head_tree.clone(), &wt_raw)?
+    } else {
+        Snapshot::commit(repo, head_tree.clone())
+    };
+    let head_files_tree = CommitTree::new(repo, head_tree.clone(), prefix.clone());
+    let disk = Disk { root };
+    let head_files: &dyn Files = if range.working_tree {
+        &disk
+    } else {
+        &head_files_tree
+    };
+    let head_pkgs = crates::Crates::new(&head_snap, &ws)
+        .map(|mut c| c.packages())
+        .unwrap_or_default();
+    let head_ws = load(head_files, head_pkgs, None)?;
+    let head = evaluate(&head_ws, &head_snap, &ws, None, &BTreeMap::new());
+
+    let base_tree = match range.base {
+        Some(b) => Some(repo.find_commit(b)?.tree()?),
         None => None,
     };
-    let mut paths = match &base {
-        Some(b) => diff::changed_paths(repo, Some(&b.tree), Some(&head.tree.tree))?,
+    let mut paths = match &base_tree {
+        Some(b) => diff::changed_paths(repo, Some(b), Some(&head_tree))?,
         None => Vec::new(),
     };
-    let mut wt_paths = Vec::new();
-    if range.working_tree {
-        wt_paths = diff::working_tree_paths(repo)?;
-        paths.extend(wt_paths.iter().cloned());
-        paths.sort();
-        paths.dedup();
-    }
-    let paths: Vec<String> = paths
-        .iter()
-        .filter_map(|p| p.strip_prefix(&prefix).map(String::from))
-        .collect();
-    let wt_paths: BTreeSet<String> = wt_paths
-        .iter()
-        .filter_map(|p| p.strip_prefix(&prefix).map(String::from))
-        .collect();
-    let read_base = |rel: &str| base.as_ref()?.read(Path::new(rel)).ok().flatten();
+    paths.extend(
+        wt_raw
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+    );
+    paths.sort();
+    paths.dedup();
 
-    // Reasons that select every service.
-    let shared = glob_set(&ws.settings.shared_paths)?;
-    let mut global = Vec::new();
-    let hits: Vec<&String> = paths
-        .iter()
-        .filter(|p| shared.is_match(p.as_str()))
-        .collect();
-    if !hits.is_empty() {
-        global.push(format!("global: {}", list(&hits)));
-    }
-    if paths.iter().any(|p| p == "Cargo.toml") {
-        if let Some(why) = root_manifest_change(read_base("Cargo.toml"), head.read("Cargo.toml")) {
-            global.push(why);
-        }
-    }
-    if let Some(why) = &range.fallback {
-        global.push(why.clone());
-    }
-
-    // The cargo graph, only when a service is a Rust package: package name and the
-    // directories of the workspace crates it depends on, per service.
-    let members = workspace_members(head.read("Cargo.toml").as_deref());
-    let is_rust = |s: &Service| {
-        s.cargo.is_some()
-            || (members.is_match(s.dir.as_path())
-                && head.exists(&format!("{}/Cargo.toml", s.dir.display())))
-    };
-    let mut rust: BTreeMap<&str, (String, Vec<String>)> = BTreeMap::new();
-    if ws.services.iter().any(is_rust) {
-        let pkgs = packages()?;
-        for s in ws.services.iter().filter(|s| is_rust(s)) {
-            let name = match &s.cargo {
-                Some(c) => Some(c.package.clone()),
-                None => pkgs.iter().find(|p| p.dir == s.dir).map(|p| p.name.clone()),
-            };
-            if let Some(name) = name {
-                let dirs = dependency_dirs(&name, &pkgs);
-                rust.insert(s.name.as_str(), (name, dirs));
+    let mut out: BTreeMap<String, ServiceChange> = BTreeMap::new();
+    for svc in &head_ws.services {
+        let spec = &head.specs[&svc.name];
+        let mut notes = spec.notes.clone();
+        for (d, why) in &head.deps[&svc.name] {
+            if !svc.depends_on.contains(d) {
+                notes.push(format!("{why}: treated as depends_on = [\"{d}\"] (declare it in service.toml to make the build order explicit)"));
             }
         }
+        out.insert(
+            svc.name.clone(),
+            ServiceChange {
+                name: svc.name.clone(),
+                selected: false,
+                reasons: Vec::new(),
+                input_digest: head.digests.get(&svc.name).cloned(),
+                notes,
+                removed: false,
+            },
+        );
     }
-    let lock_changed = paths.iter().any(|p| p == "Cargo.lock");
-    let head_lock = if rust.is_empty() {
-        None
-    } else {
-        head.read("Cargo.lock")
-            .and_then(|t| lock::Lock::parse(&t).ok())
-    };
-    let base_lock = if lock_changed && !rust.is_empty() {
-        read_base("Cargo.lock").and_then(|t| lock::Lock::parse(&t).ok())
-    } else {
-        None
-    };
 
-    let mut out: Vec<ServiceChange> = Vec::new();
-    let mut digests: BTreeMap<String, String> = BTreeMap::new();
-    for svc in &ws.services {
-        let inputs = ServiceInputs::read(svc, &head)?;
-        let (pkg, crate_dirs) = match rust.get(svc.name.as_str()) {
-            Some((p, d)) => (Some(p), d.as_slice()),
-            None => (None, &[][..]),
-        };
-        let (mut reasons, ignored) = inputs.reasons(&paths, crate_dirs);
-        if let Some(pkg) = pkg {
-            if lock_changed {
-                let new = head_lock.as_ref().and_then(|l| l.reachable(pkg));
-                let old = base_lock.as_ref().and_then(|l| l.reachable(pkg));
-                match (old, new) {
-                    (Some(o), Some(n)) if o != n => {
-                        reasons.push(format!("Cargo.lock: {}", lock::describe(&o, &n)))
+    match (&range.fallback, &base_tree) {
+        (Some(_), _) | (None, None) => {
+            let why = range.fallback.clone().unwrap_or_else(|| why_none(&range));
+            for c in out.values_mut() {
+                c.selected = true;
+                c.reasons = vec![why.clone()];
+            }
+        }
+        (None, Some(base_tree)) => {
+            let candidates = if req.exhaustive {
+                head_ws.services.iter().map(|s| s.name.clone()).collect()
+            } else {
+                candidates(&head_ws, &head, &paths, &ws)
+            };
+            // The base side of the candidates and what they build on.
+            let mut wanted = candidates.clone();
+            let mut stack: Vec<String> = candidates.iter().cloned().collect();
+            while let Some(n) = stack.pop() {
+                for (d, _) in head.deps.get(&n).into_iter().flatten() {
+                    if wanted.insert(d.clone()) {
+                        stack.push(d.clone());
                     }
-                    (Some(_), Some(_)) => {}
-                    _ => reasons.push(format!(
-                        "Cargo.lock changed and `{pkg}` cannot be compared in it"
-                    )),
                 }
             }
+            let base_snap = Snapshot::commit(repo, base_tree.clone());
+            let base_files = CommitTree::new(repo, base_tree.clone(), prefix.clone());
+            let base_pkgs = crates::Crates::new(&base_snap, &ws)
+                .map(|mut c| c.packages())
+                .unwrap_or_default();
+            let only = |n: &str| wanted.contains(n);
+            let base_ws = load(&base_files, base_pkgs, Some(&only));
+            for name in &candidates {
+                let Some(c) = out.get_mut(name) else { continue };
+                if let Err(e) = &base_ws {
+                    c.selected = true;
+                    c.reasons = vec![format!(
+                        "the configuration at the base cannot be read, so it cannot be compared: {}",
+                        first_line(&format!("{e:#}"))
+                    )];
+                }
+            }
+            if let Ok(base_ws) = &base_ws {
+                let base = evaluate(base_ws, &base_snap, &ws, Some(&wanted), &head.digests);
+                for name in &candidates {
+                    let c = out.get_mut(name).expect("a head service");
+                    let svc = head_ws
+                        .services
+                        .iter()
+                        .find(|s| &s.name == name)
+                        .expect("loaded");
+                    let Some(old) = base.fps.get(name) else {
+                        c.selected = true;
+                        c.reasons = vec![format!(
+                            "new service: {} is not at the base",
+                            rp(&ws, &svc.dir)
+                        )];
+                        continue;
+                    };
+                    if base.digests.get(name) != head.digests.get(name) {
+                        c.selected = true;
+                        c.reasons = reasons(
+                            &base.specs[name],
+                            &head.specs[name],
+                            old,
+                            &head.fps[name],
+                            &paths,
+                        );
+                    }
+                }
+            }
+            for svc in &head_ws.services {
+                let c = out.get_mut(&svc.name).expect("a head service");
+                if c.selected {
+                    continue;
+                }
+                let dir = rp(&ws, &svc.dir);
+                let here: Vec<&String> = paths
+                    .iter()
+                    .filter(|p| crate::globs::within(p, &dir))
+                    .collect();
+                c.reasons = vec![if here.is_empty() {
+                    "no change in its inputs".to_string()
+                } else {
+                    format!(
+                        "no change in its inputs (its build does not read: {})",
+                        list(&here)
+                    )
+                }];
+            }
         }
-        reasons.extend(global.iter().cloned());
-        let selected = !reasons.is_empty();
-        if !selected {
-            reasons.push(if ignored.is_empty() {
-                "no change in its inputs".to_string()
-            } else {
-                format!(
-                    "only files .dockerignore leaves out changed: {}",
-                    list(&ignored.iter().collect::<Vec<_>>())
-                )
-            });
-        }
-        out.push(ServiceChange {
-            name: svc.name.clone(),
-            selected,
-            reasons,
-            input_digest: None,
-            removed: false,
-        });
     }
 
-    // depends_on: selected when what it builds on is.
-    loop {
-        let selected: BTreeSet<String> = out
-            .iter()
-            .filter(|s| s.selected)
-            .map(|s| s.name.clone())
-            .collect();
-        let mut grew = false;
-        for (i, svc) in ws.services.iter().enumerate() {
-            if out[i].selected {
-                continue;
-            }
-            if let Some(d) = svc.depends_on.iter().find(|d| selected.contains(*d)) {
-                out[i].selected = true;
-                out[i].reasons = vec![format!("builds FROM {d}, which is selected")];
-                grew = true;
-            }
-        }
-        if !grew {
-            break;
-        }
-    }
-
-    // Input digests, dependencies first.
-    let shared_ids: Vec<String> = ws
-        .settings
-        .shared_paths
-        .iter()
-        .map(|g| {
-            format!(
-                "{g} {}",
-                head.id(literal_prefix(g))
-                    .map_or("-".into(), |i| i.to_string())
-            )
-        })
-        .collect();
-    let mut pending: Vec<usize> = (0..ws.services.len()).collect();
-    while !pending.is_empty() {
-        let before = pending.len();
-        pending.retain(|&i| {
-            let svc = &ws.services[i];
-            if svc.depends_on.iter().any(|d| !digests.contains_key(d)) {
-                return true;
-            }
-            let (pkg, crate_dirs) = match rust.get(svc.name.as_str()) {
-                Some((p, d)) => (Some(p), d.as_slice()),
-                None => (None, &[][..]),
-            };
-            let lock_entries =
-                pkg.and_then(|pkg| head_lock.as_ref().and_then(|l| l.reachable(pkg)));
-            let d = input_digest(
-                svc,
-                &head,
-                crate_dirs,
-                lock_entries.as_ref(),
-                &shared_ids,
-                &digests,
-                &wt_paths,
-            );
-            digests.insert(svc.name.clone(), d.clone());
-            out[i].input_digest = Some(d);
-            false
-        });
-        if pending.len() == before {
-            break; // a cycle; refused when the config was read
+    if let Trigger::Release { tag, service, .. } = &req.context.trigger {
+        for svc in &head_ws.services {
+            let (selected, why) = release_selection(tag, service.as_deref(), svc);
+            let c = out.get_mut(&svc.name).expect("a head service");
+            c.selected = selected;
+            c.reasons = vec![why];
         }
     }
 
     // Services the change removed: their files are among the changed paths.
-    if let Some(b) = &base {
+    if let Some(b) = &base_tree {
+        let services_dir = format!("{prefix}services/");
         let gone: BTreeSet<&str> = paths
             .iter()
-            .filter_map(|p| p.strip_prefix("services/")?.split_once('/').map(|(n, _)| n))
-            .filter(|n| !ws.services.iter().any(|s| s.name == *n))
+            .filter_map(|p| {
+                p.strip_prefix(&services_dir)?
+                    .split_once('/')
+                    .map(|(n, _)| n)
+            })
+            .filter(|n| !out.contains_key(*n))
             .collect();
+        let base_files = CommitTree::new(repo, b.clone(), prefix.clone());
         for name in gone {
             let dir = Path::new("services").join(name);
-            if b.is_file(&dir.join("Dockerfile")) || b.is_file(&dir.join("service.toml")) {
-                out.push(ServiceChange {
-                    name: name.to_string(),
-                    selected: false,
-                    reasons: vec![format!("removed: services/{name} is gone at head")],
-                    input_digest: None,
-                    removed: true,
-                });
+            if base_files.is_file(&dir.join("Dockerfile"))
+                || base_files.is_file(&dir.join("service.toml"))
+            {
+                out.insert(
+                    name.to_string(),
+                    ServiceChange {
+                        name: name.to_string(),
+                        selected: false,
+                        reasons: vec![format!("removed: services/{name} is gone at head")],
+                        input_digest: None,
+                        notes: Vec::new(),
+                        removed: true,
+                    },
+                );
             }
         }
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Report {
         base: range.base.map(|b| b.to_string()),
         head: Some(range.head.to_string()),
         comparison: range.how,
         working_tree: range.working_tree,
         changed_paths: paths.len(),
-        services: out,
+        services: out.into_values().collect(),
     })
 }
 
-/// Everything of one service that a path can hit.
-struct ServiceInputs {
-    dir: String,
-    dockerfile: String,
-    context: String,
-    /// COPY/ADD sources, when the context reaches outside the service directory.
-    sources: Option<Vec<String>>,
-    ignore: Ignore,
-    watch: Vec<(String, globset::GlobMatcher)>,
+fn why_none(range: &base::Range) -> String {
+    format!("no base to compare with ({})", range.how)
 }
 
-/// Files that configure the build itself: they count even when `.dockerignore` hides them.
-const CONFIG_FILES: &[&str] = &["service.toml", "VERSION", ".dockerignore"];
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
 
-impl ServiceInputs {
-    fn read(svc: &Service, head: &Head) -> Result<ServiceInputs> {
-        let dir = svc.dir.display().to_string();
-        let context = svc.context.display().to_string();
-        let dockerfile = svc.dockerfile.display().to_string();
-        let within = |p: &str, d: &str| d.is_empty() || p == d || p.starts_with(&format!("{d}/"));
-        let sources = if within(&context, &dir) {
-            None
-        } else {
-            head.read(&dockerfile)
-                .map(|t| dockerfile::parse(&t).sources)
-        };
-        let ignore_path = if context.is_empty() {
-            ".dockerignore".to_string()
-        } else {
-            format!("{context}/.dockerignore")
-        };
-        let ignore = match head.read(&ignore_path) {
-            Some(text) => Ignore::parse(&text).with_context(|| ignore_path.clone())?,
-            None => Ignore::default(),
-        };
-        let watch = svc
-            .watch
-            .iter()
-            .map(|g| Ok((g.clone(), dockerfile::glob(g)?)))
-            .collect::<Result<Vec<_>, globset::Error>>()?;
-        Ok(ServiceInputs {
-            dir,
-            dockerfile,
-            context,
-            sources,
-            ignore,
-            watch,
-        })
-    }
-
-    /// The path relative to the context, when it is inside it.
-    fn in_context<'p>(&self, path: &'p str) -> Option<&'p str> {
-        if self.context.is_empty() {
-            return Some(path);
-        }
-        path.strip_prefix(&self.context)?.strip_prefix('/')
-    }
-
-    /// The reasons these paths select the service, and the `.dockerignore`d paths that did not.
-    fn reasons(&self, paths: &[String], crate_dirs: &[String]) -> (Vec<String>, Vec<String>) {
-        let mut own = Vec::new();
-        let mut copied = Vec::new();
-        let mut watched = Vec::new();
-        let mut crates: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
-        let mut ignored = Vec::new();
-        for p in paths {
-            let in_dir_rel = p
-                .strip_prefix(self.dir.as_str())
-                .and_then(|r| r.strip_prefix('/'));
-            let in_dir = in_dir_rel.is_some();
-            let is_config = in_dir_rel.is_some_and(|r| CONFIG_FILES.contains(&r));
-            // Only paths that could select the service are checked against .dockerignore.
-            let relevant = in_dir || self.sources.is_some();
-            let hidden = relevant
-                && self
-                    .in_context(p)
-                    .is_some_and(|rel| self.ignore.excludes(rel));
-            if p == &self.dockerfile || is_config {
-                own.push(p);
-            } else if in_dir {
-                if hidden {
-                    ignored.push(p.clone());
-                } else {
-                    own.push(p);
-                }
-            } else if let (Some(sources), Some(rel)) = (&self.sources, self.in_context(p)) {
-                if dockerfile::copies(sources, rel) {
-                    if hidden {
-                        ignored.push(p.clone());
-                    } else {
-                        copied.push(p);
-                    }
-                }
-            }
-            if let Some((g, _)) = self.watch.iter().find(|(_, m)| m.is_match(p.as_str())) {
-                watched.push((g.as_str(), p));
-            }
-            if let Some(d) = crate_dirs.iter().find(|d| {
-                p.strip_prefix(d.as_str())
-                    .is_some_and(|r| r.starts_with('/'))
-            }) {
-                crates.entry(d.as_str()).or_default().push(p);
-            }
-        }
-        let mut reasons = Vec::new();
-        if !own.is_empty() {
-            reasons.push(format!("changed: {}", list(&own)));
-        }
-        if !copied.is_empty() {
-            reasons.push(format!("COPY source changed: {}", list(&copied)));
-        }
-        for (d, ps) in crates {
-            reasons.push(format!("dependency {d} changed: {}", list(&ps)));
-        }
-        if !watched.is_empty() {
-            let ps: Vec<&String> = watched.iter().map(|(_, p)| *p).collect();
-            reasons.push(format!("watched ({}): {}", watched[0].0, list(&ps)));
-        }
-        (reasons, ignored)
+/// Whether a release tag releases `svc`, and why.
+pub fn release_selection(tag: &str, service: Option<&str>, svc: &Service) -> (bool, String) {
+    match (service, &svc.version) {
+        (Some(s), _) if s == svc.name => (true, format!("release tag {tag}")),
+        (Some(s), _) => (false, format!("release tag {tag} releases only {s}")),
+        (None, Some(v)) => (
+            false,
+            format!(
+                "has its own VERSION ({v}); release it with the tag {}/v{v}",
+                svc.name
+            ),
+        ),
+        (None, None) => (true, format!("release tag {tag}")),
     }
 }
 
-/// Directories of the workspace packages `pkg` depends on, transitively (not its own).
-fn dependency_dirs(pkg: &str, pkgs: &[Package]) -> Vec<String> {
-    let mut seen = BTreeSet::new();
-    let mut stack: Vec<&str> = pkgs
+/// Specs, dependencies, fingerprints and digests of the services `only` names (all with
+/// `None`); a dependency outside that set takes its digest from `others`.
+fn evaluate(
+    ws_model: &Workspace,
+    snap: &Snapshot,
+    ws: &str,
+    only: Option<&BTreeSet<String>>,
+    others: &BTreeMap<String, String>,
+) -> Side {
+    let at = |f: &str| rp(ws, Path::new(f));
+    let mut crates = crates::Crates::new(snap, ws);
+    let members = crates.as_mut().map(|c| c.packages()).unwrap_or_default();
+    let lock = snap
+        .read_text(&at("Cargo.lock"))
+        .and_then(|t| lock::Lock::parse(&t).ok());
+    let mut world = World {
+        snap,
+        ws,
+        settings: &ws_model.settings,
+        crates,
+        lock,
+        manifest: spec::build_manifest(snap.read_text(&at("Cargo.toml")).as_deref()),
+        version: snap
+            .read_text(&at("VERSION"))
+            .map_or("-".into(), |v| v.trim().to_string()),
+    };
+    let services: Vec<&Service> = ws_model
+        .services
         .iter()
-        .find(|p| p.name == pkg)
-        .map(|p| p.deps.iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    while let Some(n) = stack.pop() {
-        if n == pkg || !seen.insert(n) {
+        .filter(|s| only.is_none_or(|o| o.contains(&s.name)))
+        .collect();
+    let mut specs = BTreeMap::new();
+    for svc in &services {
+        let pkg = match &svc.cargo {
+            Some(c) => Some(c.package.clone()),
+            None => members
+                .iter()
+                .find(|p| p.dir == svc.dir)
+                .map(|p| p.name.clone()),
+        };
+        specs.insert(svc.name.clone(), world.spec(svc, pkg.as_deref()));
+    }
+    let deps = dependencies(&services, &ws_model.services, &specs);
+    let mut reader = Reader::new(snap);
+    let mut fps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut digests: BTreeMap<String, String> = BTreeMap::new();
+    let mut pending: Vec<&String> = specs.keys().collect();
+    while !pending.is_empty() {
+        // Dependencies first; a cycle (refused when the config was read) is broken anywhere.
+        let i = pending
+            .iter()
+            .position(|n| {
+                deps[*n]
+                    .iter()
+                    .all(|(d, _)| digests.contains_key(d) || !specs.contains_key(d))
+            })
+            .unwrap_or(0);
+        let name = pending.remove(i);
+        let mut f: BTreeMap<String, String> = specs[name]
+            .components
+            .iter()
+            .map(|c| (c.key.clone(), reader.fingerprint(c)))
+            .collect();
+        for (d, _) in &deps[name] {
+            let v = digests.get(d).or_else(|| others.get(d)).cloned();
+            f.insert(format!("from {d}"), v.unwrap_or_else(|| "-".into()));
+        }
+        digests.insert(name.clone(), inputs::digest(&f));
+        fps.insert(name.clone(), f);
+    }
+    Side {
+        specs,
+        deps,
+        fps,
+        digests,
+    }
+}
+
+/// What each service builds on: `depends_on`, and images of other services its Dockerfile
+/// reads (an implicit dependency, unless it would close a cycle).
+fn dependencies(
+    services: &[&Service],
+    all: &[Service],
+    specs: &BTreeMap<String, Spec>,
+) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut deps: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for s in services {
+        let list = deps.entry(s.name.clone()).or_default();
+        for d in &s.depends_on {
+            list.push((d.clone(), format!("depends_on {d}")));
+        }
+    }
+    let reaches = |deps: &BTreeMap<String, Vec<(String, String)>>, from: &str, to: &str| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.to_string()];
+        while let Some(n) = stack.pop() {
+            if n == to {
+                return true;
+            }
+            if seen.insert(n.clone()) {
+                stack.extend(deps.get(&n).into_iter().flatten().map(|(d, _)| d.clone()));
+            }
+        }
+        false
+    };
+    for s in services {
+        let dockerfile = s.dockerfile.display().to_string();
+        for img in &specs[&s.name].images {
+            let Some(d) = spec::image_service(&img.reference, all) else {
+                continue;
+            };
+            if d.name == s.name || deps[&s.name].iter().any(|(x, _)| *x == d.name) {
+                continue;
+            }
+            if reaches(&deps, &d.name, &s.name) {
+                continue; // would close a cycle
+            }
+            let why = format!(
+                "{dockerfile} line {} reads the image of service `{}` ({})",
+                img.line, d.name, img.reference
+            );
+            deps.get_mut(&s.name)
+                .expect("listed")
+                .push((d.name.clone(), why));
+        }
+    }
+    deps
+}
+
+/// Services the changed paths may affect (each is then compared exactly), and the services
+/// that build on them.
+fn candidates(ws_model: &Workspace, head: &Side, paths: &[String], ws: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let root_toml = rp(ws, Path::new("Cargo.toml"));
+    // A service's settings or presence changed: images may now name other services.
+    let config_changed = paths.iter().any(|p| {
+        *p == root_toml
+            || p.ends_with("/service.toml")
+            || ws_model
+                .services
+                .iter()
+                .all(|s| !crate::globs::within(p, &rp(ws, &s.dir)))
+                && p.starts_with(&rp(ws, Path::new("services")))
+    });
+    for svc in &ws_model.services {
+        let spec = &head.specs[&svc.name];
+        let hit = paths
+            .iter()
+            .any(|p| spec.components.iter().any(|c| c.covers(p)))
+            || (config_changed && !spec.images.is_empty());
+        if hit {
+            out.insert(svc.name.clone());
+        }
+    }
+    loop {
+        let before = out.len();
+        for (name, deps) in &head.deps {
+            if deps.iter().any(|(d, _)| out.contains(d)) {
+                out.insert(name.clone());
+            }
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    out
+}
+
+/// The components that differ between two states of a service, as reasons.
+fn reasons(
+    old_spec: &Spec,
+    new_spec: &Spec,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    paths: &[String],
+) -> Vec<String> {
+    let find = |key: &str| -> Option<&Component> {
+        new_spec
+            .components
+            .iter()
+            .chain(old_spec.components.iter())
+            .find(|c| c.key == key)
+    };
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let mut out = Vec::new();
+    for key in keys {
+        let (a, b) = (old.get(key), new.get(key));
+        if a == b {
             continue;
         }
-        if let Some(p) = pkgs.iter().find(|p| p.name == n) {
-            stack.extend(p.deps.iter().map(String::as_str));
+        if let Some(d) = key.strip_prefix("from ") {
+            out.push(format!("builds FROM {d}, which changed"));
+            continue;
+        }
+        let Some(c) = find(key) else {
+            out.push(format!("{key} changed"));
+            continue;
+        };
+        let hits: Vec<&String> = paths
+            .iter()
+            .filter(|p| match &c.source {
+                Source::Filtered { root, filter } => inputs::rel_to(p, root)
+                    .is_some_and(|r| filter.keeps(r) || filter.may_keep_below(r)),
+                _ => c.covers(p) && !c.defined_by.contains(p),
+            })
+            .collect();
+        let what = |label: &str| {
+            if hits.is_empty() {
+                label.to_string()
+            } else {
+                list(&hits)
+            }
+        };
+        let text = match &c.kind {
+            Kind::Context => format!("changed: {}", what("the build context")),
+            Kind::Copied => format!("COPY source changed: {}", what("the build context")),
+            Kind::Dockerfile | Kind::Ignore => match &c.source {
+                Source::Path(p) => format!("changed: {p}"),
+                _ => format!("{key} changed"),
+            },
+            Kind::Crate => {
+                let dir = key.trim_start_matches("crate ");
+                match (a, b) {
+                    (None, _) => format!("dependency {dir} added"),
+                    (_, None) => format!("dependency {dir} removed"),
+                    _ if dir == new_spec.dir => format!("changed: {}", what(dir)),
+                    _ => format!("dependency {dir} changed: {}", what(dir)),
+                }
+            }
+            Kind::Lock => match (a, b, &c.source) {
+                (Some(x), Some(y), Source::Value(_)) => format!(
+                    "Cargo.lock: {}",
+                    lock::describe(&spec::lock_set(x), &spec::lock_set(y))
+                ),
+                _ => "Cargo.lock changed".to_string(),
+            },
+            Kind::Setting => {
+                let name = key.trim_start_matches("setting ");
+                match (a, b) {
+                    (Some(x), Some(y)) if name != "tags" && name != "labels" => {
+                        format!("setting `{name}`: {} → {}", spec::short(x), spec::short(y))
+                    }
+                    _ => format!("setting `{name}` changed"),
+                }
+            }
+            Kind::Version => format!(
+                "VERSION {} → {}",
+                a.map_or("-", String::as_str),
+                b.map_or("-", String::as_str)
+            ),
+            Kind::Toolchain => format!(
+                "toolchain: {} changed",
+                key.trim_start_matches("toolchain ")
+            ),
+            Kind::Manifest => {
+                let s = spec::manifest_sections(
+                    a.map_or("", String::as_str),
+                    b.map_or("", String::as_str),
+                );
+                format!("Cargo.toml {} changed", s.join(", "))
+            }
+            Kind::Watch => format!(
+                "watched ({}): {}",
+                key.trim_start_matches("watch "),
+                what("changed")
+            ),
+            Kind::Shared => format!("global: {}", what(key.trim_start_matches("shared "))),
+        };
+        if !out.contains(&text) {
+            out.push(text);
         }
     }
-    let mut dirs: Vec<String> = seen
-        .iter()
-        .filter_map(|n| pkgs.iter().find(|p| p.name == *n))
-        .map(|p| p.dir.display().to_string())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
-/// The root manifest's `[workspace] members` globs (none when it has none).
-fn workspace_members(manifest: Option<&str>) -> globset::GlobSet {
-    let members: Vec<String> = manifest
-        .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("workspace")?.get("members")?.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|m| m.as_str().map(|s| s.trim_end_matches('/').to_string()))
-        .collect();
-    glob_set(&members).unwrap_or_else(|_| globset::GlobSet::empty())
+    if out.is_empty() {
+        out.push("its inputs changed".into());
+    }
+    out
 }
 
 /// Up to three paths, then how many more.
@@ -519,150 +625,6 @@ fn list<S: AsRef<str>>(paths: &[S]) -> String {
         shown.push(&more_text);
     }
     shown.join(", ")
-}
-
-fn glob_set(globs: &[String]) -> Result<globset::GlobSet> {
-    let mut b = globset::GlobSetBuilder::new();
-    for g in globs {
-        b.add(dockerfile::glob_pattern(g).with_context(|| format!("bad glob `{g}`"))?);
-    }
-    Ok(b.build()?)
-}
-
-/// The directory part of a glob before its first wildcard (`docs/api/**` → `docs/api`).
-fn literal_prefix(glob: &str) -> &str {
-    let end = glob.find(['*', '?', '[', '{']).unwrap_or(glob.len());
-    match glob[..end].rfind('/') {
-        Some(i) if end < glob.len() => &glob[..i],
-        _ if end < glob.len() => "",
-        _ => glob,
-    }
-}
-
-/// What changed in the root manifest that matters to every service: anything but
-/// `[workspace] members` and `exclude` (the image config counts: it sets tags and labels).
-fn root_manifest_change(old: Option<String>, new: Option<String>) -> Option<String> {
-    let parse = |t: Option<String>| -> Option<toml::Table> { t.and_then(|t| t.parse().ok()) };
-    let (Some(mut old), Some(mut new)) = (parse(old), parse(new)) else {
-        return Some("global: Cargo.toml changed (and cannot be compared)".into());
-    };
-    for t in [&mut old, &mut new] {
-        if let Some(toml::Value::Table(w)) = t.get_mut("workspace") {
-            w.remove("members");
-            w.remove("exclude");
-        }
-    }
-    let mut sections: Vec<String> = Vec::new();
-    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-    for k in keys {
-        match (old.get(k), new.get(k)) {
-            (Some(toml::Value::Table(a)), Some(toml::Value::Table(b))) if a != b => {
-                let sub: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-                for s in sub {
-                    if a.get(s) != b.get(s) {
-                        sections.push(format!("[{k}.{s}]"));
-                    }
-                }
-            }
-            (a, b) if a != b => sections.push(format!("[{k}]")),
-            _ => {}
-        }
-    }
-    if sections.is_empty() {
-        None
-    } else {
-        Some(format!(
-            "global: Cargo.toml {} changed",
-            sections.join(", ")
-        ))
-    }
-}
-
-/// A content key: object ids at head of everything the service is built from, its build
-/// settings, its locked dependencies and the digests of the services it builds on.
-fn input_digest(
-    svc: &Service,
-    head: &Head,
-    crate_dirs: &[String],
-    lock_entries: Option<&BTreeSet<String>>,
-    shared: &[String],
-    done: &BTreeMap<String, String>,
-    wt_paths: &BTreeSet<String>,
-) -> String {
-    let mut h = Sha256::new();
-    let mut line = |s: String| {
-        h.update(s.as_bytes());
-        h.update(b"\n");
-    };
-    let id = |p: &str| head.id(p).map_or("-".to_string(), |i| i.to_string());
-    let dir = svc.dir.display().to_string();
-    let context = svc.context.display().to_string();
-    let dockerfile = svc.dockerfile.display().to_string();
-    line(format!("dockerfile {dockerfile} {}", id(&dockerfile)));
-    line(format!("dir {dir} {}", id(&dir)));
-    let mut roots = vec![dir.clone(), dockerfile.clone()];
-    if context != dir && !context.starts_with(&format!("{dir}/")) {
-        let sources = head
-            .read(&dockerfile)
-            .map(|t| dockerfile::parse(&t).sources)
-            .unwrap_or_default();
-        for s in sources {
-            let p = if context.is_empty() {
-                s.clone()
-            } else {
-                format!("{context}/{s}")
-            };
-            let p = literal_prefix(&p).to_string();
-            line(format!("source {s} {}", id(&p)));
-            roots.push(p);
-        }
-        line(format!(
-            "dockerignore {}",
-            id(&format!("{context}/.dockerignore"))
-        ));
-    }
-    for g in &svc.watch {
-        let p = literal_prefix(g).to_string();
-        line(format!("watch {g} {}", id(&p)));
-        roots.push(p);
-    }
-    for d in crate_dirs {
-        line(format!("crate {d} {}", id(d)));
-        roots.push(d.clone());
-    }
-    if let Some(entries) = lock_entries {
-        for e in entries {
-            line(format!("lock {e}"));
-        }
-    }
-    for s in shared {
-        line(format!("shared {s}"));
-    }
-    line(format!("platforms {}", svc.platforms.join(",")));
-    line(format!("target {}", svc.target.as_deref().unwrap_or("-")));
-    for (k, v) in &svc.build_args {
-        line(format!("arg {k}={v}"));
-    }
-    for d in &svc.depends_on {
-        line(format!(
-            "depends {d} {}",
-            done.get(d).map_or("-", String::as_str)
-        ));
-    }
-    // Local edits not yet committed, inside any of the roots above.
-    for p in wt_paths {
-        if roots
-            .iter()
-            .any(|r| r.is_empty() || p == r || p.starts_with(&format!("{r}/")))
-        {
-            let content = git2::Oid::hash_file(git2::ObjectType::Blob, head.root.join(p))
-                .map_or("deleted".to_string(), |i| i.to_string());
-            line(format!("worktree {p} {content}"));
-        }
-    }
-    let digest = h.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
 }
 
 #[cfg(test)]

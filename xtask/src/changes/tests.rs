@@ -1,69 +1,61 @@
 use super::*;
 
 #[test]
-fn literal_prefixes_of_globs() {
-    assert_eq!(literal_prefix("docs/api/**"), "docs/api");
-    assert_eq!(literal_prefix("docs/*.md"), "docs");
-    assert_eq!(literal_prefix("*.md"), "");
-    assert_eq!(literal_prefix("rust-toolchain.toml"), "rust-toolchain.toml");
-    assert_eq!(literal_prefix(".cargo/**"), ".cargo");
-}
-
-#[test]
 fn lists_are_short() {
     assert_eq!(list(&["a"]), "a");
     assert_eq!(list(&["a", "b", "c", "d", "e"]), "a, b, c, and 2 more");
 }
 
 #[test]
-fn root_manifest_changes_that_matter() {
+fn build_manifest_sections_that_matter() {
     let base = "[workspace]\nmembers = [\"a\"]\n[profile.release]\nlto = false\n";
-    let same = |new: &str| root_manifest_change(Some(base.into()), Some(new.into()));
+    let m = |t: &str| spec::build_manifest(Some(t));
     assert_eq!(
-        same("[workspace]\nmembers = [\"a\", \"b\"]\n[profile.release]\nlto = false\n"),
-        None,
+        m(base),
+        m("[workspace]\nmembers = [\"a\", \"b\"]\n[profile.release]\nlto = false\n"),
         "members only"
     );
     assert_eq!(
-        same("[workspace]\nmembers = [\"a\"]\n[profile.release]\nlto = true\n").as_deref(),
-        Some("global: Cargo.toml [profile.release] changed")
+        m(base),
+        m("[workspace]\nmembers = [\"a\"]\n[workspace.metadata.images]\nprefix = \"x\"\n[profile.release]\nlto = false\n"),
+        "image metadata is not a cargo input"
     );
+    let new = m("[workspace]\nmembers = [\"a\"]\n[profile.release]\nlto = true\n");
     assert_eq!(
-        same("[workspace]\nmembers = [\"a\"]\n[workspace.dependencies]\nserde = \"1\"\n[profile.release]\nlto = false\n").as_deref(),
-        Some("global: Cargo.toml [workspace.dependencies] changed")
+        spec::manifest_sections(&m(base), &new),
+        ["[profile.release]"]
     );
-    assert!(root_manifest_change(None, Some(base.into()))
-        .unwrap()
-        .contains("cannot be compared"));
 }
 
 #[test]
-fn dependency_dirs_are_transitive_and_exclude_the_package_itself() {
-    let p = |name: &str, dir: &str, deps: &[&str]| Package {
+fn images_name_services() {
+    let svc = |name: &str, repo: &str| Service {
         name: name.into(),
-        dir: dir.into(),
-        bins: vec![],
-        deps: deps.iter().map(|d| d.to_string()).collect(),
+        repository: repo.into(),
+        dir: format!("services/{name}").into(),
+        dockerfile: format!("services/{name}/Dockerfile").into(),
+        context: format!("services/{name}").into(),
+        registries: vec!["127.0.0.1:5000".into()],
+        platforms: vec!["linux/amd64".into()],
+        tags: None,
+        build_args: Default::default(),
+        labels: Default::default(),
+        policy: Default::default(),
+        version: None,
+        target: None,
+        description: None,
+        non_root: true,
+        port: None,
+        health_path: None,
+        cargo: None,
+        watch: vec![],
+        depends_on: vec![],
     };
-    let pkgs = vec![
-        p("api", "services/api", &["common"]),
-        p("common", "crates/common", &["util"]),
-        p("util", "crates/util", &[]),
-        p("worker", "services/worker", &["other"]),
-        p("other", "crates/other", &["api"]),
-    ];
-    assert_eq!(
-        dependency_dirs("api", &pkgs),
-        ["crates/common", "crates/util"]
-    );
-    assert_eq!(dependency_dirs("util", &pkgs), Vec::<String>::new());
-    assert_eq!(
-        dependency_dirs("worker", &pkgs),
-        [
-            "crates/common",
-            "crates/other",
-            "crates/util",
-            "services/api"
-        ]
-    );
+    let all = [svc("base", "slipway/base"), svc("api", "slipway/api")];
+    let name = |r: &str| spec::image_service(r, &all).map(|s| s.name.as_str());
+    assert_eq!(name("127.0.0.1:5000/slipway/base:1.2"), Some("base"));
+    assert_eq!(name("slipway/base@sha256:abc"), Some("base"));
+    assert_eq!(name("${REGISTRY}/slipway/base:${TAG}"), Some("base"));
+    assert_eq!(name("busybox:1.35"), None);
+    assert_eq!(name("example.invalid/other/slipway/basement"), None);
 }

@@ -357,8 +357,20 @@ fn depends_on_must_name_services_and_form_no_cycle() {
     let ws = load(r, &EnvOverrides::default()).unwrap();
     assert_eq!(ws.services[0].depends_on, ["base"]);
     assert_eq!(ws.services[2].watch, ["docs/**"]);
-    assert_eq!(
-        ws.settings.shared_paths,
-        [".cargo/**", "rust-toolchain.toml", "rust-toolchain"]
+    assert!(
+        ws.settings.shared_paths.is_empty(),
+        "toolchain files are Rust inputs, not shared paths"
     );
+    for (glob, why) in [("/docs/**", "absolute"), ("../docs/**", "`..`")] {
+        write(
+            r,
+            "services/web/service.toml",
+            &format!("watch = [\"{glob}\"]\n"),
+        );
+        let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("services/web/service.toml:1:") && err.contains(why),
+            "{err}"
+        );
+    }
 }
