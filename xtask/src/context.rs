@@ -42,6 +42,13 @@ pub struct BuildContext {
     /// A push event's `before` (the previous tip of the branch; all zeros for a new branch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push_before: Option<String>,
+    /// The GitHub event that started the run (`push`, `pull_request_target`, `schedule`, …);
+    /// empty locally.
+    #[serde(skip)]
+    pub event: String,
+    /// The commit the event says to compare with (`merge_group.base_sha`).
+    #[serde(skip)]
+    pub event_base: Option<String>,
 }
 
 impl BuildContext {
@@ -129,6 +136,12 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
         is_release_branch: false,
         dirty: f.git.dirty,
         push_before: None,
+        event: if in_actions {
+            event_name.clone()
+        } else {
+            String::new()
+        },
+        event_base: None,
     };
     if in_actions && matches!(event_name.as_str(), "pull_request" | "pull_request_target") {
         let number = field(&["number"])
@@ -166,6 +179,9 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
             cx.branch = Some(branch.to_string());
             if event_name == "push" {
                 cx.push_before = field(&["before"]);
+            }
+            if event_name == "merge_group" {
+                cx.event_base = field(&["merge_group", "base_sha"]);
             }
         } else {
             cx.trigger = Trigger::Branch;

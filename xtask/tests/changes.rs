@@ -169,12 +169,25 @@ fn monorepo() -> (tempfile::TempDir, String) {
     (d, base)
 }
 
+/// `changed --json`, run twice: the fast path (changed paths pick the services to compare)
+/// and `--exhaustive` (every service's digests compared). Both must give the same answer, in
+/// every scenario of this file.
 fn changed(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let mut all = vec!["changed", "--json"];
-    all.extend_from_slice(args);
-    let out = xtask(dir, &all, env);
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
+    let run = |extra: Option<&str>| -> Value {
+        let mut all = vec!["changed", "--json"];
+        all.extend_from_slice(args);
+        all.extend(extra);
+        let out = xtask(dir, &all, env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let fast = run(None);
+    let exhaustive = run(Some("--exhaustive"));
+    assert_eq!(
+        fast, exhaustive,
+        "the changed-path fast path and the digest comparison disagree"
+    );
+    fast
 }
 
 fn between(dir: &Path, base: &str, head: &str) -> Value {
@@ -460,7 +473,7 @@ fn a_push_uses_before_and_a_new_branch_uses_the_merge_base_with_main() {
 }
 
 #[test]
-fn a_force_push_falls_back_to_the_merge_base_with_main_and_says_so() {
+fn a_force_push_compares_with_the_dropped_tip_so_nothing_it_built_is_left_stale() {
     let (d, _) = monorepo();
     let r = d.path();
     git(r, &["checkout", "-q", "-b", "feature"]);
@@ -470,27 +483,107 @@ fn a_force_push_falls_back_to_the_merge_base_with_main_and_says_so() {
     write(r, "services/web/www/index.html", "<p>rewritten</p>\n");
     let new = commit(r, "new");
     let v = changed_in_ci(r, &push_env(r, "feature", &old, &new));
-    assert!(
-        v["comparison"].as_str().unwrap().starts_with(&format!(
-            "before {} is not an ancestor of {} (force push); merge-base of main",
+    assert_eq!(
+        v["comparison"],
+        format!(
+            "force push: before {} is not an ancestor of {}; compared with it directly",
             &old[..7],
             &new[..7]
-        )),
-        "{v}"
+        )
     );
     assert_eq!(
         selected(&v),
-        ["edge", "web"],
-        "the abandoned worker edit is not in this push"
+        ["edge", "web", "worker"],
+        "worker's image under the branch tag holds the dropped edit: rebuild it"
     );
-    // An unknown before (gone after the force push) is handled the same way.
+    // A before the clone does not have (gone after the force push): everything, with why.
     let v = changed_in_ci(r, &push_env(r, "feature", &"1234567".repeat(6)[..40], &new));
+    assert_eq!(selected(&v).len(), 5, "{v}");
     assert!(
-        v["comparison"]
-            .as_str()
-            .unwrap()
-            .contains("is unknown (force push?)"),
+        reasons(&v, "api").contains("is not in this clone (a force push?)"),
         "{v}"
+    );
+}
+
+/// A GitHub Actions run of `event` with this event file.
+fn actions_env(
+    dir: &Path,
+    event: &str,
+    git_ref: &str,
+    sha: &str,
+    payload: &str,
+) -> Vec<(String, String)> {
+    write(dir, "target/event.json", payload);
+    vec![
+        ("GITHUB_ACTIONS".into(), "true".into()),
+        ("GITHUB_EVENT_NAME".into(), event.into()),
+        ("GITHUB_REF".into(), git_ref.into()),
+        ("GITHUB_SHA".into(), sha.into()),
+        (
+            "GITHUB_EVENT_PATH".into(),
+            dir.join("target/event.json").display().to_string(),
+        ),
+    ]
+}
+
+#[test]
+fn every_ci_event_shape_selects_something_or_says_why_everything() {
+    let (d, base) = monorepo();
+    let r = d.path();
+    write(r, "services/web/www/index.html", "<p>on main</p>\n");
+    let head = commit(r, "main moves");
+    let repo = r#""repository":{"default_branch":"main"}"#;
+    // workflow_dispatch and schedule on the default branch: no previous commit to compare.
+    for event in ["workflow_dispatch", "schedule"] {
+        let v = changed_in_ci(
+            r,
+            &actions_env(r, event, "refs/heads/main", &head, &format!("{{{repo}}}")),
+        );
+        assert_eq!(selected(&v).len(), 5, "{event}: {v}");
+        assert!(
+            reasons(&v, "api")
+                .starts_with(&format!("{event} has no previous commit to compare with")),
+            "{v}"
+        );
+    }
+    // merge_group: its base_sha.
+    let payload =
+        format!(r#"{{"merge_group":{{"base_sha":"{base}","head_sha":"{head}"}},{repo}}}"#);
+    let v = changed_in_ci(
+        r,
+        &actions_env(
+            r,
+            "merge_group",
+            "refs/heads/gh-readonly-queue/main/pr-7-abc",
+            &head,
+            &payload,
+        ),
+    );
+    assert_eq!(selected(&v), ["edge", "web"], "{v}");
+    assert_eq!(v["base"], base.as_str());
+    // pull_request_target whose head is not in the clone (it checks out the base branch).
+    let missing = "ab".repeat(20);
+    let payload = format!(
+        r#"{{"number":9,"pull_request":{{"number":9,"head":{{"sha":"{missing}","ref":"fork-topic"}},"base":{{"ref":"main"}}}},{repo}}}"#
+    );
+    let v = changed_in_ci(
+        r,
+        &actions_env(r, "pull_request_target", "refs/heads/main", &head, &payload),
+    );
+    assert_eq!(selected(&v).len(), 5, "{v}");
+    assert!(
+        reasons(&v, "web").contains("pull_request_target checks out the base branch"),
+        "{v}"
+    );
+    // The same with --strict fails instead.
+    let env = actions_env(r, "pull_request_target", "refs/heads/main", &head, &payload);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = xtask(r, &["changed", "--strict"], &env);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not in this clone"),
+        "{}",
+        stderr(&out)
     );
 }
 

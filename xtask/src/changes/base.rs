@@ -32,13 +32,22 @@ const ZERO: &str = "0000000000000000000000000000000000000000";
 pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
     let cx = req.context;
     let in_ci = !matches!(cx.trigger, Trigger::Local);
+    let mut head_missing = false;
     let (head, working_tree) = match req.head {
         Some(r) => (commit_of(repo, r)?, false),
         None if in_ci => match lookup(repo, &cx.revision) {
             Some(id) => (id, false),
-            None => (commit_of(repo, "HEAD")?, false),
+            None => {
+                head_missing = true;
+                (commit_of(repo, "HEAD")?, false)
+            }
         },
         None => (commit_of(repo, "HEAD")?, true),
+    };
+    let event = if cx.event.is_empty() {
+        "push"
+    } else {
+        cx.event.as_str()
     };
     let short = |id: git2::Oid| id.to_string()[..7].to_string();
     let everything = |why: String| Range {
@@ -79,6 +88,18 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
         }
     };
     let default_ref = |repo: &git2::Repository| first_ref(repo, &branch_refs(&cx.default_branch));
+    if head_missing {
+        // The commit the event names is not here: comparing HEAD instead could say "nothing".
+        let rev = &cx.revision[..7.min(cx.revision.len())];
+        let hint = if event == "pull_request_target" {
+            "pull_request_target checks out the base branch; check out the pull request head (with fetch-depth: 0) to compare it"
+        } else {
+            "fetch it (actions/checkout with fetch-depth: 0)"
+        };
+        return Ok(everything(format!(
+            "{event}: the commit {rev} is not in this clone: {hint}"
+        )));
+    }
 
     if let Some(b) = req.base {
         let looks_like_sha = b.len() >= 7 && b.chars().all(|c| c.is_ascii_hexdigit());
@@ -99,6 +120,19 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
             }
         }
         Trigger::Branch if in_ci => {
+            if let Some(b) = &cx.event_base {
+                let b7 = &b[..7.min(b.len())];
+                return Ok(match lookup(repo, b) {
+                    Some(id) => Range {
+                        base: Some(id),
+                        head,
+                        working_tree,
+                        how: format!("{event}: its base {}", short(id)),
+                        fallback: None,
+                    },
+                    None => missing(format!("{event}: its base {b7}")),
+                });
+            }
             let before = cx.push_before.as_deref().unwrap_or("");
             let to_default = |why: &str| -> Result<Range> {
                 let on_default = cx.branch.as_deref() == Some(cx.default_branch.as_str());
@@ -108,18 +142,21 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
                         r.how = format!("{why}; {}", r.how);
                         Ok(r)
                     }
-                    Some(_) => Ok(everything(format!("{why}, on the default branch itself"))),
+                    Some(_) => Ok(everything(format!("{why}, on the default branch itself: every service"))),
                     None => Ok(missing(format!("{why}; the default branch `{}`", cx.default_branch))),
                 }
             };
             if before.is_empty() {
-                to_default("no `before` in the push event")
+                to_default(&format!("{event} has no previous commit to compare with"))
             } else if before == ZERO {
                 to_default("a new branch (before is all zeros)")
             } else {
+                let b7 = &before[..7.min(before.len())];
                 match lookup(repo, before) {
-                    None if repo.is_shallow() => Ok(missing(format!("base {}", &before[..7.min(before.len())]))),
-                    None => to_default(&format!("before {} is unknown (force push?)", &before[..7.min(before.len())])),
+                    None if repo.is_shallow() => Ok(missing(format!("base {b7}"))),
+                    None => Ok(everything(format!(
+                        "before {b7} is not in this clone (a force push?): what the commits it dropped changed cannot be compared; fetch it or build everything"
+                    ))),
                     Some(id) if id == head || repo.graph_descendant_of(head, id).unwrap_or(false) => Ok(Range {
                         base: Some(id),
                         head,
@@ -127,11 +164,19 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
                         how: format!("the push's before = {}", short(id)),
                         fallback: None,
                     }),
-                    Some(id) => to_default(&format!(
-                        "before {} is not an ancestor of {} (force push)",
-                        short(id),
-                        short(head)
-                    )),
+                    // A force push: the previous tip itself, so what the dropped commits
+                    // changed counts as well as what the new ones do.
+                    Some(id) => Ok(Range {
+                        base: Some(id),
+                        head,
+                        working_tree,
+                        how: format!(
+                            "force push: before {} is not an ancestor of {}; compared with it directly",
+                            short(id),
+                            short(head)
+                        ),
+                        fallback: None,
+                    }),
                 }
             }
         }

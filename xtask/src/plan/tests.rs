@@ -70,6 +70,8 @@ fn git(branch: Option<&str>) -> BuildContext {
         is_release_branch: false,
         dirty: false,
         push_before: None,
+        event: String::new(),
+        event_base: None,
     }
 }
 

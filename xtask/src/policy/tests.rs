@@ -11,6 +11,8 @@ fn cx(trigger: Trigger, default: bool, release_branch: bool, dirty: bool) -> Bui
         is_release_branch: release_branch,
         dirty,
         push_before: None,
+        event: String::new(),
+        event_base: None,
     }
 }
 
