@@ -7,46 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
+use support::repo::{between, changed, commit, digest, git, reasons, selected, write};
 use support::{stderr, stdout, xtask};
-
-/// Runs git in `dir`; returns trimmed stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-fn commit(dir: &Path, msg: &str) -> String {
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "--allow-empty", "-m", msg]);
-    git(dir, &["rev-parse", "HEAD"])
-}
 
 const LOCK: &str = r#"version = 4
 
@@ -167,69 +129,6 @@ fn monorepo() -> (tempfile::TempDir, String) {
     write(r, "shared/unrelated.txt", "x\n");
     let base = commit(r, "base");
     (d, base)
-}
-
-/// `changed --json`, run twice: the fast path (changed paths pick the services to compare)
-/// and `--exhaustive` (every service's digests compared). Both must give the same answer, in
-/// every scenario of this file.
-fn changed(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let run = |extra: Option<&str>| -> Value {
-        let mut all = vec!["changed", "--json"];
-        all.extend_from_slice(args);
-        all.extend(extra);
-        let out = xtask(dir, &all, env);
-        assert!(out.status.success(), "{}", stderr(&out));
-        serde_json::from_str(&stdout(&out)).unwrap()
-    };
-    let fast = run(None);
-    let exhaustive = run(Some("--exhaustive"));
-    assert_eq!(
-        fast, exhaustive,
-        "the changed-path fast path and the digest comparison disagree"
-    );
-    fast
-}
-
-fn between(dir: &Path, base: &str, head: &str) -> Value {
-    changed(dir, &["--base", base, "--head", head], &[])
-}
-
-fn selected(v: &Value) -> Vec<String> {
-    v["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["selected"] == true)
-        .map(|s| s["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn reasons(v: &Value, name: &str) -> String {
-    let s = v["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {v}"));
-    s["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn digest(v: &Value, name: &str) -> String {
-    v["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap()["input_digest"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

@@ -604,9 +604,11 @@ impl<'s, 'r> Crates<'s, 'r> {
             let Some(Ok(m)) = self.cache.get(dir) else {
                 continue;
             };
-            let want = registry.get(dir);
+            let Some(want) = registry.get(dir) else {
+                continue;
+            };
             let deps = lock.local_dependencies(&m.name)?;
-            for name in want.into_iter().flatten() {
+            for name in want {
                 let found: Vec<&String> = deps
                     .iter()
                     .filter(|d| d.split_whitespace().next() == Some(name))

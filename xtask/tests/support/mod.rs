@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod repo;
+
 /// A fixture workspace in a temp dir, committed with git2.
 pub struct Fixture {
     pub dir: tempfile::TempDir,

@@ -1,0 +1,416 @@
+//! What counts as a service's input, on real git repositories: Rust graph shapes (crates
+//! outside the service, `[patch]`, excluded path crates, `workspace = true`, targets outside
+//! the crate, and what is *not* an input: dev-dependencies, other targets, disabled optional
+//! features), Dockerfile forms that narrow or widen, Dockerfiles and contexts outside the
+//! service, `<Dockerfile>.dockerignore`, the root VERSION, images of other services, and the
+//! working tree (uncommitted digests, non-UTF-8 names, submodules). Every `changed` call runs
+//! the fast path and `--exhaustive`, which must agree.
+
+mod support;
+
+use std::path::Path;
+
+use support::repo::{between, changed, commit, digest, git, notes, reasons, selected, write};
+use support::{stdout, xtask};
+
+fn krate(r: &Path, dir: &str, name: &str, body: &str) {
+    write(
+        r,
+        &format!("{dir}/Cargo.toml"),
+        &format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n{body}"),
+    );
+    write(r, &format!("{dir}/src/lib.rs"), "// lib\n");
+}
+
+/// A service `a` whose binary is package `app-a` in `apps/a`, reaching crates every way
+/// cargo allows — and a few that are not part of its release build.
+fn rust_repo() -> (tempfile::TempDir, String) {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    git(r, &["init", "-q"]);
+    write(
+        r,
+        "Cargo.toml",
+        "[workspace]\nresolver = \"2\"\nmembers = [\"apps/*\", \"crates/*\"]\nexclude = [\"excluded/ex\"]\n\n\
+         [workspace.dependencies]\nwsdep = { path = \"crates/wsdep\" }\n\n\
+         [patch.crates-io]\npatched = { path = \"vendor/patched\" }\n\n\
+         [workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\n",
+    );
+    write(r, ".gitignore", "/target\n");
+    write(
+        r,
+        "apps/a/Cargo.toml",
+        "[package]\nname = \"app-a\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [[bin]]\nname = \"a\"\npath = \"../../bins/a/main.rs\"\n\n\
+         [dependencies]\ncore = { path = \"../../crates/core\" }\nex = { path = \"../../excluded/ex\" }\n\
+         wsdep = { workspace = true }\npatched = \"1\"\n",
+    );
+    write(r, "apps/a/src/lib.rs", "// app lib\n");
+    write(r, "bins/a/main.rs", "fn main() {}\n");
+    krate(
+        r,
+        "crates/core",
+        "core",
+        "[features]\ndefault = []\nextra = [\"dep:extra\"]\n\n\
+         [dependencies]\nextra = { path = \"../extra\", optional = true }\n\n\
+         [build-dependencies]\ngen = { path = \"../gen\" }\n\n\
+         [dev-dependencies]\ntestkit = { path = \"../testkit\" }\n\n\
+         [target.'cfg(windows)'.dependencies]\nwinonly = { path = \"../winonly\" }\n",
+    );
+    for c in ["extra", "gen", "testkit", "winonly", "wsdep"] {
+        krate(r, &format!("crates/{c}"), c, "");
+    }
+    krate(r, "vendor/patched", "patched", "");
+    krate(r, "excluded/ex", "ex", "");
+    write(
+        r,
+        "services/a/Dockerfile",
+        "FROM scratch\nCOPY bin/ /bin/\n",
+    );
+    write(
+        r,
+        "services/a/service.toml",
+        "[cargo]\npackage = \"app-a\"\n",
+    );
+    // Hides everything from the context: the crates are compiled on the host anyway.
+    write(r, "services/a/.dockerignore", "*\n");
+    write(
+        r,
+        "services/site/Dockerfile",
+        "FROM busybox:1.35\nCOPY www/ /www/\n",
+    );
+    write(r, "services/site/www/index.html", "hi\n");
+    let base = commit(r, "base");
+    (d, base)
+}
+
+#[test]
+fn every_path_crate_a_binary_compiles_is_an_input_and_nothing_else() {
+    let (d, base) = rust_repo();
+    let r = d.path();
+    let inputs = [
+        (
+            "apps/a/src/lib.rs",
+            "dependency apps/a changed: apps/a/src/lib.rs",
+        ),
+        (
+            "bins/a/main.rs",
+            "dependency bins/a changed: bins/a/main.rs",
+        ),
+        ("crates/core/src/lib.rs", "dependency crates/core changed"),
+        ("crates/gen/src/lib.rs", "dependency crates/gen changed"),
+        ("crates/wsdep/src/lib.rs", "dependency crates/wsdep changed"),
+        (
+            "vendor/patched/src/lib.rs",
+            "dependency vendor/patched changed",
+        ),
+        ("excluded/ex/src/lib.rs", "dependency excluded/ex changed"),
+    ];
+    let mut prev = base.clone();
+    for (file, why) in inputs {
+        write(r, file, "// edited\n");
+        let head = commit(r, file);
+        let v = between(r, &prev, &head);
+        assert_eq!(selected(&v), ["a"], "{file}: {v}");
+        assert!(
+            reasons(&v, "a").starts_with(why),
+            "{file}: {}",
+            reasons(&v, "a")
+        );
+        prev = head;
+    }
+    // Not part of a release build for linux/amd64 with default features.
+    for file in [
+        "crates/testkit/src/lib.rs",
+        "crates/winonly/src/lib.rs",
+        "crates/extra/src/lib.rs",
+    ] {
+        write(r, file, "// edited\n");
+        let head = commit(r, file);
+        let v = between(r, &prev, &head);
+        assert!(selected(&v).is_empty(), "{file} is not an input: {v}");
+        prev = head;
+    }
+    // Turning the optional feature on makes `extra` an input.
+    let core = std::fs::read_to_string(r.join("crates/core/Cargo.toml")).unwrap();
+    write(
+        r,
+        "crates/core/Cargo.toml",
+        &core.replace("default = []", "default = [\"extra\"]"),
+    );
+    let on = commit(r, "extra on");
+    write(r, "crates/extra/src/lib.rs", "// edited again\n");
+    let head = commit(r, "extra edit");
+    let v = between(r, &on, &head);
+    assert_eq!(selected(&v), ["a"], "{v}");
+    assert!(
+        reasons(&v, "a").contains("dependency crates/extra changed"),
+        "{v}"
+    );
+}
+
+#[test]
+fn dockerfile_forms_narrow_only_where_understood() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    git(r, &["init", "-q"]);
+    write(
+        r,
+        "Cargo.toml",
+        "[workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\n",
+    );
+    write(
+        r,
+        "services/narrow/Dockerfile",
+        "# syntax=docker/dockerfile:1\nFROM busybox:1.35\nARG CONF=conf\nCOPY --chown=1:1 [\"${CONF}/\", \"/conf/\"]\n\
+         RUN --mount=type=bind,source=scripts,target=/s \\\n  # comment inside\n  sh /s/run.sh\n",
+    );
+    write(r, "services/narrow/conf/app.toml", "a = 1\n");
+    write(r, "services/narrow/scripts/run.sh", "true\n");
+    write(r, "services/narrow/notes.txt", "n\n");
+    write(
+        r,
+        "services/wide/Dockerfile",
+        "FROM busybox:1.35\nARG WHERE\nCOPY ${WHERE}/a /a\n",
+    );
+    write(r, "services/wide/notes.txt", "n\n");
+    let base = commit(r, "base");
+    for f in ["services/narrow/notes.txt", "services/wide/notes.txt"] {
+        write(r, f, "edited\n");
+    }
+    let head = commit(r, "notes");
+    let v = between(r, &base, &head);
+    assert_eq!(selected(&v), ["wide"], "{v}");
+    assert!(
+        notes(&v, "wide").contains("services/wide/Dockerfile line 3")
+            && notes(&v, "wide").contains("${WHERE}")
+            && notes(&v, "wide").contains("the whole context is an input"),
+        "{v}"
+    );
+    write(r, "services/narrow/scripts/run.sh", "echo\n");
+    let head2 = commit(r, "script");
+    let v = between(r, &head, &head2);
+    assert_eq!(
+        selected(&v),
+        ["narrow"],
+        "a bind-mounted source is an input"
+    );
+}
+
+#[test]
+fn dockerfile_and_context_outside_the_service_and_dockerfile_dockerignore() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    git(r, &["init", "-q"]);
+    write(
+        r,
+        "Cargo.toml",
+        "[workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\n",
+    );
+    write(
+        r,
+        "services/o/service.toml",
+        "dockerfile = \"../../docker/o.Dockerfile\"\ncontext = \"../..\"\n",
+    );
+    write(
+        r,
+        "docker/o.Dockerfile",
+        "FROM busybox:1.35\nCOPY shared/ /s/\n",
+    );
+    write(r, "docker/o.Dockerfile.dockerignore", "shared/*.md\n");
+    write(r, ".dockerignore", "shared/*.txt\n");
+    write(r, "shared/a.md", "a\n");
+    write(r, "shared/b.txt", "b\n");
+    let base = commit(r, "base");
+    write(r, "shared/a.md", "edited\n");
+    let h1 = commit(r, "md");
+    let v = between(r, &base, &h1);
+    assert!(
+        selected(&v).is_empty(),
+        "<Dockerfile>.dockerignore wins: {v}"
+    );
+    write(r, "shared/b.txt", "edited\n");
+    let h2 = commit(r, "txt");
+    let v = between(r, &h1, &h2);
+    assert_eq!(
+        selected(&v),
+        ["o"],
+        "the root .dockerignore is not the one used: {v}"
+    );
+    assert_eq!(reasons(&v, "o"), "COPY source changed: shared/b.txt");
+    write(
+        r,
+        "docker/o.Dockerfile",
+        "FROM busybox:1.35\nCOPY shared/ /srv/\n",
+    );
+    let h3 = commit(r, "dockerfile");
+    let v = between(r, &h2, &h3);
+    assert_eq!(reasons(&v, "o"), "changed: docker/o.Dockerfile");
+}
+
+#[test]
+fn root_version_and_images_of_other_services() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    git(r, &["init", "-q"]);
+    write(
+        r,
+        "Cargo.toml",
+        "[workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\nprefix = \"acme\"\n",
+    );
+    write(r, "VERSION", "1.0.0\n");
+    write(
+        r,
+        "services/base/Dockerfile",
+        "FROM busybox:1.35\nCOPY etc/ /etc/\n",
+    );
+    write(r, "services/base/etc/x.conf", "x\n");
+    write(
+        r,
+        "services/app/Dockerfile",
+        "ARG REG=127.0.0.1:1\nFROM ${REG}/acme/base:1\n",
+    );
+    write(r, "services/own/Dockerfile", "FROM busybox:1.35\n");
+    write(r, "services/own/VERSION", "3.0.0\n");
+    let base = commit(r, "base");
+    write(r, "VERSION", "1.1.0\n");
+    let h1 = commit(r, "bump");
+    let v = between(r, &base, &h1);
+    assert_eq!(selected(&v), ["app", "base"], "{v}");
+    assert_eq!(reasons(&v, "base"), "VERSION 1.0.0 → 1.1.0");
+    assert_eq!(reasons(&v, "own"), "no change in its inputs");
+    write(r, "services/base/etc/x.conf", "y\n");
+    let h2 = commit(r, "base conf");
+    let v = between(r, &h1, &h2);
+    assert_eq!(selected(&v), ["app", "base"]);
+    assert_eq!(reasons(&v, "app"), "builds FROM base, which changed");
+    assert!(
+        notes(&v, "app").contains("line 2 reads the image of service `base`")
+            && notes(&v, "app").contains("treated as depends_on"),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_working_tree_hashes_as_it_would_commit() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    git(r, &["init", "-q"]);
+    write(
+        r,
+        "Cargo.toml",
+        "[workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\n",
+    );
+    write(
+        r,
+        "services/web/Dockerfile",
+        "FROM busybox:1.35\nCOPY www/ /www/\n",
+    );
+    write(r, "services/web/www/index.html", "one\n");
+    commit(r, "base");
+    write(r, "services/web/www/index.html", "two\n");
+    write(r, "services/web/www/new/page.html", "new\n");
+    let local = changed(r, &[], &[]);
+    assert_eq!(selected(&local), ["web"]);
+    let head = commit(r, "same content");
+    let committed = changed(r, &["--base", &head, "--head", &head], &[]);
+    assert_eq!(
+        digest(&local, "web"),
+        digest(&committed, "web"),
+        "an uncommitted edit has the digest of the same content committed"
+    );
+
+    // A file name that is not UTF-8.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9.html");
+        std::fs::write(r.join("services/web/www").join(name), "bytes\n").unwrap();
+        let v = changed(r, &[], &[]);
+        assert_eq!(selected(&v), ["web"], "{v}");
+        std::fs::remove_file(r.join("services/web/www").join(name)).unwrap();
+    }
+
+    // A submodule checked out at another commit, not yet committed in the superproject.
+    let sub = tempfile::tempdir().unwrap();
+    git(sub.path(), &["init", "-q"]);
+    write(sub.path(), "lib.txt", "v1\n");
+    commit(sub.path(), "v1");
+    let url = format!("file://{}", sub.path().display());
+    git(
+        r,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &url,
+            "services/web/www/vendor",
+        ],
+    );
+    let with_sub = commit(r, "add submodule");
+    write(sub.path(), "lib.txt", "v2\n");
+    commit(sub.path(), "v2");
+    let inner = r.join("services/web/www/vendor");
+    git(
+        &inner,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "pull",
+            "-q",
+            "origin",
+            "main",
+        ],
+    );
+    let v = changed(r, &["--base", &with_sub], &[]);
+    assert_eq!(selected(&v), ["web"], "the submodule moved: {v}");
+}
+
+#[test]
+fn a_release_tag_selects_in_changed_as_in_plan() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    git(r, &["init", "-q"]);
+    write(
+        r,
+        "Cargo.toml",
+        "[workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\n",
+    );
+    write(r, "VERSION", "1.0.0\n");
+    for s in ["api", "web"] {
+        write(
+            r,
+            &format!("services/{s}/Dockerfile"),
+            "FROM busybox:1.35\n",
+        );
+    }
+    write(r, "services/web/VERSION", "2.1.0\n");
+    let head = commit(r, "base");
+    let fake = tempfile::tempdir().unwrap();
+    let path = format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        support::fake_buildx(fake.path()).display()
+    );
+    let env = [
+        ("PATH", path.as_str()),
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_EVENT_NAME", "push"),
+        ("GITHUB_REF", "refs/tags/web/v2.1.0"),
+        ("GITHUB_SHA", head.as_str()),
+    ];
+    let v = changed(r, &[], &env);
+    assert_eq!(selected(&v), ["web"], "{v}");
+    let out = xtask(r, &["plan", "--json", "--changed"], &env);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let planned: Vec<&str> = plan["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["selected"] == true)
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned, ["web"]);
+}
