@@ -17,6 +17,10 @@ const SERVICES: usize = 500;
 /// Services 0..WATCHERS watch `libs/common/**`; service i+1 builds FROM service i for i < CHAIN.
 const WATCHERS: usize = 10;
 const CHAIN: usize = 20;
+/// Every service also watches WATCH_EACH of LIBS library directories (`libs/lib-NN/**`):
+/// 3,000 watch globs, 50 distinct, as in a monorepo where services list what they use.
+const LIBS: usize = 50;
+const WATCH_EACH: usize = 6;
 
 pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
     let runner = ctx.runner(false);
@@ -117,10 +121,11 @@ fn time(runner: &Runner, cmd: &CommandSpec, runs: usize) -> Result<(f64, f64)> {
 
 /// A repository with `files` files under 500 services (built as git objects; only the small
 /// per-service files the tool reads from disk are written out), ten commits of history, and a
-/// last commit that changes 17 files: 15 in one service and 2 in a library ten services watch.
+/// last commit that changes 19 files: 15 in one service, 2 in a library ten services watch and
+/// 2 in one of the 50 libraries every service picks six of.
 /// Returns (base, head). Reused when it exists.
 fn generate(dir: &Path, files: usize) -> Result<(String, String)> {
-    let marker = dir.join(".bench-refs");
+    let marker = dir.join(".bench-refs-v2");
     if let Ok(text) = std::fs::read_to_string(&marker) {
         if let Some((b, h)) = text.trim().split_once(' ') {
             return Ok((b.to_string(), h.to_string()));
@@ -149,9 +154,13 @@ fn generate(dir: &Path, files: usize) -> Result<(String, String)> {
     for i in 0..SERVICES {
         let name = format!("svc-{i:03}");
         let mut toml = String::new();
+        let mut watch: Vec<String> = (0..WATCH_EACH)
+            .map(|k| format!("\"libs/lib-{:02}/**\"", (i * 7 + k) % LIBS))
+            .collect();
         if i < WATCHERS {
-            toml.push_str("watch = [\"libs/common/**\"]\n");
+            watch.push("\"libs/common/**\"".into());
         }
+        toml.push_str(&format!("watch = [{}]\n", watch.join(", ")));
         if i > 0 && i <= CHAIN {
             toml.push_str(&format!("depends_on = [\"svc-{:03}\"]\n", i - 1));
         }
@@ -204,6 +213,17 @@ fn generate(dir: &Path, files: usize) -> Result<(String, String)> {
         }
         let mut libs = repo.treebuilder(None)?;
         libs.insert("common", common.write()?, 0o040000)?;
+        for l in 0..LIBS {
+            let mut lib = repo.treebuilder(None)?;
+            for f in 0..20 {
+                let text = match touch(usize::MAX - 1 - l, f) {
+                    Some(v) => format!("v{v} lib {l} {f}\n"),
+                    None => format!("lib {l} {f}\n"),
+                };
+                lib.insert(format!("lib-{f}.rs"), blob(&text)?, 0o100644)?;
+            }
+            libs.insert(format!("lib-{l:02}"), lib.write()?, 0o040000)?;
+        }
         let mut root = repo.treebuilder(None)?;
         root.insert("services", services.write()?, 0o040000)?;
         root.insert("libs", libs.write()?, 0o040000)?;
@@ -241,10 +261,11 @@ fn generate(dir: &Path, files: usize) -> Result<(String, String)> {
         commit(tree, &format!("history {step}"), &mut parent)?;
     }
     let base = parent.context("no history")?;
-    // The change: 15 files in svc-000 (which starts a depends_on chain) and 2 in libs/common.
+    // The change: 15 files in svc-000 (which starts a depends_on chain), 2 in libs/common
+    // and 2 in libs/lib-00 (watched by 60 services).
     let old = history(10);
     let tree = tree_for(&|i, f| {
-        if (i == 0 && f < 15) || (i == usize::MAX && f < 2) {
+        if (i == 0 && f < 15) || ((i == usize::MAX || i == usize::MAX - 1) && f < 2) {
             Some(99)
         } else {
             old(i, f)
