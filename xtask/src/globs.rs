@@ -94,11 +94,6 @@ impl Pattern {
     /// Could the pattern match some path strictly below the directory `dir` (`""` = root)?
     /// Conservative: `true` when unsure.
     pub fn may_match_below(&self, dir: &str) -> bool {
-        let dir_segs: Vec<&str> = if dir.is_empty() {
-            Vec::new()
-        } else {
-            dir.split('/').collect()
-        };
         match &self.kind {
             Kind::Prefix(p) if p.is_empty() => true,
             Kind::Prefix(p) => {
@@ -106,11 +101,16 @@ impl Pattern {
                 within(p, dir) && p != dir || within(dir, p)
             }
             Kind::Glob { segments, .. } => {
-                for (i, d) in dir_segs.iter().enumerate() {
+                let depth = if dir.is_empty() {
+                    0
+                } else {
+                    dir.split('/').count()
+                };
+                for (i, d) in dir.split('/').filter(|d| !d.is_empty()).enumerate() {
                     match segments.get(i) {
                         None => return false, // the pattern is shorter: it matches `dir` or above
                         Some(Segment::Any) => return true,
-                        Some(Segment::Literal(l)) if l != d => return false,
+                        Some(Segment::Literal(l)) if l.as_str() != d => return false,
                         Some(Segment::Literal(_)) => {}
                         Some(Segment::Wild(text, m)) => {
                             let m = m.get_or_init(|| {
@@ -126,7 +126,7 @@ impl Pattern {
                         }
                     }
                 }
-                segments.len() > dir_segs.len()
+                segments.len() > depth
             }
         }
     }

@@ -168,7 +168,7 @@ impl<'s, 'r> Reader<'s, 'r> {
             Source::Value(v) => v.clone(),
             Source::Path(p) => item_text(self.snap.item(p)),
             Source::Filtered { root, filter } => {
-                let key = format!("F {root} {:p}", Arc::as_ptr(filter));
+                let key = format!("\0F {root} {:p}", Arc::as_ptr(filter));
                 if let Some(v) = self.memo.get(&key) {
                     return v.clone();
                 }
@@ -185,17 +185,18 @@ impl<'s, 'r> Reader<'s, 'r> {
                 v
             }
             Source::Glob(p) => {
-                if p.is_prefix() {
-                    return item_text(self.snap.item(p.literal_prefix()));
-                }
-                let key = format!("G {}", p.as_str());
-                if let Some(v) = self.memo.get(&key) {
+                // Services share globs: each distinct one is read once.
+                if let Some(v) = self.memo.get(p.as_str()) {
                     return v.clone();
                 }
-                let mut h = Sha256::new();
-                self.walk_glob(p, p.literal_prefix(), &mut h);
-                let v = hex(h);
-                self.memo.insert(key, v.clone());
+                let v = if p.is_prefix() {
+                    item_text(self.snap.item(p.literal_prefix()))
+                } else {
+                    let mut h = Sha256::new();
+                    self.walk_glob(p, p.literal_prefix(), &mut h);
+                    hex(h)
+                };
+                self.memo.insert(p.as_str().to_string(), v.clone());
                 v
             }
         }
@@ -244,7 +245,13 @@ impl<'s, 'r> Reader<'s, 'r> {
 }
 
 fn hex(h: Sha256) -> String {
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in h.finalize() {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
 }
 
 /// The input digest over fingerprints (sorted by key).

@@ -360,6 +360,7 @@ fn evaluate(
         crates,
         lock,
         manifest: spec::build_manifest(snap.read_text(&at("Cargo.toml")).as_deref()),
+        policies: Default::default(),
         version: snap
             .read_text(&at("VERSION"))
             .map_or("-".into(), |v| v.trim().to_string()),
@@ -443,10 +444,11 @@ fn dependencies(
         }
         false
     };
+    let index = spec::ImageIndex::new(all);
     for s in services {
         let dockerfile = s.dockerfile.display().to_string();
         for img in &specs[&s.name].images {
-            let Some(d) = spec::image_service(&img.reference, all) else {
+            let Some(d) = index.find(&img.reference) else {
                 continue;
             };
             if d.name == s.name || deps[&s.name].iter().any(|(x, _)| *x == d.name) {
@@ -473,14 +475,13 @@ fn candidates(ws_model: &Workspace, head: &Side, paths: &[String], ws: &str) -> 
     let mut out = BTreeSet::new();
     let root_toml = rp(ws, Path::new("Cargo.toml"));
     // A service's settings or presence changed: images may now name other services.
+    let dirs: Vec<String> = ws_model.services.iter().map(|s| rp(ws, &s.dir)).collect();
+    let services_dir = rp(ws, Path::new("services"));
     let config_changed = paths.iter().any(|p| {
         *p == root_toml
             || p.ends_with("/service.toml")
-            || ws_model
-                .services
-                .iter()
-                .all(|s| !crate::globs::within(p, &rp(ws, &s.dir)))
-                && p.starts_with(&rp(ws, Path::new("services")))
+            || crate::globs::within(p, &services_dir)
+                && dirs.iter().all(|d| !crate::globs::within(p, d))
     });
     for svc in &ws_model.services {
         let spec = &head.specs[&svc.name];
@@ -575,13 +576,28 @@ fn reasons(
                 _ => "Cargo.lock changed".to_string(),
             },
             Kind::Setting => {
-                let name = key.trim_start_matches("setting ");
-                match (a, b) {
-                    (Some(x), Some(y)) if name != "tags" && name != "labels" => {
-                        format!("setting `{name}`: {} → {}", spec::short(x), spec::short(y))
-                    }
-                    _ => format!("setting `{name}` changed"),
-                }
+                let lines = |v: Option<&String>| -> BTreeMap<String, String> {
+                    v.map(|v| {
+                        v.lines()
+                            .filter_map(|l| l.split_once('='))
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+                };
+                let (x, y) = (lines(a), lines(b));
+                let names: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                let parts: Vec<String> = names
+                    .into_iter()
+                    .filter(|k| x.get(*k) != y.get(*k))
+                    .map(|k| match (x.get(k), y.get(k)) {
+                        (Some(o), Some(n)) if k != "tags" && k != "labels" => {
+                            format!("setting `{k}`: {} → {}", spec::short(o), spec::short(n))
+                        }
+                        _ => format!("setting `{k}` changed"),
+                    })
+                    .collect();
+                parts.join("; ")
             }
             Kind::Version => format!(
                 "VERSION {} → {}",

@@ -43,6 +43,8 @@ pub struct Snapshot<'r> {
     overlay: BTreeMap<String, Overlaid>,
     /// Ids of directories that hold overlaid paths, computed once.
     dirs: RefCell<HashMap<String, Option<Item>>>,
+    /// `item` answers.
+    items: RefCell<HashMap<String, Option<Item>>>,
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -61,6 +63,7 @@ impl<'r> Snapshot<'r> {
             workdir: None,
             overlay: BTreeMap::new(),
             dirs: RefCell::new(HashMap::new()),
+            items: RefCell::new(HashMap::new()),
         }
     }
 
@@ -92,6 +95,7 @@ impl<'r> Snapshot<'r> {
             workdir: Some(workdir),
             overlay,
             dirs: RefCell::new(HashMap::new()),
+            items: RefCell::new(HashMap::new()),
         })
     }
 
@@ -112,8 +116,17 @@ impl<'r> Snapshot<'r> {
                 .is_some_and(|(k, _)| k.starts_with(&start))
     }
 
-    /// What is at `path` (`""` = the root tree).
+    /// What is at `path` (`""` = the root tree), looked up once.
     pub fn item(&self, path: &str) -> Option<Item> {
+        if let Some(i) = self.items.borrow().get(path) {
+            return *i;
+        }
+        let i = self.lookup(path);
+        self.items.borrow_mut().insert(path.to_string(), i);
+        i
+    }
+
+    fn lookup(&self, path: &str) -> Option<Item> {
         if let Some(o) = self.overlay.get(path) {
             return o.item;
         }

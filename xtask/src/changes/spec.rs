@@ -39,6 +39,8 @@ pub struct World<'a, 's, 'r> {
     /// The root manifest less what is not a build input (image metadata, members).
     pub manifest: String,
     pub version: String,
+    /// `policy_text` by policy.
+    pub policies: std::collections::HashMap<usize, String>,
 }
 
 /// Repository-relative form of a workspace-relative path.
@@ -53,6 +55,15 @@ pub fn rp(ws: &str, p: &std::path::Path) -> String {
 }
 
 impl World<'_, '_, '_> {
+    /// The tag policy as text, once per distinct policy (services share the global one).
+    fn policy_text(&mut self, svc: &Service) -> String {
+        let key = std::sync::Arc::as_ptr(&svc.policy) as usize;
+        self.policies
+            .entry(key)
+            .or_insert_with(|| format!("{:?}", svc.policy))
+            .clone()
+    }
+
     pub fn spec(&mut self, svc: &Service, rust: Option<&str>) -> Spec {
         let mut s = Spec::default();
         let ws = self.ws.to_string();
@@ -165,40 +176,43 @@ impl World<'_, '_, '_> {
             self.rust(svc, pkg, &mut s, &root_toml);
         }
 
-        let value = |k: &str, v: String, files: &[String]| {
-            Component::new(format!("setting {k}"), Kind::Setting, Source::Value(v))
-                .defined_by(files.iter().cloned())
-        };
+        // Settings that reach the image or where it goes, one `key=value` line each.
         let l = &self.settings.labels;
-        let labels = format!(
-            "vendor={:?} source={:?} licenses={:?} url={:?} documentation={:?} description={:?} extra={:?}",
-            l.vendor, l.source, l.licenses, l.url, l.documentation, svc.description, svc.labels
-        );
-        s.components.extend([
-            value(
+        let policy = self.policy_text(svc);
+        let lines = [
+            (
                 "image",
                 format!("{} {}", svc.repository, svc.registries.join(",")),
-                &config_files,
             ),
-            value("platforms", svc.platforms.join(","), &config_files),
-            value(
-                "target",
-                svc.target.clone().unwrap_or_default(),
-                &config_files,
+            ("platforms", svc.platforms.join(",")),
+            ("target", svc.target.clone().unwrap_or_default()),
+            ("build_args", format!("{:?}", svc.build_args)),
+            (
+                "labels",
+                format!(
+                    "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                    l.vendor,
+                    l.source,
+                    l.licenses,
+                    l.url,
+                    l.documentation,
+                    svc.description,
+                    svc.labels
+                ),
             ),
-            value("build_args", format!("{:?}", svc.build_args), &config_files),
-            value("labels", labels, &config_files),
-            value(
-                "tags",
-                format!("{:?} {:?}", svc.tags, svc.policy),
-                &config_files,
-            ),
-            value(
-                "network",
-                self.settings.network.clone().unwrap_or_default(),
-                &config_files,
-            ),
-        ]);
+            ("tags", format!("{:?} {policy}", svc.tags)),
+            ("network", self.settings.network.clone().unwrap_or_default()),
+        ];
+        let mut text = String::new();
+        for (k, v) in lines {
+            text.push_str(k);
+            text.push('=');
+            text.push_str(&v.replace('\n', " "));
+            text.push('\n');
+        }
+        s.components.push(
+            Component::new("settings", Kind::Setting, Source::Value(text)).defined_by(config_files),
+        );
         let version = match &svc.version {
             Some(v) => v.to_string(),
             None => self.version.clone(),
@@ -365,52 +379,69 @@ pub fn manifest_sections(old: &str, new: &str) -> Vec<String> {
     sections
 }
 
-/// The service whose image `reference` names, if any (`registry/prefix/name[:tag][@digest]`).
-pub fn image_service<'s>(reference: &str, services: &'s [Service]) -> Option<&'s Service> {
-    let no_digest = reference.split('@').next().unwrap_or(reference);
-    let path = match no_digest.rfind(':') {
-        Some(i) if !no_digest[i..].contains('/') => &no_digest[..i],
-        _ => no_digest,
-    };
-    let unresolved = path.contains('$');
-    let pattern = unresolved.then(|| {
-        let mut out = String::new();
+/// Finds the service whose image a reference names (`registry/prefix/name[:tag][@digest]`),
+/// with the repositories indexed once.
+pub struct ImageIndex<'s> {
+    by_repository: std::collections::HashMap<&'s str, &'s Service>,
+    services: &'s [Service],
+}
+
+impl<'s> ImageIndex<'s> {
+    pub fn new(services: &'s [Service]) -> Self {
+        ImageIndex {
+            by_repository: services
+                .iter()
+                .map(|s| (s.repository.as_str(), s))
+                .collect(),
+            services,
+        }
+    }
+
+    pub fn find(&self, reference: &str) -> Option<&'s Service> {
+        let no_digest = reference.split('@').next().unwrap_or(reference);
+        let path = match no_digest.rfind(':') {
+            Some(i) if !no_digest[i..].contains('/') => &no_digest[..i],
+            _ => no_digest,
+        };
+        if !path.contains('$') {
+            // The repository is the whole path or a suffix after a `/` (the registry, or a
+            // mirror's prefix, before it).
+            return std::iter::once(path)
+                .chain(path.match_indices('/').map(|(i, _)| &path[i + 1..]))
+                .find_map(|p| self.by_repository.get(p).copied());
+        }
+        // A variable with no value: any service whose reference the pattern can match.
+        let mut pattern = String::new();
         let mut chars = path.chars().peekable();
         while let Some(c) = chars.next() {
-            if c == '$' {
-                if chars.peek() == Some(&'{') {
-                    for c in chars.by_ref() {
-                        if c == '}' {
-                            break;
-                        }
-                    }
-                } else {
-                    while chars
-                        .peek()
-                        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    {
-                        chars.next();
+            if c != '$' {
+                pattern.push(c);
+                continue;
+            }
+            if chars.peek() == Some(&'{') {
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        break;
                     }
                 }
-                out.push('*');
             } else {
-                out.push(c);
+                while chars
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+                {
+                    chars.next();
+                }
             }
+            pattern.push('*');
         }
-        globset::Glob::new(&out).ok().map(|g| g.compile_matcher())
-    });
-    services.iter().find(|s| {
-        let full: Vec<String> = s
-            .registries
-            .iter()
-            .map(|r| format!("{r}/{}", s.repository))
-            .collect();
-        match &pattern {
-            Some(Some(m)) => m.is_match(&s.repository) || full.iter().any(|f| m.is_match(f)),
-            Some(None) => false,
-            None => path == s.repository || path.ends_with(&format!("/{}", s.repository)),
-        }
-    })
+        let m = globset::Glob::new(&pattern).ok()?.compile_matcher();
+        self.services.iter().find(|s| {
+            m.is_match(&s.repository)
+                || s.registries
+                    .iter()
+                    .any(|r| m.is_match(format!("{r}/{}", s.repository)))
+        })
+    }
 }
 
 /// Reason text for the values of a setting (shortened).

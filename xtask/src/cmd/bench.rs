@@ -125,7 +125,7 @@ fn time(runner: &Runner, cmd: &CommandSpec, runs: usize) -> Result<(f64, f64)> {
 /// 2 in one of the 50 libraries every service picks six of.
 /// Returns (base, head). Reused when it exists.
 fn generate(dir: &Path, files: usize) -> Result<(String, String)> {
-    let marker = dir.join(".bench-refs-v2");
+    let marker = dir.join(".bench-refs-v3");
     if let Ok(text) = std::fs::read_to_string(&marker) {
         if let Some((b, h)) = text.trim().split_once(' ') {
             return Ok((b.to_string(), h.to_string()));
@@ -164,7 +164,10 @@ fn generate(dir: &Path, files: usize) -> Result<(String, String)> {
         if i > 0 && i <= CHAIN {
             toml.push_str(&format!("depends_on = [\"svc-{:03}\"]\n", i - 1));
         }
-        let dockerfile = "FROM busybox:1.35\nCOPY src/ /src/\nUSER 10001\n".to_string();
+        // Each its own (real monorepos do not share one Dockerfile blob).
+        let dockerfile = format!(
+            "FROM busybox:1.35\nARG VERSION\nLABEL com.example.service={name}\nCOPY src/ /src/\nUSER 10001\n"
+        );
         write_file(&format!("services/{name}/Dockerfile"), &dockerfile)?;
         write_file(&format!("services/{name}/service.toml"), &toml)?;
         configs.push((name, dockerfile, toml));
