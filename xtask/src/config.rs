@@ -61,6 +61,8 @@ pub struct TagPolicyConfig {
     pub release: Option<Vec<Spanned<String>>>,
     /// Pre-release tags (`v1.3.0-rc.1`).
     pub prerelease: Option<Vec<Spanned<String>>>,
+    /// Pushed git tags that are not releases (`nightly`); never `latest`.
+    pub tag: Option<Vec<Spanned<String>>>,
     /// When `latest` moves: `default-branch`, `release`, `both` or `never`.
     pub latest: Option<Spanned<String>>,
     /// Branch name patterns (`*` wildcards) that count as release branches.
@@ -71,6 +73,8 @@ pub struct TagPolicyConfig {
     pub push_pull_requests: Option<bool>,
     /// What `{timestamp}` is: `commit` (the commit time, reproducible) or `build` (now).
     pub timestamp: Option<Spanned<String>>,
+    /// A version tag that is already released: `skip` it with a note (default) or `fail`.
+    pub released_versions: Option<Spanned<String>>,
 }
 
 /// One `services/<name>/service.toml`.

@@ -23,6 +23,8 @@ pub enum Trigger {
         version: Version,
         service: Option<String>,
     },
+    /// A git tag that is not a release (`nightly`, `1.2`, `v1.2.3rc2`): `{tag}`, never `latest`.
+    Tag { tag: String },
 }
 
 /// Everything about the build's origin that tags and labels depend on.
@@ -49,6 +51,17 @@ pub struct BuildContext {
     /// The commit the event says to compare with (`merge_group.base_sha`).
     #[serde(skip)]
     pub event_base: Option<String>,
+    /// A pull request's head commit (what change detection compares, even where the
+    /// checkout is something else and `revision` names that).
+    #[serde(skip)]
+    pub pr_head: Option<String>,
+    /// A GitHub release marked pre-release: no `latest`, no release lines.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub marked_prerelease: bool,
+    /// What was inferred and how sure it is (a guessed default branch, a revision that is not
+    /// the pull request head), for warnings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl BuildContext {
@@ -78,7 +91,15 @@ impl BuildContext {
                     ""
                 }
             ),
-            Trigger::Release { tag, .. } => format!("release tag {tag}"),
+            Trigger::Release { tag, .. } => format!(
+                "release tag {tag}{}",
+                if self.marked_prerelease {
+                    " (GitHub pre-release)"
+                } else {
+                    ""
+                }
+            ),
+            Trigger::Tag { tag } => format!("git tag {tag} (not a release)"),
         }
     }
 }
@@ -117,15 +138,27 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
             _ => None,
         }
     };
-    let default_branch = f
-        .configured_default_branch
-        .map(String::from)
-        .or_else(|| field(&["repository", "default_branch"]))
-        .or_else(|| f.git_default_branch.clone())
-        .unwrap_or_else(|| "main".to_string());
     let in_actions = (f.env)("GITHUB_ACTIONS").is_some_and(|v| v == "true");
     let event_name = (f.env)("GITHUB_EVENT_NAME").unwrap_or_default();
     let github_ref = (f.env)("GITHUB_REF").unwrap_or_default();
+    let mut notes = Vec::new();
+    // Scheduled workflows always run on the default branch: its ref is the fact.
+    let scheduled = (in_actions && event_name == "schedule")
+        .then(|| github_ref.strip_prefix("refs/heads/").map(String::from))
+        .flatten();
+    let default_branch = match scheduled
+        .or_else(|| f.configured_default_branch.map(String::from))
+        .or_else(|| field(&["repository", "default_branch"]))
+        .or_else(|| f.git_default_branch.clone())
+    {
+        Some(b) => b,
+        None => {
+            if in_actions {
+                notes.push("the default branch is a guess (`main`): neither the event nor the clone names it; set default_branch = \"...\" under [workspace.metadata.images] in Cargo.toml".to_string());
+            }
+            "main".to_string()
+        }
+    };
 
     let mut cx = BuildContext {
         trigger: Trigger::Local,
@@ -142,6 +175,9 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
             String::new()
         },
         event_base: None,
+        pr_head: None,
+        marked_prerelease: false,
+        notes,
     };
     if in_actions && matches!(event_name.as_str(), "pull_request" | "pull_request_target") {
         let number = field(&["number"])
@@ -163,7 +199,21 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
             .or_else(|| (f.env)("GITHUB_BASE_REF"))
             .unwrap_or_else(|| default_branch.clone());
         cx.trigger = Trigger::PullRequest { number, base };
-        cx.revision = head;
+        // Tags and labels name the tree built: the PR head, or a synthetic merge of it
+        // (labelled with the head, as documented); anything else (pull_request_target checks
+        // out the base branch) is labelled with HEAD, and says so.
+        let git_head = &f.git.sha;
+        if *git_head == head || f.git.parents.contains(&head) {
+            cx.revision = head.clone();
+        } else {
+            cx.revision = git_head.clone();
+            cx.notes.push(format!(
+                "{event_name}: HEAD {} is neither the pull request head {} nor a merge of it (pull_request_target checks out the base branch): tags and labels name HEAD, the tree that is built",
+                &git_head[..7.min(git_head.len())],
+                &head[..7.min(head.len())]
+            ));
+        }
+        cx.pr_head = Some(head);
         cx.branch = field(&["pull_request", "head", "ref"]).or_else(|| (f.env)("GITHUB_HEAD_REF"));
         cx.dirty = false;
     } else if in_actions {
@@ -172,8 +222,14 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
             cx.revision = sha;
         }
         if let Some(tag) = github_ref.strip_prefix("refs/tags/") {
-            cx.trigger = release_trigger(tag)?;
+            cx.trigger = tag_trigger(tag)?;
             cx.branch = None;
+            if event_name == "release" {
+                cx.marked_prerelease = event
+                    .as_ref()
+                    .and_then(|e| e.get("release")?.get("prerelease")?.as_bool())
+                    .unwrap_or(false);
+            }
         } else if let Some(branch) = github_ref.strip_prefix("refs/heads/") {
             cx.trigger = Trigger::Branch;
             cx.branch = Some(branch.to_string());
@@ -193,6 +249,19 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
         cx.is_release_branch = f.release_branches.is_match(b);
     }
     Ok(cx)
+}
+
+/// A release tag (`v1.2.3`, `service/v1.2.3`: semver, optional `v`), or any other tag.
+pub fn tag_trigger(tag: &str) -> Result<Trigger> {
+    let version_part = tag.rsplit_once('/').map_or(tag, |(_, v)| v);
+    let raw = version_part.strip_prefix('v').unwrap_or(version_part);
+    if Version::parse(raw).is_ok() {
+        release_trigger(tag)
+    } else {
+        Ok(Trigger::Tag {
+            tag: tag.to_string(),
+        })
+    }
 }
 
 /// `v1.2.3` or `service/v1.2.3` (the `v` is optional); anything else is an error that says

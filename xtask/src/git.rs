@@ -18,6 +18,8 @@ pub struct GitInfo {
     pub commit_time: i64,
     /// Tracked files modified, staged or untracked-but-not-ignored files present.
     pub dirty: bool,
+    /// HEAD's parents (two for a merge, such as a pull request's synthetic merge).
+    pub parents: Vec<String>,
 }
 
 pub struct Repo {
@@ -71,6 +73,7 @@ impl Repo {
             branch,
             commit_time: commit.time().seconds(),
             dirty: false,
+            parents: commit.parent_ids().map(|p| p.to_string()).collect(),
         })
     }
 

@@ -66,6 +66,8 @@ pub struct Inputs<'a> {
     pub released: BTreeMap<String, Vec<Version>>,
     /// What `registry/repo:latest` points to now, per reference that would get it.
     pub latest: BTreeMap<String, LatestState>,
+    /// What stable version tags (`registry/repo:1.2.3`) hold now, when pushing.
+    pub versions: BTreeMap<String, LatestState>,
     pub builder: Builder,
     pub docker: String,
     pub cargo: String,
@@ -238,7 +240,34 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
     let repos = repositories(svc);
     let mut images = Vec::new();
     for repo in &repos {
-        images.extend(tagged.tags.iter().map(|t| format!("{repo}:{t}")));
+        for t in &tagged.tags {
+            let reference = format!("{repo}:{t}");
+            if tagged.version_tags.contains(t) {
+                match inp.versions.get(&reference) {
+                    Some(LatestState::Present {
+                        revision: Some(r),
+                        version,
+                        ..
+                    }) if *r != inp.context.revision => {
+                        let why = format!(
+                            "{reference}: holds the image of {} ({}); a released version never moves: bump VERSION",
+                            tags::short_sha(r),
+                            version.as_deref().unwrap_or("no version label")
+                        );
+                        if svc.policy.fail_on_released {
+                            bail!("service `{}`: {why} (released_versions = \"fail\" in the tag policy)", svc.name);
+                        }
+                        notes.push(why);
+                        continue;
+                    }
+                    Some(LatestState::Unknown(why)) => notes.push(format!(
+                        "{reference}: could not read what it holds now ({why}); pushed as planned"
+                    )),
+                    _ => {}
+                }
+            }
+            images.push(reference);
+        }
         if tagged.latest {
             let reference = format!("{repo}:latest");
             let state = if svc.registries.is_empty() {
@@ -379,6 +408,9 @@ pub struct ServiceTags {
     pub tags: Vec<String>,
     /// `latest` is wanted (each registry's state still decides).
     pub latest: bool,
+    /// Tags that name a stable version (`1.2.3`, `v1.2.3`): each registry's current image
+    /// under them must be ours, or they do not move.
+    pub version_tags: Vec<String>,
     pub notes: Vec<String>,
 }
 
@@ -398,6 +430,10 @@ fn tag_context<'a>(inp: &'a Inputs, svc: &'a Service, version: &'a Version) -> T
         branch: inp.context.branch.as_deref(),
         pr: match inp.context.trigger {
             Trigger::PullRequest { number, .. } => Some(number),
+            _ => None,
+        },
+        tag: match &inp.context.trigger {
+            Trigger::Tag { tag } => Some(tag.as_str()),
             _ => None,
         },
         env: inp.env.as_deref(),
@@ -424,7 +460,37 @@ pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
     let mut notes = wanted.notes.clone();
     let mut tags: Vec<String> = Vec::new();
     let is_release = matches!(inp.context.trigger, Trigger::Release { .. });
+    let prerelease = !version.pre.is_empty() || inp.context.marked_prerelease;
+    let building_this_release =
+        matches!(&inp.context.trigger, Trigger::Release { version: v, .. } if *v == version);
+    let mut version_tags = Vec::new();
     for template in &wanted.templates {
+        // A released version is immutable: only its own release tag builds it.
+        if policy::is_version_template(template)
+            && released.contains(&version)
+            && !building_this_release
+        {
+            let why = format!(
+                "{template}: {version} is already released (git tag v{version}); a build of another commit does not move it: bump VERSION (cargo xtask version bump …)"
+            );
+            if policy.fail_on_released {
+                bail!(
+                    "service `{}`: {why} (released_versions = \"fail\" in the tag policy)",
+                    svc.name
+                );
+            }
+            notes.push(why);
+            continue;
+        }
+        // Release lines (`2`, `2.0`) never point at a pre-release, wherever the template
+        // came from (the policy, `tags`, DOCKER_TAGS).
+        if prerelease && policy::is_line_template(template) {
+            notes.push(format!(
+                "{template}: {} is a pre-release; release lines never point at one (tag a stable version to move them)",
+                if version.pre.is_empty() { "this GitHub release".to_string() } else { version.to_string() }
+            ));
+            continue;
+        }
         if is_release && policy::is_line_template(template) {
             if let Err(why) = policy::line_verdict(template, &version, released) {
                 notes.push(why);
@@ -438,6 +504,9 @@ pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
         };
         let tag = format!("{tag}{}", wanted.suffix);
         tags::check_tag(&tag).map_err(|e| anyhow::anyhow!("service `{}`: {e}", svc.name))?;
+        if policy::is_version_template(template) && !prerelease && !version_tags.contains(&tag) {
+            version_tags.push(tag.clone());
+        }
         if !tags.contains(&tag) {
             tags.push(tag);
         }
@@ -450,8 +519,27 @@ pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
         version,
         tags,
         latest: wanted.latest,
+        version_tags,
         notes,
     })
+}
+
+/// The stable version tags a push would write, so what they hold now can be read first.
+pub fn version_candidates(inp: &Inputs) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if !inp.push {
+        return Ok(out);
+    }
+    for svc in &inp.workspace.services {
+        if !inp.selected(&svc.name) {
+            continue;
+        }
+        let tagged = service_tags(inp, svc)?;
+        for repo in repositories(svc) {
+            out.extend(tagged.version_tags.iter().map(|t| format!("{repo}:{t}")));
+        }
+    }
+    Ok(out)
 }
 
 /// The `registry/repo:latest` references the plan would move, so their current state can be

@@ -40,12 +40,17 @@ pub struct TagPolicy {
     pub branch: Vec<String>,
     pub release: Vec<String>,
     pub prerelease: Vec<String>,
+    /// Pushed git tags that are not releases (`nightly`).
+    pub tag: Vec<String>,
     pub latest: LatestRule,
     pub release_branches: Vec<String>,
     pub dirty_suffix: String,
     pub push_pull_requests: bool,
     /// `{timestamp}` from the build time instead of the commit time.
     pub timestamp_from_build: bool,
+    /// A build whose version tag is already released fails (`released_versions = "fail"`)
+    /// instead of leaving that tag out with a note.
+    pub fail_on_released: bool,
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -62,11 +67,13 @@ impl Default for TagPolicy {
             branch: strings(&["{branch}", "{sha7}"]),
             release: strings(&["v{version}", "{version}", "{major}.{minor}", "{major}"]),
             prerelease: strings(&["v{version}", "{version}"]),
+            tag: strings(&["{tag}", "{sha7}"]),
             latest: LatestRule::Both,
             release_branches: strings(&["release-*"]),
             dirty_suffix: "-dirty".to_string(),
             push_pull_requests: false,
             timestamp_from_build: false,
+            fail_on_released: false,
         }
     }
 }
@@ -92,7 +99,7 @@ pub fn wanted(
     version: &Version,
     explicit: Option<&[String]>,
 ) -> Wanted {
-    let prerelease = !version.pre.is_empty();
+    let prerelease = !version.pre.is_empty() || cx.marked_prerelease;
     let (list, latest_here) = match &cx.trigger {
         Trigger::Local => (&policy.local, false),
         Trigger::PullRequest { .. } => (&policy.pull_request, false),
@@ -107,6 +114,7 @@ pub fn wanted(
             &policy.release,
             matches!(policy.latest, LatestRule::Release | LatestRule::Both),
         ),
+        Trigger::Tag { .. } => (&policy.tag, false),
     };
     let source: Vec<String> = explicit
         .map(<[String]>::to_vec)
@@ -122,6 +130,7 @@ pub fn wanted(
                     Trigger::PullRequest { .. } => "pull request",
                     Trigger::Branch => "branch that is not the default branch",
                     Trigger::Release { .. } => "release tag",
+                    Trigger::Tag { .. } => "git tag that is not a release",
                 },
                 policy.latest
             ));
@@ -131,9 +140,12 @@ pub fn wanted(
         latest_here
     };
     let latest = if latest && prerelease {
-        notes.push(format!(
-            "latest: {version} is a pre-release; latest never points at one"
-        ));
+        notes.push(if version.pre.is_empty() {
+            "latest: the GitHub release is marked pre-release; latest never points at one"
+                .to_string()
+        } else {
+            format!("latest: {version} is a pre-release; latest never points at one")
+        });
         false
     } else {
         latest
@@ -149,6 +161,14 @@ pub fn wanted(
         suffix,
         notes,
     }
+}
+
+/// A template that names one version (`{version}`, `v{version}`, `{major}.{minor}.{patch}`).
+pub fn is_version_template(template: &str) -> bool {
+    template.contains("{version}")
+        || (template.contains("{major}")
+            && template.contains("{minor}")
+            && template.contains("{patch}"))
 }
 
 /// A template that names a release line (`{major}`, `{major}.{minor}`) rather than one version.

@@ -342,6 +342,7 @@ fn tag_policy(base: TagPolicy, c: config::TagPolicyConfig, src: &Source) -> Resu
         (c.branch, &mut p.branch),
         (c.release, &mut p.release),
         (c.prerelease, &mut p.prerelease),
+        (c.tag, &mut p.tag),
     ];
     for (given, slot) in lists {
         if let Some(values) = given {
@@ -370,6 +371,13 @@ fn tag_policy(base: TagPolicy, c: config::TagPolicyConfig, src: &Source) -> Resu
     }
     if let Some(b) = c.push_pull_requests {
         p.push_pull_requests = b;
+    }
+    if let Some(r) = &c.released_versions {
+        p.fail_on_released = match r.get_ref().as_str() {
+            "skip" => false,
+            "fail" => true,
+            _ => return Err(src.error_at(r, "released_versions must be `skip` or `fail`")),
+        };
     }
     if let Some(t) = &c.timestamp {
         p.timestamp_from_build = match t.get_ref().as_str() {

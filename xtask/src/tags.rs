@@ -19,6 +19,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "service",
     "pr",
     "env",
+    "tag",
 ];
 
 /// Everything a template can draw on, for one service.
@@ -30,6 +31,8 @@ pub struct TagContext<'a> {
     /// Unsanitised; `None` on a detached HEAD or a tag build.
     pub branch: Option<&'a str>,
     pub pr: Option<u64>,
+    /// A non-release git tag, for `{tag}` (unsanitised).
+    pub tag: Option<&'a str>,
     /// `--env`, for `{env}`.
     pub env: Option<&'a str>,
     pub service: &'a str,
@@ -92,6 +95,10 @@ pub fn render(template: &str, cx: &TagContext) -> Result<Option<String>> {
             "sha7" => short_sha(cx.revision).to_string(),
             "timestamp" => timestamp_tag(cx.timestamp),
             "service" => cx.service.to_string(),
+            "tag" => match cx.tag {
+                Some(t) => sanitize_branch(t),
+                None => return Ok(None),
+            },
             "pr" => match cx.pr {
                 Some(n) => n.to_string(),
                 None => return Ok(None),
@@ -248,6 +255,7 @@ mod tests {
             revision: SHA,
             branch,
             pr: None,
+            tag: None,
             env: None,
             service: "api",
             created: 1_795_234_961,

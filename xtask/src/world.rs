@@ -106,6 +106,7 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
         env: args.env.clone(),
         released,
         latest: BTreeMap::new(),
+        versions: BTreeMap::new(),
         builder,
         docker,
         cargo: crate::cargo_program(),
@@ -114,8 +115,15 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
         network,
     };
     for reference in plan::latest_candidates(&inputs)? {
-        let state = latest_state(runner, &repo, &build_context, &reference);
+        let state = tag_state(runner, &repo, &build_context, &reference);
         inputs.latest.insert(reference, state);
+    }
+    for reference in plan::version_candidates(&inputs)? {
+        let state = tag_state(runner, &repo, &build_context, &reference);
+        inputs.versions.insert(reference, state);
+    }
+    for note in &build_context.notes {
+        ctx.ui.warn(note);
     }
     let plan = plan::make(&inputs)?;
     drop(inputs);
@@ -250,13 +258,8 @@ fn select(
     Ok(out)
 }
 
-/// What `reference` (a `:latest`) points to now, as labels and git ancestry tell.
-fn latest_state(
-    runner: &Runner,
-    repo: &git::Repo,
-    cx: &BuildContext,
-    reference: &str,
-) -> LatestState {
+/// What `reference` (`:latest`, a version tag) holds now, as labels and git ancestry tell.
+fn tag_state(runner: &Runner, repo: &git::Repo, cx: &BuildContext, reference: &str) -> LatestState {
     let Ok(program) = which::which("skopeo") else {
         return LatestState::Unknown(
             "skopeo is not installed (Debian: apt-get install skopeo)".into(),

@@ -375,3 +375,60 @@ fn latest_moves_forward_only_in_a_real_registry() {
     );
     assert_eq!(latest_labels(), ("1.3.0".to_string(), c));
 }
+
+#[test]
+fn a_released_version_tag_never_moves_in_a_real_registry() {
+    let Some(stack) = stack("a_released_version_tag_never_moves_in_a_real_registry") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("versions");
+    let f = fixture(&stack.registry, &prefix);
+    let repo = format!("{}/{prefix}/static", stack.registry);
+    let revision_of = |tag: &str| {
+        let v = skopeo_json(&["inspect", &format!("docker://{repo}:{tag}")]);
+        v["Labels"]["org.opencontainers.image.revision"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let push = |sha: &str, git_ref: &str, tags: Option<&str>| {
+        let mut env = vec![
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", git_ref),
+            ("GITHUB_SHA", sha),
+        ];
+        if let Some(t) = tags {
+            env.push(("DOCKER_TAGS", t));
+        }
+        let out = stack.xtask(f.path(), &["build", "static", "--push"], &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+    // Released from main at 1.1.0.
+    f.write("VERSION", "1.1.0\n");
+    let released = f.commit("main");
+    push(&released, "refs/heads/main", None);
+    assert_eq!(revision_of("1.1.0"), released);
+    // A feature branch that renders {version} (VERSION not bumped yet): the registry says
+    // 1.1.0 holds another commit's image, so that tag is left out, with the fix.
+    f.write("services/static/page.txt", "feature\n");
+    let feature = f.commit("main");
+    let (printed, err) = push(&feature, "refs/heads/feature", Some("{version},{sha7}"));
+    assert!(!printed.contains(&format!("{repo}:1.1.0@")), "{printed}");
+    assert!(
+        printed.contains(&format!("{repo}:{}@", &feature[..7])),
+        "{printed}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{repo}:1.1.0: holds the image of {}",
+            &released[..7]
+        )) && err.contains("bump VERSION"),
+        "{err}"
+    );
+    assert_eq!(revision_of("1.1.0"), released, "still the released image");
+    // Re-running the released commit is idempotent.
+    let (printed, _) = push(&released, "refs/heads/main", None);
+    assert!(printed.contains(&format!("{repo}:1.1.0@")), "{printed}");
+}

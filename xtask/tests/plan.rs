@@ -89,10 +89,10 @@ fn plan_json_on_a_push_to_main() {
         ]
     );
     assert!(
-        web["notes"][0]
+        web["notes"].as_array().unwrap().iter().any(|n| n
             .as_str()
             .unwrap()
-            .contains("latest: cannot read what latest points to now"),
+            .contains("latest: cannot read what latest points to now")),
         "latest is never moved blindly: {}",
         web["notes"]
     );
@@ -182,8 +182,39 @@ fn matrix_lists_selected_services_for_github_actions() {
 #[test]
 fn pull_requests_are_tagged_by_head_and_not_pushed() {
     let f = fixture();
-    let sha = f.commit("main");
-    let head = "abcdef0123456789abcdef0123456789abcdef01";
+    f.commit("main");
+    // The PR head on a branch, and the synthetic merge actions/checkout checks out.
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(f.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["checkout", "-q", "-b", "feature/y"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "pr head"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    git(&["checkout", "-q", "main"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "main moves"]);
+    git(&[
+        "merge",
+        "-q",
+        "--no-ff",
+        "-m",
+        "synthetic merge",
+        "feature/y",
+    ]);
+    git(&["checkout", "-q", "--detach"]);
+    let sha = git(&["rev-parse", "HEAD"]);
+    let head = head.as_str();
     let event = f.path().join("fake/event.json");
     std::fs::create_dir_all(event.parent().unwrap()).unwrap();
     std::fs::write(
@@ -200,7 +231,10 @@ fn pull_requests_are_tagged_by_head_and_not_pushed() {
     assert_eq!(v["head"], head, "the PR head, not the merge commit");
     assert_eq!(
         v["services"][1]["images"],
-        serde_json::json!(["127.0.0.1:1/acme/web:abcdef0", "127.0.0.1:1/acme/web:pr-17"])
+        serde_json::json!([
+            format!("127.0.0.1:1/acme/web:{}", &head[..7]),
+            "127.0.0.1:1/acme/web:pr-17".to_string()
+        ])
     );
     assert_eq!(
         v["services"][1]["labels"]["org.opencontainers.image.revision"],
@@ -241,13 +275,31 @@ fn env_placeholder_needs_a_configured_environment() {
 fn a_bad_release_tag_is_an_error_not_a_guess() {
     let f = fixture();
     let sha = f.commit("main");
-    let out = run(&f, &["plan"], &ci(&f, "refs/tags/nightly-2026", &sha));
+    // Looks like a release, but is not a well-formed one.
+    let out = run(&f, &["plan"], &ci(&f, "refs/tags/a/b/v1.0.0", &sha));
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("git tag `nightly-2026` is not a release tag"),
+        stderr(&out).contains("a per-service release tag is SERVICE/v1.2.3"),
         "{}",
         stderr(&out)
     );
+    // Not a release at all: a tag context, `{tag}` and `{sha7}`, never latest.
+    let out = run(
+        &f,
+        &["plan", "--json", "web"],
+        &ci(&f, "refs/tags/nightly-2026", &sha),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = stdout(&out);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["services"][1]["images"],
+        serde_json::json!([
+            format!("127.0.0.1:1/acme/web:{}", &sha[..7]),
+            "127.0.0.1:1/acme/web:nightly-2026"
+        ])
+    );
+    insta::assert_snapshot!("non_release_tag", redacted(&f, &sha, &json));
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
     let mut head_missing = false;
     let (head, working_tree) = match req.head {
         Some(r) => (commit_of(repo, r)?, false),
-        None if in_ci => match lookup(repo, &cx.revision) {
+        None if in_ci => match lookup(repo, cx.pr_head.as_deref().unwrap_or(&cx.revision)) {
             Some(id) => (id, false),
             None => {
                 head_missing = true;
@@ -90,7 +90,8 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
     let default_ref = |repo: &git2::Repository| first_ref(repo, &branch_refs(&cx.default_branch));
     if head_missing {
         // The commit the event names is not here: comparing HEAD instead could say "nothing".
-        let rev = &cx.revision[..7.min(cx.revision.len())];
+        let rev = cx.pr_head.as_deref().unwrap_or(&cx.revision);
+        let rev = &rev[..7.min(rev.len())];
         let hint = if event == "pull_request_target" {
             "pull_request_target checks out the base branch; check out the pull request head (with fetch-depth: 0) to compare it"
         } else {
@@ -119,7 +120,7 @@ pub fn resolve(repo: &git2::Repository, req: &Request) -> Result<Range> {
                 None => Ok(missing(format!("the pull request's base branch `{base}`"))),
             }
         }
-        Trigger::Branch if in_ci => {
+        Trigger::Branch | Trigger::Tag { .. } if in_ci => {
             if let Some(b) = &cx.event_base {
                 let b7 = &b[..7.min(b.len())];
                 return Ok(match lookup(repo, b) {

@@ -10,6 +10,7 @@ fn git(branch: Option<&str>, dirty: bool) -> GitInfo {
         branch: branch.map(String::from),
         commit_time: 0,
         dirty,
+        parents: Vec::new(),
     }
 }
 
@@ -211,17 +212,108 @@ fn broken_inputs_are_clear_errors() {
     );
     let err = detect_with(&vars, Some("{not json"), &git(None, false)).unwrap_err();
     assert!(err.to_string().contains("is not JSON"), "{err}");
+    // A tag that looks like a release but is not a well-formed one stays an error.
     let err = detect_with(
-        &[("GITHUB_REF", "refs/tags/nightly")],
+        &[("GITHUB_REF", "refs/tags/a/b/v1.0.0")],
         None,
         &git(None, false),
     )
     .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("release tags are v1.2.3 or SERVICE/v1.2.3"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("one service name"), "{err}");
     assert!(release_trigger("a/b/v1.0.0").is_err());
     assert!(release_trigger("1.0.0").is_ok(), "the v is optional");
+}
+
+#[test]
+fn labels_name_the_tree_actually_built_on_pull_requests() {
+    let event = format!(
+        r#"{{"number":7,"pull_request":{{"number":7,"head":{{"sha":"{HEAD}","ref":"topic"}},"base":{{"ref":"main"}}}},"repository":{{"default_branch":"main"}}}}"#
+    );
+    let vars = |e: &'static str| vec![("GITHUB_EVENT_NAME", e), ("GITHUB_REF", "refs/heads/main")];
+    // pull_request_target checks out the base tip: neither the head nor a merge of it.
+    let base_tip = GitInfo {
+        sha: PUSHED.into(),
+        parents: vec!["4444444444444444444444444444444444444444".into()],
+        ..git(Some("main"), false)
+    };
+    let cx = detect_with(&vars("pull_request_target"), Some(&event), &base_tip).unwrap();
+    assert_eq!(cx.revision, PUSHED, "tags and labels name HEAD");
+    assert_eq!(
+        cx.pr_head.as_deref(),
+        Some(HEAD),
+        "change detection still sees the head"
+    );
+    assert!(
+        cx.notes[0].contains("neither the pull request head"),
+        "{:?}",
+        cx.notes
+    );
+    // A synthetic merge of the head (actions/checkout on pull_request): the head, as documented.
+    let merge = GitInfo {
+        sha: MERGE.into(),
+        parents: vec![PUSHED.into(), HEAD.into()],
+        ..git(None, false)
+    };
+    let cx = detect_with(&vars("pull_request"), Some(&event), &merge).unwrap();
+    assert_eq!(cx.revision, HEAD);
+    assert!(cx.notes.is_empty());
+}
+
+#[test]
+fn the_default_branch_is_never_guessed_silently() {
+    let g = git(Some("master"), false);
+    // A schedule payload has no repository.default_branch: scheduled runs are on it.
+    let cx = detect_with(
+        &[
+            ("GITHUB_EVENT_NAME", "schedule"),
+            ("GITHUB_REF", "refs/heads/master"),
+        ],
+        Some(r#"{"schedule":"0 3 * * *"}"#),
+        &g,
+    )
+    .unwrap();
+    assert_eq!(cx.default_branch, "master");
+    assert!(cx.is_default_branch);
+    assert!(cx.notes.is_empty());
+    // Nothing names it: the guess is said out loud, with the setting to fix it.
+    let cx = detect_with(
+        &[
+            ("GITHUB_EVENT_NAME", "workflow_dispatch"),
+            ("GITHUB_REF", "refs/heads/master"),
+        ],
+        Some("{}"),
+        &g,
+    )
+    .unwrap();
+    assert_eq!(cx.default_branch, "main");
+    assert!(cx.notes[0].contains("default_branch"), "{:?}", cx.notes);
+}
+
+#[test]
+fn tags_that_are_not_releases_get_a_tag_context() {
+    for tag in ["nightly", "release1", "1.2", "v1.2.3rc2", "api/nightly"] {
+        let r = format!("refs/tags/{tag}");
+        let cx = detect_with(
+            &push(&r)
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+            None,
+            &git(None, false),
+        )
+        .unwrap();
+        assert_eq!(cx.trigger, Trigger::Tag { tag: tag.into() }, "{tag}");
+    }
+    // A GitHub release marked pre-release, whatever its version says.
+    let cx = detect_with(
+        &[
+            ("GITHUB_EVENT_NAME", "release"),
+            ("GITHUB_REF", "refs/tags/v2.0.0"),
+        ],
+        Some(r#"{"release":{"tag_name":"v2.0.0","prerelease":true}}"#),
+        &git(None, false),
+    )
+    .unwrap();
+    assert!(matches!(cx.trigger, Trigger::Release { .. }));
+    assert!(cx.marked_prerelease);
 }

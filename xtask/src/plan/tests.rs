@@ -72,6 +72,9 @@ fn git(branch: Option<&str>) -> BuildContext {
         push_before: None,
         event: String::new(),
         event_base: None,
+        pr_head: None,
+        marked_prerelease: false,
+        notes: Vec::new(),
     }
 }
 
@@ -90,6 +93,7 @@ fn inputs<'a>(ws: &'a Workspace, version: &'a Version, cx: &'a BuildContext) -> 
         env: None,
         released: BTreeMap::new(),
         latest: BTreeMap::new(),
+        versions: BTreeMap::new(),
         builder: Builder::Buildkit,
         docker: "docker".into(),
         cargo: "cargo".into(),
@@ -488,5 +492,142 @@ fn timestamp_comes_from_the_commit_unless_the_policy_says_build() {
     assert_eq!(
         plan.services[1].labels["org.opencontainers.image.created"], "2026-11-21T04:22:41Z",
         "created stays the commit time"
+    );
+}
+
+#[test]
+fn release_lines_never_point_at_a_pre_release_whatever_the_templates() {
+    let mut ws = policy_ws();
+    for s in &mut ws.services {
+        s.tags = Some(vec![
+            "{version}".into(),
+            "{major}.{minor}".into(),
+            "{major}".into(),
+        ]);
+    }
+    let v = Version::parse("2.0.8-beta.67").unwrap();
+    let mut cx = git(None);
+    cx.trigger = Trigger::Release {
+        tag: "v2.0.8-beta.67".into(),
+        version: v.clone(),
+        service: None,
+    };
+    let plan = make(&inputs(&ws, &v, &cx)).unwrap();
+    let api = &plan.services[0];
+    assert_eq!(api.images, ["127.0.0.1:5000/acme/api:2.0.8-beta.67"]);
+    assert!(
+        api.notes
+            .iter()
+            .any(|n| n.starts_with("{major}.{minor}: 2.0.8-beta.67 is a pre-release")),
+        "{:?}",
+        api.notes
+    );
+    // A GitHub release marked pre-release: the same, with a stable version string.
+    let v = Version::new(2, 1, 0);
+    cx.trigger = Trigger::Release {
+        tag: "v2.1.0".into(),
+        version: v.clone(),
+        service: None,
+    };
+    cx.marked_prerelease = true;
+    ws.services[0].tags = None;
+    let plan = make(&inputs(&ws, &v, &cx)).unwrap();
+    let api = &plan.services[0];
+    assert_eq!(
+        api.images,
+        [
+            "127.0.0.1:5000/acme/api:v2.1.0",
+            "127.0.0.1:5000/acme/api:2.1.0"
+        ],
+        "the pre-release list, no lines, no latest"
+    );
+}
+
+#[test]
+fn a_released_version_never_moves_from_another_commit() {
+    let mut ws = policy_ws();
+    for s in &mut ws.services {
+        s.tags = Some(vec!["{version}".into(), "{sha7}".into()]);
+    }
+    let v = Version::new(1, 1, 0);
+    let cx = git(Some("feature"));
+    let mut inp = inputs(&ws, &v, &cx);
+    inp.released.insert("api".into(), vec![v.clone()]);
+    let plan = make(&inp).unwrap();
+    let api = &plan.services[0];
+    assert_eq!(api.images, ["127.0.0.1:5000/acme/api:abcdef0"]);
+    assert!(
+        api.notes[0].contains("1.1.0 is already released (git tag v1.1.0)")
+            && api.notes[0].contains("bump VERSION"),
+        "{:?}",
+        api.notes
+    );
+    // The registry says the tag holds another commit's image (no git tag here).
+    let mut inp = inputs(&ws, &v, &cx);
+    inp.versions.insert(
+        "127.0.0.1:5000/acme/web:1.1.0".into(),
+        LatestState::Present {
+            version: Some("1.1.0".into()),
+            revision: Some("1234567890".into()),
+            ours_descends: None,
+        },
+    );
+    assert_eq!(
+        version_candidates(&inp).unwrap(),
+        [
+            "127.0.0.1:5000/acme/api:1.1.0",
+            "127.0.0.1:5000/acme/web:1.1.0"
+        ]
+    );
+    let plan = make(&inp).unwrap();
+    let web = &plan.services[1];
+    assert_eq!(web.images, ["127.0.0.1:5000/acme/web:abcdef0"]);
+    assert!(
+        web.notes[0].contains("holds the image of 1234567"),
+        "{:?}",
+        web.notes
+    );
+    // Its own release tag builds it; the same commit re-run is idempotent.
+    let mut rel = git(None);
+    rel.trigger = Trigger::Release {
+        tag: "v1.1.0".into(),
+        version: v.clone(),
+        service: None,
+    };
+    let mut inp = inputs(&ws, &v, &rel);
+    inp.released.insert("api".into(), vec![v.clone()]);
+    let plan = make(&inp).unwrap();
+    assert!(plan.services[0]
+        .images
+        .contains(&"127.0.0.1:5000/acme/api:1.1.0".to_string()));
+    // Strict: fail instead.
+    let mut strict = policy_ws();
+    for s in &mut strict.services {
+        s.tags = Some(vec!["{version}".into(), "{sha7}".into()]);
+        let mut p = (*s.policy).clone();
+        p.fail_on_released = true;
+        s.policy = std::sync::Arc::new(p);
+    }
+    let mut inp = inputs(&strict, &v, &cx);
+    inp.released.insert("api".into(), vec![v.clone()]);
+    let err = make(&inp).unwrap_err().to_string();
+    assert!(err.contains("released_versions = \"fail\""), "{err}");
+}
+
+#[test]
+fn non_release_git_tags_get_tag_and_sha_never_latest() {
+    let ws = policy_ws();
+    let v = Version::new(1, 2, 3);
+    let mut cx = git(None);
+    cx.trigger = Trigger::Tag {
+        tag: "nightly/2026-11-21".into(),
+    };
+    let plan = make(&inputs(&ws, &v, &cx)).unwrap();
+    assert_eq!(
+        plan.services[1].images,
+        [
+            "127.0.0.1:5000/acme/web:abcdef0",
+            "127.0.0.1:5000/acme/web:nightly-2026-11-21"
+        ]
     );
 }

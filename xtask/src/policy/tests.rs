@@ -13,6 +13,9 @@ fn cx(trigger: Trigger, default: bool, release_branch: bool, dirty: bool) -> Bui
         push_before: None,
         event: String::new(),
         event_base: None,
+        pr_head: None,
+        marked_prerelease: false,
+        notes: Vec::new(),
     }
 }
 
