@@ -24,6 +24,8 @@ pub struct Parsed {
     pub whole_context: Option<String>,
     /// Images the build reads (`FROM`, `COPY --from=<image>`, `RUN --mount=from=<image>`).
     pub images: Vec<ImageRef>,
+    /// `ONBUILD` instructions that read a context: builds FROM this image read theirs.
+    pub onbuild: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +138,7 @@ struct Parser<'a> {
 }
 
 pub fn parse(text: &str, vars: &Vars) -> Parsed {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut p = Parser {
         vars,
         out: Parsed::default(),
@@ -362,11 +365,23 @@ fn expand(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
         }
         i += 1;
         if chars.get(i) == Some(&'{') {
-            let end = chars[i..]
-                .iter()
-                .position(|c| *c == '}')
-                .map(|p| p + i)
-                .ok_or_else(|| "an unclosed `${`".to_string())?;
+            // The matching `}` (defaults may nest: `${A:-${B:-x}}`).
+            let mut depth = 0;
+            let mut end = None;
+            for (k, ch) in chars.iter().enumerate().skip(i) {
+                match ch {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(k);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let end = end.ok_or_else(|| "`${` is never closed".to_string())?;
             let body: String = chars[i + 1..end].iter().collect();
             i = end + 1;
             let name_end = body
@@ -377,7 +392,7 @@ fn expand(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
             let set_nonempty = value.as_deref().is_some_and(|v| !v.is_empty());
             let word = |w: &str| expand(w, get);
             let v = if op.is_empty() {
-                value.ok_or_else(|| format!("${{{name}}}"))?
+                value.ok_or_else(|| unset(&format!("${{{name}}}")))?
             } else if let Some(d) = op.strip_prefix(":-") {
                 if set_nonempty {
                     value.unwrap_or_default()
@@ -402,7 +417,9 @@ fn expand(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
                     String::new()
                 }
             } else {
-                return Err(format!("${{{body}}}"));
+                return Err(format!(
+                    "`${{{body}}}` uses a form of expansion this parser does not implement"
+                ));
             };
             out.push_str(&v);
         } else {
@@ -415,10 +432,14 @@ fn expand(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
                 continue;
             }
             let name: String = chars[start..i].iter().collect();
-            out.push_str(&get(&name).ok_or_else(|| format!("${name}"))?);
+            out.push_str(&get(&name).ok_or_else(|| unset(&format!("${name}")))?);
         }
     }
     Ok(out)
+}
+
+fn unset(var: &str) -> String {
+    format!("{var} has no value here (no ARG default, ENV or build argument)")
 }
 
 /// Splits `--flag=value` / `--flag` words off the front.
@@ -476,6 +497,12 @@ impl Parser<'_> {
             "ENV" => self.env(ins),
             "COPY" | "ADD" => self.copy(ins),
             "RUN" => self.run(ins),
+            "ONBUILD" => {
+                let next = ins.rest.split_whitespace().next().unwrap_or("");
+                if ["COPY", "ADD", "RUN"].contains(&next.to_ascii_uppercase().as_str()) {
+                    self.out.onbuild = true;
+                }
+            }
             k if OTHER_INSTRUCTIONS.contains(&k) => {}
             k => self.widen(format!("line {at}: unknown instruction `{k}`")),
         }
@@ -653,9 +680,7 @@ impl Parser<'_> {
     fn source(&mut self, src: &str, at: usize) {
         match self.expand_here(src) {
             Ok(s) => self.out.sources.push(clean(&s)),
-            Err(var) => self.widen(format!(
-                "line {at}: source `{src}`: {var} has no value here (no ARG default, ENV or build argument)"
-            )),
+            Err(why) => self.widen(format!("line {at}: source `{src}`: {why}")),
         }
     }
 

@@ -113,7 +113,7 @@ pub struct ServicePlan {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
-    /// Compile host binaries (one cargo invocation for all services).
+    /// Compile a package's host binaries (one cargo invocation per package).
     Compile { command: CommandSpec },
     /// Copy the service's context to `dest` and add the compiled binaries (`from` → `to`,
     /// `to` relative to `dest`).
@@ -191,11 +191,18 @@ pub fn make(inp: &Inputs) -> Result<Plan> {
         }
         services.push(sp);
     }
+    // One cargo invocation per package: built together, packages would share features
+    // (cargo unifies them across `-p a -p b`), and one service's binary would depend on which
+    // others happen to be selected — something its input digest cannot see.
     let mut prepare = Vec::new();
-    if !bins.is_empty() {
-        targets.sort();
+    targets.sort();
+    let mut packages: Vec<&String> = bins.iter().map(|(p, _)| p).collect();
+    packages.sort();
+    packages.dedup();
+    for pkg in packages {
+        let own: Vec<(String, String)> = bins.iter().filter(|(p, _)| p == pkg).cloned().collect();
         prepare.push(Step::Compile {
-            command: cargo::build_static(&inp.cargo, &cargo_dir(), &targets, &bins),
+            command: cargo::build_static(&inp.cargo, &cargo_dir(), &targets, &own),
         });
     }
     Ok(Plan {

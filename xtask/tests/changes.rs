@@ -527,7 +527,7 @@ fn dockerignored_files_do_not_select() {
     assert!(selected(&v).is_empty(), "{v}");
     assert_eq!(
         reasons(&v, "web"),
-        "no change in its inputs (its build does not read: services/web/README.md)"
+        "no change in its inputs (changed here, but not read by its build or with the same content: services/web/README.md)"
     );
 }
 

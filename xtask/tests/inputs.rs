@@ -414,3 +414,164 @@ fn a_release_tag_selects_in_changed_as_in_plan() {
         .collect();
     assert_eq!(planned, ["web"]);
 }
+
+fn plain_repo() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    git(d.path(), &["init", "-q"]);
+    write(
+        d.path(),
+        "Cargo.toml",
+        "[workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\n",
+    );
+    d
+}
+
+#[cfg(unix)]
+#[test]
+fn symbolic_links_are_followed_where_docker_follows_them() {
+    use std::os::unix::fs::symlink;
+    let d = plain_repo();
+    let r = d.path();
+    // A Dockerfile and a .dockerignore that are links to shared files.
+    write(
+        r,
+        "services/a/Dockerfile",
+        "FROM busybox:1.35\nCOPY . /app/\n",
+    );
+    std::fs::create_dir_all(r.join("services/b")).unwrap();
+    symlink("../a/Dockerfile", r.join("services/b/Dockerfile")).unwrap();
+    write(r, "docker/common.dockerignore", "secret.env\n");
+    symlink(
+        "../../docker/common.dockerignore",
+        r.join("services/b/.dockerignore"),
+    )
+    .unwrap();
+    write(r, "services/b/secret.env", "1\n");
+    // COPY sources that go through links inside the context.
+    write(
+        r,
+        "services/c/Dockerfile",
+        "FROM busybox:1.35\nCOPY config /etc/app/\nCOPY link/app.conf /app.conf\n",
+    );
+    write(r, "services/c/real/app.conf", "1\n");
+    symlink("real", r.join("services/c/config")).unwrap();
+    symlink("real", r.join("services/c/link")).unwrap();
+    let base = commit(r, "base");
+    write(
+        r,
+        "services/a/Dockerfile",
+        "FROM busybox:1.36\nCOPY . /app/\n",
+    );
+    let h1 = commit(r, "dockerfile");
+    let v = between(r, &base, &h1);
+    assert_eq!(selected(&v), ["a", "b"], "{v}");
+    write(r, "docker/common.dockerignore", "*.md\n");
+    let h2 = commit(r, "ignore");
+    let v = between(r, &h1, &h2);
+    assert_eq!(selected(&v), ["b"], "secret.env is in the context now: {v}");
+    write(r, "services/c/real/app.conf", "2\n");
+    let h3 = commit(r, "through a link");
+    let v = between(r, &h2, &h3);
+    assert_eq!(selected(&v), ["c"], "{v}");
+}
+
+#[test]
+fn onbuild_in_a_parent_image_reads_the_child_context() {
+    let d = plain_repo();
+    let r = d.path();
+    write(
+        r,
+        "services/base/Dockerfile",
+        "FROM busybox:1.35\nONBUILD COPY app/ /app/\n",
+    );
+    write(r, "services/child/Dockerfile", "FROM 127.0.0.1:1/base\n");
+    write(r, "services/child/app/main.sh", "1\n");
+    let base = commit(r, "base");
+    write(r, "services/child/app/main.sh", "2\n");
+    let head = commit(r, "child app");
+    let v = between(r, &base, &head);
+    assert_eq!(selected(&v), ["child"], "{v}");
+    assert!(notes(&v, "child").contains("ONBUILD"), "{v}");
+}
+
+#[test]
+fn cargo_quirks_count_as_cargo_counts_them() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    git(r, &["init", "-q"]);
+    // No `resolver`: a virtual workspace defaults to resolver 1.
+    write(
+        r,
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"apps/*\", \"crates/*\"]\n\n[workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\n",
+    );
+    krate(
+        r,
+        "crates/core",
+        "core",
+        "[features]\nextra = [\"dep:extra\"]\n[dependencies]\nextra = { path = \"../extra\", optional = true }\n",
+    );
+    krate(r, "crates/extra", "extra", "");
+    krate(r, "crates/dbg", "dbg", "");
+    write(
+        r,
+        "apps/a/Cargo.toml",
+        "[package]\nname = \"a\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ncore = { path = \"../../crates/core\" }\n\n\
+         [dev-dependencies]\ncore = { path = \"../../crates/core\", features = [\"extra\"] }\n\n\
+         [target.'cfg(debug_assertions)'.dependencies]\ndbg = { path = \"../../crates/dbg\" }\n",
+    );
+    write(r, "apps/a/src/main.rs", "fn main() {}\n");
+    write(r, "services/a/Dockerfile", "FROM scratch\nCOPY bin/ /\n");
+    write(r, "services/a/service.toml", "[cargo]\npackage = \"a\"\n");
+    let base = commit(r, "base");
+    for (file, why) in [
+        (
+            "crates/extra/src/lib.rs",
+            "resolver 1 unifies dev-dependency features",
+        ),
+        (
+            "crates/dbg/src/lib.rs",
+            "cargo evaluates cfg(debug_assertions) as true",
+        ),
+    ] {
+        write(r, file, "// edited\n");
+        let head = commit(r, file);
+        let v = between(r, &base, &head);
+        assert_eq!(selected(&v), ["a"], "{why}: {v}");
+        assert!(notes(&v, "a").contains("no Cargo.lock"), "{v}");
+    }
+    // A member manifest cargo cannot read: every Rust service is affected, with a note.
+    let before = git(r, &["rev-parse", "HEAD"]);
+    write(r, "crates/extra/Cargo.toml", "[package\nname = \"extra\"\n");
+    let broken = commit(r, "broken manifest");
+    let v = between(r, &before, &broken);
+    assert_eq!(selected(&v), ["a"], "{v}");
+    assert!(
+        notes(&v, "a").contains("cargo cannot load the workspace"),
+        "{v}"
+    );
+}
+
+#[test]
+fn gitattributes_and_implicit_cycles() {
+    let d = plain_repo();
+    let r = d.path();
+    write(
+        r,
+        "services/a/Dockerfile",
+        "FROM 127.0.0.1:1/b\nCOPY run.sh /run.sh\n",
+    );
+    write(r, "services/a/run.sh", "echo hi\n");
+    write(r, "services/b/Dockerfile", "FROM 127.0.0.1:1/a\n");
+    let base = commit(r, "base");
+    write(r, ".gitattributes", "*.sh text eol=crlf\n");
+    let head = commit(r, "attributes");
+    let v = between(r, &base, &head);
+    assert!(selected(&v).contains(&"a".to_string()), "{v}");
+    assert!(
+        reasons(&v, "a").contains(".gitattributes (it decides how files are checked out)"),
+        "{v}"
+    );
+    let cycle = format!("{};{}", notes(&v, "a"), notes(&v, "b"));
+    assert!(cycle.contains("a cycle"), "{v}");
+}

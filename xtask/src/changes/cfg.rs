@@ -96,7 +96,10 @@ impl Expr {
         match self {
             Expr::Key(k) => match k.as_str() {
                 "unix" | "windows" => Some(f.flags.contains(&k.as_str())),
-                "debug_assertions" | "test" | "miri" | "doc" => Some(false),
+                // cargo evaluates target tables with `rustc --print cfg`, where
+                // debug_assertions is on whatever the profile says.
+                "debug_assertions" => Some(true),
+                "test" | "miri" | "doc" => Some(false),
                 _ => None,
             },
             Expr::KeyValue(k, v) => f
@@ -229,6 +232,11 @@ mod tests {
             "unknown: cannot tell"
         );
         assert_eq!(applies("cfg(any(windows, tokio_unstable))", &linux), None);
+        assert_eq!(
+            applies("cfg(debug_assertions)", &linux),
+            Some(true),
+            "as cargo evaluates it, even for --release"
+        );
         assert_eq!(
             applies("cfg(all(windows, tokio_unstable))", &linux),
             Some(false)

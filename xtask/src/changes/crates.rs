@@ -29,6 +29,9 @@ pub struct Graph {
 
 #[derive(Debug, Clone)]
 struct Dep {
+    /// A dev-dependency: never compiled into a release binary, but under resolver 1 its
+    /// feature requests still apply to the packages that are.
+    dev: bool,
     /// The key in the manifest (what features refer to).
     key: String,
     /// The package's real name.
@@ -57,6 +60,11 @@ pub struct Crates<'s, 'r> {
     root: toml::Table,
     /// `[patch.*]` / `[replace]` by package name → directory.
     patches: HashMap<String, String>,
+    /// Feature resolver 1 (a virtual workspace without `resolver`, or edition < 2021):
+    /// dev-dependency features unify into release builds.
+    resolver1: bool,
+    /// Member manifests that cannot be read: (path, why).
+    pub broken: Vec<(String, String)>,
     cache: HashMap<String, Result<Manifest, String>>,
 }
 
@@ -98,9 +106,27 @@ impl<'s, 'r> Crates<'s, 'r> {
             ws: ws.to_string(),
             root,
             patches: HashMap::new(),
+            resolver1: false,
+            broken: Vec::new(),
             cache: HashMap::new(),
         };
         c.patches = c.read_patches();
+        let resolver = c
+            .root
+            .get("workspace")
+            .and_then(|w| w.get("resolver"))
+            .or_else(|| c.root.get("package").and_then(|p| p.get("resolver")))
+            .and_then(|r| r.as_str());
+        let edition = c
+            .root
+            .get("package")
+            .and_then(|p| p.get("edition"))
+            .and_then(|e| e.as_str())
+            .unwrap_or("2015");
+        c.resolver1 = match resolver {
+            Some(r) => r == "1",
+            None => !c.root.contains_key("package") || edition < "2021",
+        };
         Some(c)
     }
 
@@ -151,7 +177,14 @@ impl<'s, 'r> Crates<'s, 'r> {
         }
         let mut out = Vec::new();
         for d in dirs {
-            if let Ok(m) = self.manifest(&d) {
+            let m = self.manifest(&d);
+            if let Err(e) = &m {
+                let path = join(&d, "Cargo.toml").unwrap_or_default();
+                if !self.broken.iter().any(|(p, _)| *p == path) {
+                    self.broken.push((path, e.clone()));
+                }
+            }
+            if let Ok(m) = m {
                 let rel = d
                     .strip_prefix(&self.ws)
                     .map(|r| r.trim_start_matches('/'))
@@ -258,6 +291,17 @@ impl<'s, 'r> Crates<'s, 'r> {
                 }
             }
         }
+        for (key, v) in t
+            .get("dev-dependencies")
+            .or_else(|| t.get("dev_dependencies"))
+            .and_then(|d| d.as_table())
+            .into_iter()
+            .flatten()
+        {
+            let mut dep = self.dep(dir, key, v);
+            dep.dev = true;
+            deps.push(dep);
+        }
         for (table, spec) in tables {
             for (key, v) in table.as_table().into_iter().flatten() {
                 let mut dep = self.dep(dir, key, v);
@@ -343,6 +387,7 @@ impl<'s, 'r> Crates<'s, 'r> {
 
     fn dep(&self, dir: &str, key: &str, v: &toml::Value) -> Dep {
         let mut dep = Dep {
+            dev: false,
             key: key.to_string(),
             package: key.to_string(),
             path: None,
@@ -424,8 +469,28 @@ impl<'s, 'r> Crates<'s, 'r> {
                     match self.manifest(&dir) {
                         Ok(m) => {
                             g.extra.extend(m.outside.iter().cloned());
-                            for d in m.deps.iter().filter(|d| !d.optional) {
+                            for d in m.deps.iter().filter(|d| !d.optional && !d.dev) {
                                 queue.push_back(Work::Dep(dir.clone(), d.key.clone()));
+                            }
+                            if self.resolver1 {
+                                // Resolver 1: what dev-dependencies ask of packages the
+                                // binary compiles anyway is compiled in too.
+                                for d in m.deps.iter().filter(|d| d.dev) {
+                                    if let Some(target) = self.dep_dir(d) {
+                                        for f in &d.features {
+                                            queue.push_back(Work::Feature(
+                                                target.clone(),
+                                                f.clone(),
+                                            ));
+                                        }
+                                        if d.default_features {
+                                            queue.push_back(Work::Feature(
+                                                target.clone(),
+                                                "default".into(),
+                                            ));
+                                        }
+                                    }
+                                }
                             }
                         }
                         Err(e) => g
@@ -481,7 +546,7 @@ impl<'s, 'r> Crates<'s, 'r> {
                         continue;
                     }
                     let Ok(m) = self.manifest(&dir) else { continue };
-                    for d in m.deps.iter().filter(|d| d.key == key) {
+                    for d in m.deps.iter().filter(|d| d.key == key && !d.dev) {
                         if !self.for_targets(d, targets, &mut g) {
                             continue;
                         }
@@ -518,7 +583,7 @@ impl<'s, 'r> Crates<'s, 'r> {
                         continue; // applied if the dep is enabled later (see `pending`)
                     }
                     let Ok(m) = self.manifest(&dir) else { continue };
-                    for d in m.deps.iter().filter(|d| d.key == key) {
+                    for d in m.deps.iter().filter(|d| d.key == key && !d.dev) {
                         if let Some(target) = self.dep_dir(d) {
                             queue.push_back(Work::Feature(target, sub.clone()));
                         }

@@ -76,6 +76,8 @@ pub enum Kind {
     Manifest,
     Watch,
     Shared,
+    /// A `.gitattributes` that decides how checked-out files look.
+    Attributes,
 }
 
 #[derive(Debug, Clone)]

@@ -208,7 +208,11 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
                     c.selected = true;
                     c.reasons = vec![format!(
                         "the configuration at the base cannot be read, so it cannot be compared: {}",
-                        first_line(&format!("{e:#}"))
+                        format!("{e:#}")
+                            .lines()
+                            .map(str::trim)
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     )];
                 }
             }
@@ -255,7 +259,7 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
                     "no change in its inputs".to_string()
                 } else {
                     format!(
-                        "no change in its inputs (its build does not read: {})",
+                        "no change in its inputs (changed here, but not read by its build or with the same content: {})",
                         list(&here)
                     )
                 }];
@@ -318,10 +322,6 @@ fn why_none(range: &base::Range) -> String {
     format!("no base to compare with ({})", range.how)
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
-}
-
 /// Whether a release tag releases `svc`, and why.
 pub fn release_selection(tag: &str, service: Option<&str>, svc: &Service) -> (bool, String) {
     match (service, &svc.version) {
@@ -370,7 +370,7 @@ fn evaluate(
         .iter()
         .filter(|s| only.is_none_or(|o| o.contains(&s.name)))
         .collect();
-    let mut specs = BTreeMap::new();
+    let mut specs: BTreeMap<String, Spec> = BTreeMap::new();
     for svc in &services {
         let pkg = match &svc.cargo {
             Some(c) => Some(c.package.clone()),
@@ -381,7 +381,32 @@ fn evaluate(
         };
         specs.insert(svc.name.clone(), world.spec(svc, pkg.as_deref()));
     }
-    let deps = dependencies(&services, &ws_model.services, &specs);
+    let deps = dependencies(&services, &ws_model.services, &mut specs);
+    // ONBUILD in an image it builds on reads this service's context: all of it.
+    let onbuild: Vec<(String, String)> = deps
+        .iter()
+        .flat_map(|(s, ds)| {
+            ds.iter()
+                .filter(|(d, _)| specs.get(d).is_some_and(|x| x.onbuild))
+                .map(move |(d, _)| (s.clone(), d.clone()))
+        })
+        .collect();
+    for (s, d) in onbuild {
+        let spec = specs.get_mut(&s).expect("listed");
+        for c in &mut spec.components {
+            if let Source::Filtered { filter, .. } = &mut c.source {
+                if filter.sources.is_some() {
+                    *filter = std::sync::Arc::new(inputs::Filter {
+                        ignore: filter.ignore.clone(),
+                        sources: None,
+                    });
+                }
+            }
+        }
+        spec.notes.push(format!(
+            "builds on `{d}`, whose Dockerfile has ONBUILD instructions that read this build's context: the whole context is an input"
+        ));
+    }
     let mut reader = Reader::new(snap);
     let mut fps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut digests: BTreeMap<String, String> = BTreeMap::new();
@@ -422,7 +447,7 @@ fn evaluate(
 fn dependencies(
     services: &[&Service],
     all: &[Service],
-    specs: &BTreeMap<String, Spec>,
+    specs: &mut BTreeMap<String, Spec>,
 ) -> BTreeMap<String, Vec<(String, String)>> {
     let mut deps: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for s in services {
@@ -447,7 +472,8 @@ fn dependencies(
     let index = spec::ImageIndex::new(all);
     for s in services {
         let dockerfile = s.dockerfile.display().to_string();
-        for img in &specs[&s.name].images {
+        let images = specs[&s.name].images.clone();
+        for img in &images {
             let Some(d) = index.find(&img.reference) else {
                 continue;
             };
@@ -455,7 +481,12 @@ fn dependencies(
                 continue;
             }
             if reaches(&deps, &d.name, &s.name) {
-                continue; // would close a cycle
+                let note = format!(
+                    "{dockerfile} line {} reads the image of service `{}`, which builds on this one: a cycle, so it is not treated as a dependency (fix the FROM lines)",
+                    img.line, d.name
+                );
+                specs.get_mut(&s.name).expect("listed").notes.push(note);
+                continue;
             }
             let why = format!(
                 "{dockerfile} line {} reads the image of service `{}` ({})",
@@ -530,7 +561,11 @@ fn reasons(
             continue;
         }
         if let Some(d) = key.strip_prefix("from ") {
-            out.push(format!("builds FROM {d}, which changed"));
+            out.push(match (a, b) {
+                (None, _) => format!("builds on {d} now (depends_on or a FROM added)"),
+                (_, None) => format!("no longer builds on {d}"),
+                _ => format!("builds FROM {d}, which changed"),
+            });
             continue;
         }
         let Some(c) = find(key) else {
@@ -621,6 +656,10 @@ fn reasons(
                 what("changed")
             ),
             Kind::Shared => format!("global: {}", what(key.trim_start_matches("shared "))),
+            Kind::Attributes => format!(
+                "changed: {} (it decides how files are checked out)",
+                key.trim_start_matches("gitattributes ")
+            ),
         };
         if !out.contains(&text) {
             out.push(text);

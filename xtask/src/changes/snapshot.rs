@@ -204,9 +204,60 @@ impl<'r> Snapshot<'r> {
         item
     }
 
+    /// `path` with every symbolic link along it followed (relative targets, inside the
+    /// repository, at most 16 hops); `None` when a link leaves the repository or loops.
+    pub fn resolve(&self, path: &str) -> Option<String> {
+        let mut todo: Vec<String> = path
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect();
+        let mut hops = 0;
+        'walk: loop {
+            for n in 1..=todo.len() {
+                let here = todo[..n].join("/");
+                match self.item(&here) {
+                    Some(i) if i.mode == LINK => {
+                        hops += 1;
+                        let target = self.read_text(&here)?;
+                        if hops > 16 || target.starts_with('/') {
+                            return None;
+                        }
+                        // The link's directory, then its target, then the rest; folded.
+                        let mut folded: Vec<String> = Vec::new();
+                        let segments = todo[..n - 1]
+                            .iter()
+                            .cloned()
+                            .chain(target.split('/').map(String::from))
+                            .chain(todo[n..].iter().cloned());
+                        for seg in segments {
+                            match seg.as_str() {
+                                "" | "." => {}
+                                ".." => {
+                                    folded.pop()?;
+                                }
+                                _ => folded.push(seg),
+                            }
+                        }
+                        todo = folded;
+                        continue 'walk;
+                    }
+                    Some(_) => {}
+                    None => break 'walk,
+                }
+            }
+            break;
+        }
+        Some(todo.join("/"))
+    }
+
     /// The bytes of the file at `path`.
     pub fn read(&self, path: &str) -> Option<Vec<u8>> {
         if let (Some(o), Some(w)) = (self.overlay.get(path), &self.workdir) {
+            if o.item.is_some_and(|i| i.mode == LINK) {
+                let target = std::fs::read_link(w.join(raw_path(&o.raw))).ok()?;
+                return Some(target.as_os_str().as_encoded_bytes().to_vec());
+            }
             o.item?;
             return std::fs::read(w.join(raw_path(&o.raw))).ok();
         }
@@ -372,5 +423,32 @@ mod tests {
             .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
             .collect();
         assert_eq!(names, ["b", "keep.txt", "new"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symbolic_links_resolve_inside_the_repository() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(d.path()).unwrap();
+        write(d.path(), "a/real/app.conf", "x");
+        std::os::unix::fs::symlink("real", d.path().join("a/config")).unwrap();
+        std::os::unix::fs::symlink("../a/real/app.conf", d.path().join("a/file")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("a/abs")).unwrap();
+        std::os::unix::fs::symlink("loop", d.path().join("a/loop")).unwrap();
+        let tree = commit_all(&repo);
+        let snap = Snapshot::commit(&repo, repo.find_tree(tree).unwrap());
+        assert_eq!(
+            snap.resolve("a/config/app.conf").as_deref(),
+            Some("a/real/app.conf")
+        );
+        assert_eq!(snap.resolve("a/file").as_deref(), Some("a/real/app.conf"));
+        assert_eq!(snap.resolve("a/real").as_deref(), Some("a/real"));
+        assert_eq!(snap.resolve("a/missing/x").as_deref(), Some("a/missing/x"));
+        assert_eq!(
+            snap.resolve("a/abs"),
+            None,
+            "absolute: outside the repository"
+        );
+        assert_eq!(snap.resolve("a/loop"), None, "a loop");
     }
 }

@@ -26,6 +26,8 @@ pub struct Spec {
     pub images: Vec<ImageRef>,
     /// Where the inputs were widened, and why.
     pub notes: Vec<String>,
+    /// Its Dockerfile has ONBUILD instructions that read the context of builds FROM it.
+    pub onbuild: bool,
 }
 
 /// What every service of one state shares.
@@ -80,6 +82,28 @@ impl World<'_, '_, '_> {
             Kind::Dockerfile,
             Source::Path(dockerfile.clone()),
         ));
+        // A Dockerfile (or .dockerignore) may be a symbolic link: the file it names counts.
+        let snap = self.snap;
+        let follow = |s: &mut Spec, key: &str, kind: Kind, path: &str| -> Option<String> {
+            match snap.resolve(path) {
+                Some(real) if real != path => {
+                    s.components.push(Component::new(
+                        format!("{key} {real}"),
+                        kind,
+                        Source::Path(real.clone()),
+                    ));
+                    Some(real)
+                }
+                Some(real) => Some(real),
+                None => {
+                    s.notes.push(format!(
+                        "{path} is a link that leaves the repository or loops: the whole context is an input"
+                    ));
+                    None
+                }
+            }
+        };
+        let dockerfile_real = follow(&mut s, "dockerfile", Kind::Dockerfile, &dockerfile);
         // BuildKit: `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's.
         let probes = [
             format!("{dockerfile}.dockerignore"),
@@ -98,7 +122,13 @@ impl World<'_, '_, '_> {
             )
             .defined_by(probes.iter().cloned()),
         );
-        let ignore = match self.snap.read_text(&ignore_path) {
+        let ignore_real = follow(&mut s, "dockerignore", Kind::Ignore, &ignore_path)
+            .unwrap_or_else(|| ignore_path.clone());
+        let ignore = match self
+            .snap
+            .read_text(&ignore_real)
+            .map(|t| t.trim_start_matches('\u{feff}').to_string())
+        {
             Some(text) => match Ignore::parse(&text) {
                 Ok(i) => i,
                 Err(e) => {
@@ -113,16 +143,28 @@ impl World<'_, '_, '_> {
 
         // The Dockerfile, for each platform (variables may differ by platform).
         let mut sources: Option<Vec<String>> = Some(Vec::new());
-        match self.snap.read_text(&dockerfile) {
+        // VERSION is a build argument the tool passes itself (BUILD_DATE and VCS_REF change
+        // with every commit: a source naming them widens).
+        let mut args = svc.build_args.clone();
+        args.entry("VERSION".into()).or_insert_with(|| {
+            svc.version
+                .as_ref()
+                .map_or(self.version.clone(), |v| v.to_string())
+        });
+        match dockerfile_real
+            .as_deref()
+            .and_then(|d| self.snap.read_text(d))
+        {
             Some(text) => {
                 for platform in &svc.platforms {
                     let p = dockerfile::parse(
                         &text,
                         &Vars {
-                            build_args: &svc.build_args,
+                            build_args: &args,
                             platform,
                         },
                     );
+                    s.onbuild |= p.onbuild;
                     if let Some(why) = &p.whole_context {
                         let note = format!("{dockerfile} {why}: the whole context is an input");
                         if !s.notes.contains(&note) {
@@ -146,6 +188,28 @@ impl World<'_, '_, '_> {
                 ));
                 sources = None;
             }
+        }
+        // A source reached through a symbolic link inside the context: its target counts too.
+        if let Some(list) = &mut sources {
+            let mut more = Vec::new();
+            for src in list.iter() {
+                let Ok(p) = globs::compile(src) else { continue };
+                let lit = p.literal_prefix();
+                let full = rp(&context, std::path::Path::new(lit));
+                match self.snap.resolve(&full) {
+                    Some(real) if real != full => {
+                        if let Some(rel) = super::inputs::rel_to(&real, &context) {
+                            let rest = src.strip_prefix(lit).unwrap_or("");
+                            more.push(format!("{rel}{rest}").trim_start_matches('/').to_string());
+                        }
+                    }
+                    Some(_) => {}
+                    None => s.notes.push(format!(
+                        "source `{src}` is a link that leaves the repository or loops"
+                    )),
+                }
+            }
+            list.extend(more);
         }
         let filter = Filter {
             ignore,
@@ -171,6 +235,35 @@ impl World<'_, '_, '_> {
             )
             .defined_by([dockerfile.clone(), service_toml.clone()]),
         );
+
+        // `.gitattributes` (eol, filters) rewrites files as they are checked out: those
+        // above and at the context root, and beside the Dockerfile, count.
+        let mut attr_dirs: Vec<String> = Vec::new();
+        for start in [
+            context.as_str(),
+            dockerfile.rsplit_once('/').map_or("", |(d, _)| d),
+        ] {
+            let mut d = start.to_string();
+            loop {
+                if !attr_dirs.contains(&d) {
+                    attr_dirs.push(d.clone());
+                }
+                if d.is_empty() {
+                    break;
+                }
+                d = d
+                    .rsplit_once('/')
+                    .map_or(String::new(), |(p, _)| p.to_string());
+            }
+        }
+        for d in attr_dirs {
+            let p = rp(&d, std::path::Path::new(".gitattributes"));
+            s.components.push(Component::new(
+                format!("gitattributes {p}"),
+                Kind::Attributes,
+                Source::Path(p),
+            ));
+        }
 
         if let Some(pkg) = rust {
             self.rust(svc, pkg, &mut s, &root_toml);
@@ -274,6 +367,19 @@ impl World<'_, '_, '_> {
             }
         };
         s.notes.extend(graph.notes.iter().cloned());
+        // A member manifest cargo cannot read breaks every build in the workspace.
+        if let Some(c) = &self.crates {
+            for (path, why) in &c.broken {
+                s.notes.push(format!(
+                    "{why}: cargo cannot load the workspace, so {path} is an input"
+                ));
+                s.components.push(Component::new(
+                    format!("crate {path}"),
+                    Kind::Crate,
+                    Source::Path(path.clone()),
+                ));
+            }
+        }
         for d in &graph.dirs {
             s.components.push(Component::new(
                 format!("crate {d}"),
@@ -297,9 +403,11 @@ impl World<'_, '_, '_> {
                 );
             }
             None => {
-                if self.lock.is_some() {
-                    s.notes.push(format!("{lock_path} does not list what `{pkg}` compiles (out of date?): the whole lock is an input"));
-                }
+                s.notes.push(if self.lock.is_some() {
+                    format!("{lock_path} does not list what `{pkg}` compiles (out of date?): the whole lock is an input")
+                } else {
+                    format!("no {lock_path} at this commit: registry dependencies resolve when the binary is built and are not tracked; commit the lock file")
+                });
                 s.components.push(Component::new(
                     "lock",
                     Kind::Lock,

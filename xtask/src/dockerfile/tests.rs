@@ -69,6 +69,16 @@ fn variables_resolve_from_arg_env_and_build_args_or_widen() {
     assert!(why.contains("line 3") && why.contains("${WHERE}"), "{why}");
     let d = p("FROM busybox\nARG WHERE\nCOPY ${WHERE:-src}/x /x\n");
     assert_eq!(d.sources, ["src/x"]);
+    let d = p("FROM busybox\nARG A\nARG B\nCOPY ${A:-${B:-other}}/x /x\n");
+    assert_eq!(d.sources, ["other/x"], "nested defaults");
+    let d = p("FROM busybox\nARG D=conf.d\nCOPY ${D%.d}/ /x\n");
+    let why = d.whole_context.unwrap();
+    assert!(why.contains("does not implement"), "{why}");
+    let d = p("\u{feff}FROM busybox\nCOPY a /a\n");
+    assert_eq!(
+        d.whole_context, None,
+        "a byte-order mark is not an instruction"
+    );
 }
 
 #[test]

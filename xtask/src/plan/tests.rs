@@ -168,21 +168,24 @@ fn classic_and_buildkit_build_then_verify_then_push_each_reference() {
 }
 
 #[test]
-fn cargo_services_share_one_compile_and_stage_their_binary() {
-    let (ws, v, g) = (workspace(), Version::new(1, 2, 3), git(Some("main")));
+fn each_cargo_package_compiles_alone_and_stages_its_binary() {
+    let (mut ws, v, g) = (workspace(), Version::new(1, 2, 3), git(Some("main")));
+    ws.services.push(service("worker", true));
     let mut inp = inputs(&ws, &v, &g);
     inp.push = false;
     let plan = make(&inp).unwrap();
+    let compile = |pkg: &str| Step::Compile {
+        command: cargo::build_static(
+            "cargo",
+            Path::new("target/slipway/cargo"),
+            &["x86_64-unknown-linux-gnu"],
+            &[(pkg.into(), pkg.into())],
+        ),
+    };
     assert_eq!(
         plan.prepare,
-        [Step::Compile {
-            command: cargo::build_static(
-                "cargo",
-                Path::new("target/slipway/cargo"),
-                &["x86_64-unknown-linux-gnu"],
-                &[("api".into(), "api".into())]
-            )
-        }]
+        [compile("api"), compile("worker")],
+        "built together, cargo would unify their features"
     );
     let api = &plan.services[0];
     assert_eq!(
