@@ -1,13 +1,50 @@
-# Thin wrappers over `cargo xtask`; nothing else lives here.
-# DOCKER_REGISTRY, BUILD_PLATFORMS and DOCKER_TAGS pass through from the environment or the
-# command line (make exports both); they are deliberately not `export`ed here, because an
-# exported unset variable reaches the tool as an empty one.
+# Thin wrappers over `cargo xtask`; nothing else lives here. Bare `make` prints this help.
+#
+# The container-* targets work against your own Docker and registries: they never start or
+# source the local stack. DOCKER_REGISTRY, BUILD_PLATFORMS and DOCKER_TAGS pass through from
+# the environment or the command line (`make BUILD_PLATFORMS=linux/amd64,linux/arm64
+# container-build`); they are deliberately not `export`ed here, because an exported unset
+# variable reaches the tool as an empty one. Only demo, test and stack-* use the local stack.
 
 STACK := scripts/stack.sh
 STACK_ENV = $${SLIPWAY_STACK_DIR:-/tmp/slipway-stack}/env
 XTASK := cargo xtask
 
-.PHONY: demo test lint stack-up stack-down stack-status list build push
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint stack-up stack-down stack-status list plan changed \
+	container-build container-push
+
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /'
+
+## container-build: build every service into your local Docker
+container-build:
+	$(XTASK) build --all
+
+## container-build-NAME: build one service (e.g. make container-build-api)
+container-build-%:
+	$(XTASK) build $*
+
+## container-push: build and push every service to the configured registries
+container-push:
+	$(XTASK) build --all --push
+
+## container-push-NAME: build and push one service
+container-push-%:
+	$(XTASK) build --push $*
+
+## plan: what a build would do, and why
+plan:
+	$(XTASK) plan
+
+## changed: which services the current change selects
+changed:
+	$(XTASK) changed
+
+## list: the services and their images
+list:
+	$(XTASK) list
 
 ## demo: start the local stack, build every example and push it to the local registry
 demo: stack-up
@@ -22,6 +59,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+## stack-up / stack-down / stack-status: the local Docker, registry and ECR API (loopback)
 stack-up:
 	$(STACK) up
 
@@ -30,20 +68,3 @@ stack-down:
 
 stack-status:
 	$(STACK) status
-
-list:
-	$(XTASK) list
-
-## build / push: every service against the local stack
-build: stack-up
-	. $(STACK_ENV) && $(XTASK) build --all
-
-push: stack-up
-	. $(STACK_ENV) && $(XTASK) build --all --push
-
-## container-build-NAME / container-push-NAME: one service
-container-build-%: stack-up
-	. $(STACK_ENV) && $(XTASK) build $*
-
-container-push-%: stack-up
-	. $(STACK_ENV) && $(XTASK) build --push $*

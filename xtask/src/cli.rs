@@ -162,8 +162,8 @@ pub struct BuildArgs {
     /// Print the exact commands, shell-quoted, instead of running them.
     #[arg(long)]
     pub dry_run: bool,
-    /// How many services to build at once.
-    #[arg(short, long, default_value_t = 2, value_name = "N")]
+    /// How many services to build at once (at least 1).
+    #[arg(short, long, default_value_t = 2, value_name = "N", value_parser = jobs)]
     pub jobs: usize,
     /// Keep building the other services after one fails; report every failure at the end.
     #[arg(long)]
@@ -180,4 +180,13 @@ pub struct PlanArgs {
     /// A GitHub Actions matrix (`{"include": [...]}`) of the selected services.
     #[arg(long)]
     pub matrix: bool,
+}
+
+/// `-j N`: a whole number, at least 1 (as cargo: `-j 0` is an error, not "unlimited").
+fn jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("-j 0 builds nothing: give at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
 }

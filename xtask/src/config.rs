@@ -132,22 +132,40 @@ pub struct EnvOverrides {
 }
 
 impl EnvOverrides {
-    /// Reads the three variables through `get` (the process environment in `main`).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> EnvOverrides {
-        let list = |name: &str| {
-            get(name).map(|v| {
-                v.split([',', ' ', '\n'])
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            })
+    /// Reads the three variables through `get` (the process environment in `main`). Values
+    /// are split on commas only; an empty value, an empty item or a space inside an item is an
+    /// error naming the variable. (`DOCKER_REGISTRY=""` is the one explicit empty: local only.)
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvOverrides> {
+        let list = |name: &str, empty_ok: bool| -> Result<Option<Vec<String>>> {
+            let Some(v) = get(name) else {
+                return Ok(None);
+            };
+            if v.trim().is_empty() {
+                if empty_ok {
+                    return Ok(Some(Vec::new()));
+                }
+                bail!("${name} is set but empty: unset it to use the configuration, or give comma-separated values");
+            }
+            let mut out = Vec::new();
+            for item in v.split(',') {
+                let item = item.trim();
+                if item.is_empty() {
+                    bail!("${name}=`{v}` has an empty item: separate values with single commas");
+                }
+                if item.contains(char::is_whitespace) {
+                    bail!("${name}: `{item}` contains a space: separate values with commas, not spaces");
+                }
+                if !out.iter().any(|o| o == item) {
+                    out.push(item.to_string());
+                }
+            }
+            Ok(Some(out))
         };
-        EnvOverrides {
-            registries: list("DOCKER_REGISTRY"),
-            platforms: list("BUILD_PLATFORMS").filter(|p| !p.is_empty()),
-            tags: list("DOCKER_TAGS").filter(|t| !t.is_empty()),
-        }
+        Ok(EnvOverrides {
+            registries: list("DOCKER_REGISTRY", true)?,
+            platforms: list("BUILD_PLATFORMS", false)?,
+            tags: list("DOCKER_TAGS", false)?,
+        })
     }
 }
 
@@ -263,18 +281,45 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// `os/arch[/variant]`, as buildx takes it.
+/// Platforms BuildKit builds (`os/arch[/variant]`).
+pub const PLATFORMS: &[&str] = &[
+    "linux/amd64",
+    "linux/amd64/v2",
+    "linux/amd64/v3",
+    "linux/amd64/v4",
+    "linux/arm64",
+    "linux/arm64/v8",
+    "linux/arm/v7",
+    "linux/arm/v6",
+    "linux/arm/v5",
+    "linux/386",
+    "linux/ppc64le",
+    "linux/s390x",
+    "linux/riscv64",
+    "linux/mips64le",
+    "linux/mips64",
+    "linux/loong64",
+    "windows/amd64",
+    "windows/arm64",
+    "darwin/amd64",
+    "darwin/arm64",
+    "freebsd/amd64",
+];
+
 pub fn check_platform(p: &str) -> Result<()> {
-    let parts: Vec<&str> = p.split('/').collect();
-    let ok = (2..=3).contains(&parts.len())
-        && parts.iter().all(|s| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        });
-    if !ok {
-        bail!("invalid platform `{p}`: write it as os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8");
+    if PLATFORMS.contains(&p) {
+        return Ok(());
     }
-    Ok(())
+    let parts: Vec<&str> = p.split('/').collect();
+    let shaped = (2..=3).contains(&parts.len()) && parts.iter().all(|s| !s.is_empty());
+    let hint = match closest(p, PLATFORMS.iter().copied()) {
+        Some(c) => format!("did you mean `{c}`?"),
+        None if !shaped => {
+            "write it as os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8".to_string()
+        }
+        None => format!("known: {}", PLATFORMS.join(", ")),
+    };
+    bail!("unknown platform `{p}`: {hint}");
 }
 
 /// A registry: `host[:port][/path]`, no scheme.
@@ -486,25 +531,35 @@ mod tests {
     }
 
     #[test]
-    fn env_overrides_split_on_commas_and_spaces() {
+    fn env_overrides_split_on_commas_only_and_refuse_what_they_cannot_mean() {
         let env = |k: &str| match k {
             "DOCKER_REGISTRY" => Some("ghcr.io/acme, 127.0.0.1:5000".to_string()),
-            "BUILD_PLATFORMS" => Some("linux/amd64,linux/arm64".to_string()),
-            "DOCKER_TAGS" => Some("".to_string()),
+            "BUILD_PLATFORMS" => Some("linux/amd64,linux/arm64,linux/amd64".to_string()),
             _ => None,
         };
-        let o = EnvOverrides::from_lookup(env);
+        let o = EnvOverrides::from_lookup(env).unwrap();
         assert_eq!(o.registries.unwrap(), ["ghcr.io/acme", "127.0.0.1:5000"]);
-        assert_eq!(o.platforms.unwrap(), ["linux/amd64", "linux/arm64"]);
         assert_eq!(
-            o.tags, None,
-            "an empty DOCKER_TAGS keeps the configured tags"
+            o.platforms.unwrap(),
+            ["linux/amd64", "linux/arm64"],
+            "duplicates dropped"
         );
+        assert_eq!(o.tags, None);
+        let err = |var: &str, value: &str| {
+            let value = value.to_string();
+            EnvOverrides::from_lookup(|k| (k == var).then(|| value.clone()))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("DOCKER_TAGS", "").contains("$DOCKER_TAGS is set but empty"));
+        assert!(err("BUILD_PLATFORMS", " ").contains("$BUILD_PLATFORMS is set but empty"));
+        assert!(err("DOCKER_TAGS", "v1 latest").contains("`v1 latest` contains a space"));
+        assert!(err("DOCKER_TAGS", "v1,,latest").contains("has an empty item"));
     }
 
     #[test]
     fn empty_docker_registry_means_local_only() {
-        let o = EnvOverrides::from_lookup(|k| (k == "DOCKER_REGISTRY").then(String::new));
+        let o = EnvOverrides::from_lookup(|k| (k == "DOCKER_REGISTRY").then(String::new)).unwrap();
         assert_eq!(o.registries, Some(vec![]));
     }
 
@@ -521,6 +576,10 @@ mod tests {
         ] {
             assert!(check_platform(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            check_platform("linux/amd65").unwrap_err().to_string(),
+            "unknown platform `linux/amd65`: did you mean `linux/amd64`?"
+        );
         assert!(check_registry("127.0.0.1:5000").is_ok());
         assert!(check_registry("ghcr.io/acme").is_ok());
         assert!(check_registry("https://ghcr.io").is_err());

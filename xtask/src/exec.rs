@@ -1,6 +1,7 @@
 //! The runner: the one place that spawns processes. Dry-run, logging, secret masking and
 //! retries live here and nowhere else.
 
+use crate::ui::out;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -67,7 +68,7 @@ impl Runner {
     /// stdout instead and reports success. A non-zero exit is an error with the output's tail.
     pub fn run(&self, cmd: &CommandSpec) -> Result<Output> {
         if self.dry_run {
-            println!("{}", self.display(cmd));
+            out!("{}", self.display(cmd));
             return Ok(Output {
                 code: Some(0),
                 ..Output::default()

@@ -99,11 +99,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let env = match EnvOverrides::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let ctx = Ctx {
         root,
         ui: Ui::new(cli.quiet, std::env::var_os("GITHUB_ACTIONS").is_some()),
         verbose: cli.verbose,
-        env: EnvOverrides::from_lookup(|k| std::env::var(k).ok()),
+        env,
         secrets: SECRET_VARS
             .iter()
             .filter_map(|k| std::env::var(k).ok())
@@ -128,14 +135,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--repo`, else the workspace this crate lives in (never the current directory).
+/// `--repo`; else the Slipway workspace you stand in (from the current directory upwards, the
+/// first `Cargo.toml` with `[workspace.metadata.images]`, as cargo finds its workspace); else
+/// the workspace this binary was built in.
 fn root(repo: Option<&Path>) -> Result<PathBuf> {
     let dir = match repo {
         Some(r) => r.to_path_buf(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .context("xtask has no parent directory")?
-            .to_path_buf(),
+        None => match std::env::current_dir()
+            .ok()
+            .and_then(|cwd| find_workspace(&cwd))
+        {
+            Some(d) => d,
+            None => Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .context("xtask has no parent directory")?
+                .to_path_buf(),
+        },
     };
     let dir = dir
         .canonicalize()
@@ -147,6 +162,18 @@ fn root(repo: Option<&Path>) -> Result<PathBuf> {
         );
     }
     Ok(dir)
+}
+
+/// The nearest directory at or above `start` whose `Cargo.toml` has image configuration.
+fn find_workspace(start: &Path) -> Option<PathBuf> {
+    start.ancestors().find_map(|d| {
+        let text = std::fs::read_to_string(d.join("Cargo.toml")).ok()?;
+        let t: toml::Table = text.parse().ok()?;
+        t.get("workspace")?
+            .get("metadata")?
+            .get("images")
+            .map(|_| d.to_path_buf())
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! service's steps with up to `jobs` services at once, reading back what steps produce
 //! (image ids, digests) and checking built images. One failing service does not hide another.
 
+use crate::ui::out;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -123,7 +124,7 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             files,
         } => {
             if runner.dry_run {
-                println!(
+                out!(
                     "# stage: copy {} to {} and add {}",
                     context.display(),
                     dest.display(),

@@ -1,6 +1,7 @@
 //! The end of a run: a summary for people on stderr, the published references on stdout, and
 //! an error naming every failure.
 
+use crate::ui::out;
 use anyhow::{bail, Result};
 
 use crate::pipeline::Outcome;
@@ -31,8 +32,8 @@ pub fn finish(outcomes: &[Outcome], pushed: bool, ui: &Ui) -> Result<()> {
     for o in outcomes.iter().filter(|o| o.ok()) {
         for image in &o.images {
             match o.digests.get(image) {
-                Some(d) => println!("{image}@{d}"),
-                None => println!("{image}"),
+                Some(d) => out!("{image}@{d}"),
+                None => out!("{image}"),
             }
         }
     }

@@ -72,3 +72,22 @@ fn tool_modules_neither_print_nor_read_the_environment() {
         }
     }
 }
+
+#[test]
+fn machine_output_goes_through_out() {
+    for f in src_files() {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        if name == "ui.rs" || name == "tidy.rs" || name == "tests.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        let bare = text
+            .match_indices("println!(")
+            .any(|(i, _)| i == 0 || !text[..i].ends_with('e'));
+        assert!(
+            !bare && !text.contains("print!("),
+            "{} writes to stdout with println!/print!: use `out!` (a closed pipe must not panic)",
+            f.display()
+        );
+    }
+}

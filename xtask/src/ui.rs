@@ -7,6 +7,33 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+/// Machine output (references, JSON, `--dry-run` commands) goes through `out!`: one line on
+/// stdout. A reader that went away (`… | head`) is not an error: output stops, the work goes
+/// on (a push is never cut short by a closed pipe), and the exit status is the work's.
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::ui::write_out(format_args!($($t)*))
+    };
+}
+pub(crate) use out;
+
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn write_out(line: std::fmt::Arguments) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = writeln!(o, "{line}").and_then(|_| o.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("warning: cannot write to stdout: {e}");
+        }
+    }
+}
+
 pub struct Ui {
     bars: Option<MultiProgress>,
     github: bool,

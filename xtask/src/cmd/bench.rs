@@ -3,6 +3,7 @@
 //! against `git diff --name-only` on the same refs — and prints the figures. On demand, never
 //! in tests. Run it from a release build: `cargo run --release -p xtask -- bench changes`.
 
+use crate::ui::out;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -82,17 +83,20 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
         ));
         rows.push((files, paths, selected, t_changed, t_diff));
     }
-    println!("| files | changed paths | selected | `changed` median (min) ms | `git diff --name-only` median (min) ms |");
-    println!("|---|---|---|---|---|");
+    out!("| files | changed paths | selected | `changed` median (min) ms | `git diff --name-only` median (min) ms |");
+    out!("|---|---|---|---|---|");
     for (files, paths, selected, c, d) in &rows {
-        println!(
+        out!(
             "| {files} | {paths} | {selected} | {:.1} ({:.1}) | {:.1} ({:.1}) |",
-            c.0, c.1, d.0, d.1
+            c.0,
+            c.1,
+            d.0,
+            d.1
         );
     }
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         if rows.len() > 1 {
-            println!(
+            out!(
                 "\n`changed` at {} files / at {} files: {:.2}x (median)",
                 last.0,
                 first.0,

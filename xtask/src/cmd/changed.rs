@@ -1,6 +1,7 @@
 //! `cargo xtask changed`: which services the change selects, and why. stdout: the selected
 //! names, one per line (or `--json`); stderr: the reasons.
 
+use crate::ui::out;
 use anyhow::Result;
 
 use crate::cli::ChangedArgs;
@@ -16,7 +17,7 @@ pub fn run(ctx: &Ctx, args: &ChangedArgs) -> Result<()> {
     let cx = world::context(&settings, &repo, &info)?;
     let report = world::changes(ctx, &repo, &cx, &args.range)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     ctx.ui.info(format!(
@@ -47,7 +48,7 @@ pub fn run(ctx: &Ctx, args: &ChangedArgs) -> Result<()> {
             s.reasons.join("; ")
         ));
         if s.selected {
-            println!("{}", s.name);
+            out!("{}", s.name);
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `cargo xtask list`: the services and how each is built.
 
+use crate::ui::out;
 use anyhow::Result;
 use serde_json::json;
 
@@ -30,7 +31,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&json!({ "services": services }))?
         );
@@ -78,7 +79,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
             .zip(&widths)
             .map(|(c, w)| format!("{c:w$}"))
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        out!("{}", parts.join("  ").trim_end());
     };
     line(header);
     for r in &rows {

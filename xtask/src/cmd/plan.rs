@@ -1,6 +1,7 @@
 //! `cargo xtask plan`: the whole plan without running it — as text, `--json` (the contract in
 //! DESIGN.md) or `--matrix` (a GitHub Actions matrix of the selected services).
 
+use crate::ui::out;
 use anyhow::Result;
 use serde_json::json;
 
@@ -12,9 +13,9 @@ pub fn run(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
     let runner = ctx.runner(true);
     let (plan, _) = world::plan(ctx, &args.select, &runner)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        out!("{}", serde_json::to_string_pretty(&plan)?);
     } else if args.matrix {
-        println!("{}", serde_json::to_string(&matrix(&plan))?);
+        out!("{}", serde_json::to_string(&matrix(&plan))?);
     } else {
         print_text(&plan, &runner);
     }
@@ -40,7 +41,7 @@ pub fn matrix(plan: &Plan) -> serde_json::Value {
 }
 
 fn print_text(plan: &Plan, runner: &crate::exec::Runner) {
-    println!(
+    out!(
         "{} — version {}, revision {}",
         plan.context.describe(),
         plan.version,
@@ -48,15 +49,15 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner) {
     );
     for step in &plan.prepare {
         if let Step::Compile { command } = step {
-            println!("prepare: {}", runner.display(command));
+            out!("prepare: {}", runner.display(command));
         }
     }
     for s in &plan.services {
         if !s.selected {
-            println!("\n{}: skipped ({})", s.name, s.reasons.join("; "));
+            out!("\n{}: skipped ({})", s.name, s.reasons.join("; "));
             continue;
         }
-        println!(
+        out!(
             "\n{} {} [{}] ({})",
             s.name,
             s.version.as_deref().unwrap_or(""),
@@ -64,20 +65,20 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner) {
             s.reasons.join("; ")
         );
         for image in &s.images {
-            println!("  image  {image}");
+            out!("  image  {image}");
         }
         for note in &s.notes {
-            println!("  note   {note}");
+            out!("  note   {note}");
         }
         for step in &s.steps {
             match step {
                 Step::Stage { context, dest, .. } => {
-                    println!("  stage  {} -> {}", context.display(), dest.display())
+                    out!("  stage  {} -> {}", context.display(), dest.display())
                 }
                 Step::Compile { command }
                 | Step::Build { command, .. }
                 | Step::Verify { command, .. }
-                | Step::Push { command, .. } => println!("  run    {}", runner.display(command)),
+                | Step::Push { command, .. } => out!("  run    {}", runner.display(command)),
             }
         }
     }

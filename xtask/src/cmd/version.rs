@@ -1,5 +1,6 @@
 //! `cargo xtask version [check | bump PART]`: the VERSION file.
 
+use crate::ui::out;
 use anyhow::{Context, Result};
 
 use crate::cli::{BumpPart, VersionAction, VersionArgs};
@@ -9,7 +10,7 @@ use crate::Ctx;
 pub fn run(ctx: &Ctx, args: &VersionArgs) -> Result<()> {
     let path = ctx.root.join("VERSION");
     match &args.action {
-        None => println!("{}", version::read(&path)?),
+        None => out!("{}", version::read(&path)?),
         Some(VersionAction::Check) => {
             let v = version::read(&path)?;
             ctx.ui.info(format!("VERSION: {v}"));
@@ -32,7 +33,7 @@ pub fn run(ctx: &Ctx, args: &VersionArgs) -> Result<()> {
             if !errors.is_empty() {
                 anyhow::bail!("{}", errors.join("\n"));
             }
-            println!("{v}");
+            out!("{v}");
         }
         Some(VersionAction::Bump { part, dry_run }) => {
             let old = version::read(&path)?;
@@ -55,7 +56,7 @@ pub fn run(ctx: &Ctx, args: &VersionArgs) -> Result<()> {
                     ""
                 }
             ));
-            println!("{new}");
+            out!("{new}");
         }
     }
     Ok(())

@@ -113,7 +113,7 @@ fn every_bad_service_is_reported_at_once_with_its_location() {
     );
     assert!(err.contains("or set `image = \"...\"`"), "{err}");
     assert!(
-        err.contains("services/a/service.toml:1:29: invalid platform `arm64`"),
+        err.contains("services/a/service.toml:1:29: unknown platform `arm64`"),
         "{err}"
     );
     assert!(

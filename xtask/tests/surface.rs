@@ -1,0 +1,175 @@
+//! The surface people meet first: make targets with the names platform teams use, a closed
+//! stdout, the workspace found from the current directory, and bad input refused with a
+//! message that says how to fix it (the text is asserted).
+
+mod support;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use support::{fake_buildx, stderr, xtask, Fixture};
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+fn make(args: &[&str]) -> (bool, String) {
+    let out = Command::new("make")
+        .current_dir(repo_root())
+        .args(args)
+        .env_remove("MAKEFLAGS")
+        .output()
+        .expect("make is installed");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn seed_named_make_targets_wrap_the_xtask_and_never_touch_the_stack() {
+    let (ok, help) = make(&[]);
+    assert!(ok);
+    for target in [
+        "container-build",
+        "container-build-NAME",
+        "container-push",
+        "container-push-NAME",
+        "demo",
+        "test",
+    ] {
+        assert!(
+            help.contains(&format!("  {target}")),
+            "bare make lists {target}: {help}"
+        );
+    }
+    assert!(!help.contains("cargo"), "bare make runs nothing: {help}");
+    for (target, want) in [
+        ("container-build", "cargo xtask build --all"),
+        ("container-build-api", "cargo xtask build api"),
+        ("container-push", "cargo xtask build --all --push"),
+        ("container-push-web", "cargo xtask build --push web"),
+    ] {
+        let (ok, text) = make(&["-n", target, "BUILD_PLATFORMS=linux/amd64,linux/arm64"]);
+        assert!(ok, "{target}");
+        assert_eq!(text.trim(), want, "{target}");
+        assert!(
+            !text.contains("stack"),
+            "{target} must not start the local stack: {text}"
+        );
+    }
+}
+
+fn fixture() -> Fixture {
+    let f = Fixture::new("registries = [\"127.0.0.1:1\"]\nprefix = \"acme\"\n");
+    f.write("services/web/Dockerfile", "FROM busybox:1.35\nUSER 65534\n");
+    f.write("services/web/docs/readme.txt", "hi\n");
+    f.write("VERSION", "1.0.0\n");
+    f.commit("main");
+    f
+}
+
+#[test]
+fn every_command_ends_quietly_on_a_closed_pipe() {
+    let f = fixture();
+    let fake = fake_buildx(&f.path().join("fake"));
+    let path = format!("{}:/usr/bin:/bin", fake.display());
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["plan"],
+        &["plan", "--json"],
+        &["plan", "--matrix"],
+        &["changed", "--json"],
+        &["changed"],
+        &["version"],
+        &["build", "--dry-run"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("--repo")
+            .arg(f.path())
+            .args(args)
+            .env("PATH", &path)
+            .env_remove("GITHUB_ACTIONS")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before the first line
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            status.success() || status.code() == Some(141),
+            "{args:?}: {status:?}\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn the_workspace_is_found_from_the_current_directory() {
+    let f = fixture();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["list", "--json"])
+        .current_dir(f.path().join("services/web/docs"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["web"],
+        "the fixture's services, not this repository's"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_the_fix() {
+    let f = fixture();
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (
+            &["build", "-j", "0", "--dry-run"],
+            &[],
+            "-j 0 builds nothing: give at least 1",
+        ),
+        (
+            &["plan", "--platform", "linux/amd65"],
+            &[],
+            "unknown platform `linux/amd65`: did you mean `linux/amd64`?",
+        ),
+        (
+            &["plan"],
+            &[("BUILD_PLATFORMS", "")],
+            "$BUILD_PLATFORMS is set but empty",
+        ),
+        (
+            &["plan"],
+            &[("DOCKER_TAGS", "v1 latest")],
+            "$DOCKER_TAGS: `v1 latest` contains a space: separate values with commas",
+        ),
+        (&["plan"], &[("DOCKER_TAGS", "a,,b")], "has an empty item"),
+    ];
+    for (args, env, want) in cases {
+        let out = xtask(f.path(), args, env);
+        assert!(!out.status.success(), "{args:?} {env:?} must fail");
+        assert!(
+            stderr(&out).contains(want),
+            "{args:?} {env:?}: {}",
+            stderr(&out)
+        );
+    }
+}
