@@ -6,9 +6,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Slipway: build, tag and publish every container image in this monorepo.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version, propagate_version = true)]
+#[command(
+    name = "cargo xtask",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SLIPWAY_COMMIT"), ")"),
+    propagate_version = true
+)]
 pub struct Cli {
-    /// Workspace to work on (default: the one this xtask belongs to).
+    /// Workspace to work on (default: the one you stand in, else the one this xtask is from).
     #[arg(long, global = true, value_name = "DIR")]
     pub repo: Option<PathBuf>,
     /// Print every command before it runs.
@@ -177,9 +181,14 @@ pub struct PlanArgs {
     /// One JSON object on stdout: base, head, context and every service.
     #[arg(long, conflicts_with = "matrix")]
     pub json: bool,
-    /// A GitHub Actions matrix (`{"include": [...]}`) of the selected services.
+    /// A GitHub Actions matrix (`{"include": [...]}`) of the selected services; under GitHub
+    /// Actions also `matrix` and `count` in $GITHUB_OUTPUT (skip the fan-out when count is 0).
     #[arg(long)]
     pub matrix: bool,
+    /// With --matrix: one entry per service and platform (for native runners per
+    /// architecture), each with a single `platform`.
+    #[arg(long, requires = "matrix")]
+    pub per_platform: bool,
 }
 
 /// `-j N`: a whole number, at least 1 (as cargo: `-j 0` is an error, not "unlimited").

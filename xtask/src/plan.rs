@@ -80,6 +80,9 @@ pub struct Inputs<'a> {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
+    /// Bumped when a field changes meaning or goes away.
+    pub schema_version: u32,
+    /// The base change detection compared with (`--changed`), else null.
     pub base: Option<String>,
     pub head: Option<String>,
     pub context: BuildContext,
@@ -206,6 +209,7 @@ pub fn make(inp: &Inputs) -> Result<Plan> {
         });
     }
     Ok(Plan {
+        schema_version: crate::changes::SCHEMA_VERSION,
         base: None,
         head: Some(inp.context.revision.clone()),
         context: inp.context.clone(),

@@ -125,8 +125,9 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
     for note in &build_context.notes {
         ctx.ui.warn(note);
     }
-    let plan = plan::make(&inputs)?;
+    let mut plan = plan::make(&inputs)?;
     drop(inputs);
+    plan.base = changed.as_ref().and_then(|r| r.base.clone());
     Ok((plan, ws))
 }
 

@@ -169,7 +169,7 @@ fn matrix_lists_selected_services_for_github_actions() {
     let include = v["include"].as_array().unwrap();
     assert_eq!(include.len(), 1);
     assert_eq!(include[0]["service"], "web");
-    assert_eq!(include[0]["platforms"], "linux/amd64");
+    assert_eq!(include[0]["platforms"], serde_json::json!(["linux/amd64"]));
     assert_eq!(
         include[0]["images"],
         serde_json::json!([
@@ -177,6 +177,36 @@ fn matrix_lists_selected_services_for_github_actions() {
             "127.0.0.1:1/acme/web:feature-x"
         ])
     );
+    // Under GitHub Actions: matrix and count in $GITHUB_OUTPUT; nothing selected is count 0
+    // and a matrix the workflow can skip.
+    let output = f.path().join("fake/github_output");
+    std::fs::create_dir_all(output.parent().unwrap()).unwrap();
+    let mut env = ci(&f, "refs/heads/feature/x", &sha);
+    env.push(("GITHUB_OUTPUT", output.display().to_string()));
+    env.push(("BUILD_PLATFORMS", "linux/amd64,linux/arm64".into()));
+    let out = run(&f, &["plan", "--matrix", "--per-platform", "web"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let platforms: Vec<&str> = v["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    let written = std::fs::read_to_string(&output).unwrap();
+    assert!(written.contains("\ncount=2\n"), "{written}");
+    assert!(written.starts_with("matrix={\"include\":["), "{written}");
+    let out = run(
+        &f,
+        &["plan", "--matrix", "--changed", "--base", "HEAD"],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), r#"{"include":[]}"#);
+    assert!(std::fs::read_to_string(&output)
+        .unwrap()
+        .ends_with("count=0\n"));
 }
 
 #[test]

@@ -27,9 +27,14 @@ use inputs::{Component, Kind, Reader, Source};
 use snapshot::Snapshot;
 use spec::{rp, Spec, World};
 
+/// The version of the JSON contracts (`changed`, `plan`, `list`).
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// The `changed --json` contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// Bumped when a field changes meaning or goes away (adding one does not).
+    pub schema_version: u32,
     /// The base commit compared against; `null` when everything is selected for want of one.
     pub base: Option<String>,
     pub head: Option<String>,
@@ -37,8 +42,9 @@ pub struct Report {
     pub comparison: String,
     /// The working tree and index were included (local, no `--head`).
     pub working_tree: bool,
-    /// Changed paths, relative to the repository root.
-    pub changed_paths: usize,
+    /// Changed paths, relative to the repository root, sorted.
+    pub changed_paths: Vec<String>,
+    pub changed_path_count: usize,
     /// Sorted by name; services removed by the change are listed with `removed: true`.
     pub services: Vec<ServiceChange>,
 }
@@ -309,11 +315,13 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
         }
     }
     Ok(Report {
+        schema_version: SCHEMA_VERSION,
         base: range.base.map(|b| b.to_string()),
         head: Some(range.head.to_string()),
         comparison: range.how,
         working_tree: range.working_tree,
-        changed_paths: paths.len(),
+        changed_path_count: paths.len(),
+        changed_paths: paths,
         services: out.into_values().collect(),
     })
 }

@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: &ChangedArgs) -> Result<()> {
         } else {
             ""
         },
-        report.changed_paths
+        report.changed_path_count
     ));
     let width = report
         .services

@@ -33,7 +33,10 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
             .collect();
         out!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "services": services }))?
+            serde_json::to_string_pretty(&json!({
+                "schema_version": crate::changes::SCHEMA_VERSION,
+                "services": services
+            }))?
         );
         return Ok(());
     }

@@ -2,7 +2,7 @@
 //! DESIGN.md) or `--matrix` (a GitHub Actions matrix of the selected services).
 
 use crate::ui::out;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::cli::PlanArgs;
@@ -15,28 +15,56 @@ pub fn run(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
     if args.json {
         out!("{}", serde_json::to_string_pretty(&plan)?);
     } else if args.matrix {
-        out!("{}", serde_json::to_string(&matrix(&plan))?);
+        let m = matrix(&plan, args.per_platform);
+        let count = m["include"].as_array().map_or(0, Vec::len);
+        let text = serde_json::to_string(&m)?;
+        ctx.ui.info(format!(
+            "matrix: {count} entr{}",
+            if count == 1 { "y" } else { "ies" }
+        ));
+        if let Ok(path) = std::env::var("GITHUB_OUTPUT") {
+            if !path.is_empty() {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&path)
+                    .with_context(|| format!("cannot write $GITHUB_OUTPUT ({path})"))?;
+                writeln!(f, "matrix={text}\ncount={count}")
+                    .with_context(|| format!("cannot write $GITHUB_OUTPUT ({path})"))?;
+            }
+        }
+        out!("{text}");
     } else {
         print_text(&plan, &runner);
     }
     Ok(())
 }
 
-/// `{"include": [{"service", "platforms", "images", "version"}, …]}`, selected services only.
-pub fn matrix(plan: &Plan) -> serde_json::Value {
-    let include: Vec<_> = plan
-        .services
-        .iter()
-        .filter(|s| s.selected)
-        .map(|s| {
-            json!({
+/// `{"include": [{"service", "platforms", "images", "version"}, …]}`, selected services only;
+/// `platforms` is a list. Per platform: one entry per (service, platform) with `platform`.
+pub fn matrix(plan: &Plan, per_platform: bool) -> serde_json::Value {
+    let mut include = Vec::new();
+    for s in plan.services.iter().filter(|s| s.selected) {
+        if per_platform {
+            for p in &s.platforms {
+                include.push(json!({
+                    "service": s.name,
+                    "platform": p,
+                    "platforms": [p],
+                    "version": s.version,
+                    "images": s.images,
+                }));
+            }
+        } else {
+            include.push(json!({
                 "service": s.name,
-                "platforms": s.platforms.join(","),
+                "platforms": s.platforms,
                 "version": s.version,
                 "images": s.images,
-            })
-        })
-        .collect();
+            }));
+        }
+    }
     json!({ "include": include })
 }
 
