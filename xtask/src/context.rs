@@ -142,12 +142,15 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
     let event_name = (f.env)("GITHUB_EVENT_NAME").unwrap_or_default();
     let github_ref = (f.env)("GITHUB_REF").unwrap_or_default();
     let mut notes = Vec::new();
-    // Scheduled workflows always run on the default branch: its ref is the fact.
+    // Scheduled workflows always run on the default branch: its ref is the fact (after the
+    // configuration, which is the user's word).
     let scheduled = (in_actions && event_name == "schedule")
         .then(|| github_ref.strip_prefix("refs/heads/").map(String::from))
         .flatten();
-    let default_branch = match scheduled
-        .or_else(|| f.configured_default_branch.map(String::from))
+    let default_branch = match f
+        .configured_default_branch
+        .map(String::from)
+        .or(scheduled)
         .or_else(|| field(&["repository", "default_branch"]))
         .or_else(|| f.git_default_branch.clone())
     {
@@ -218,8 +221,17 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
         cx.dirty = false;
     } else if in_actions {
         cx.dirty = false;
+        // Tags and labels name the tree built: HEAD. GITHUB_SHA names the event's commit,
+        // which a workflow may not have checked out (workflow_run, a tag workflow that checks
+        // out a branch).
         if let Some(sha) = (f.env)("GITHUB_SHA").filter(|s| !s.is_empty()) {
-            cx.revision = sha;
+            if sha != f.git.sha {
+                cx.notes.push(format!(
+                    "GITHUB_SHA {} is not the checked-out HEAD {}: tags and labels name HEAD, the tree that is built",
+                    &sha[..7.min(sha.len())],
+                    &f.git.sha[..7.min(f.git.sha.len())]
+                ));
+            }
         }
         if let Some(tag) = github_ref.strip_prefix("refs/tags/") {
             cx.trigger = tag_trigger(tag)?;
@@ -254,7 +266,9 @@ pub fn detect(f: &Facts) -> Result<BuildContext> {
 /// A release tag (`v1.2.3`, `service/v1.2.3`: semver, optional `v`), or any other tag.
 pub fn tag_trigger(tag: &str) -> Result<Trigger> {
     let version_part = tag.rsplit_once('/').map_or(tag, |(_, v)| v);
-    let raw = version_part.strip_prefix('v').unwrap_or(version_part);
+    let raw = version_part
+        .strip_prefix(['v', 'V'])
+        .unwrap_or(version_part);
     if Version::parse(raw).is_ok() {
         release_trigger(tag)
     } else {
@@ -271,7 +285,9 @@ pub fn release_trigger(tag: &str) -> Result<Trigger> {
         Some((svc, v)) => (Some(svc.to_string()), v),
         None => (None, tag),
     };
-    let raw = version_part.strip_prefix('v').unwrap_or(version_part);
+    let raw = version_part
+        .strip_prefix(['v', 'V'])
+        .unwrap_or(version_part);
     let version = Version::parse(raw).map_err(|e| {
         anyhow::anyhow!("git tag `{tag}` is not a release tag ({e}): release tags are v1.2.3 or SERVICE/v1.2.3 (semver, optional pre-release)")
     })?;

@@ -91,24 +91,44 @@ impl Repo {
             .map(String::from)
     }
 
-    /// Versions of the release tags in this repository: `v1.2.3` ones for `scope = None`,
-    /// `name/v1.2.3` ones for `scope = Some(name)`. Tags that are not semver are ignored.
-    pub fn released_versions(&self, scope: Option<&str>) -> Result<Vec<Version>> {
+    /// The releases in git that version `service`: its own `service/v…` tags, and — unless it
+    /// has its own VERSION — the workspace's `v…` tags. Each with the commit it points at.
+    pub fn releases(&self, service: &str, own_version: bool) -> Result<Vec<(Version, String)>> {
         let names = self.repo.tag_names(None).context("cannot list git tags")?;
-        let mut out: Vec<Version> = names
-            .iter()
-            .flatten()
-            .filter_map(|tag| {
-                let rest = match (scope, tag.rsplit_once('/')) {
-                    (None, None) => tag,
-                    (Some(s), Some((svc, rest))) if svc == s => rest,
-                    _ => return None,
-                };
-                Version::parse(rest.strip_prefix('v').unwrap_or(rest)).ok()
-            })
-            .collect();
+        let mut out = Vec::new();
+        for tag in names.iter().flatten() {
+            let rest = match tag.rsplit_once('/') {
+                None if !own_version => tag,
+                Some((svc, rest)) if svc == service => rest,
+                _ => continue,
+            };
+            let Some(v) = rest
+                .strip_prefix(['v', 'V'])
+                .or(Some(rest))
+                .and_then(|r| Version::parse(r).ok())
+            else {
+                continue;
+            };
+            let commit = self
+                .repo
+                .revparse_single(&format!("refs/tags/{tag}"))
+                .and_then(|o| o.peel_to_commit())
+                .map(|c| c.id().to_string())
+                .unwrap_or_default();
+            out.push((v, commit));
+        }
         out.sort();
         Ok(out)
+    }
+
+    /// A shallow clone with no tags at all: whether a version was released cannot be told.
+    pub fn tags_unknown(&self) -> bool {
+        self.repo.is_shallow()
+            && self
+                .repo
+                .tag_names(None)
+                .map(|t| t.is_empty())
+                .unwrap_or(true)
     }
 
     /// Does `ours` descend from (or equal) `theirs`? `None` when either is not in this clone.
@@ -187,12 +207,24 @@ mod tests {
         );
 
         let v = |s: &str| Version::parse(s).unwrap();
+        let versions = |name: &str, own: bool| -> Vec<Version> {
+            r.releases(name, own)
+                .unwrap()
+                .into_iter()
+                .map(|(v, commit)| {
+                    assert_eq!(commit.len(), 40, "each release with its commit");
+                    v
+                })
+                .collect()
+        };
+        // A service versioned by the workspace is released by v… tags and its own tags.
         assert_eq!(
-            r.released_versions(None).unwrap(),
-            [v("1.2.0"), v("1.10.0-rc.1")]
+            versions("api", false),
+            [v("1.2.0"), v("1.10.0-rc.1"), v("2.0.0")]
         );
-        assert_eq!(r.released_versions(Some("api")).unwrap(), [v("2.0.0")]);
-        assert!(r.released_versions(Some("worker")).unwrap().is_empty());
+        assert_eq!(versions("api", true), [v("2.0.0")], "own VERSION: own tags");
+        assert!(versions("worker", true).is_empty());
+        assert!(!r.tags_unknown(), "not shallow");
 
         assert_eq!(r.descends(&b.to_string(), &a.to_string()), Some(true));
         assert_eq!(r.descends(&a.to_string(), &b.to_string()), Some(false));

@@ -64,6 +64,10 @@ pub struct Inputs<'a> {
     pub env: Option<String>,
     /// Released versions (git tags) per service, for the release-line and `latest` checks.
     pub released: BTreeMap<String, Vec<Version>>,
+    /// Released versions whose git tag points at the revision built (a re-run of a release).
+    pub released_here: BTreeMap<String, Vec<Version>>,
+    /// A shallow clone without tags: whether a version is released cannot be told from git.
+    pub tags_unknown: bool,
     /// What `registry/repo:latest` points to now, per reference that would get it.
     pub latest: BTreeMap<String, LatestState>,
     /// What stable version tags (`registry/repo:1.2.3`) hold now, when pushing.
@@ -470,15 +474,19 @@ pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
         .unwrap_or(&[]);
     let mut notes = wanted.notes.clone();
     let mut tags: Vec<String> = Vec::new();
-    let is_release = matches!(inp.context.trigger, Trigger::Release { .. });
     let prerelease = !version.pre.is_empty() || inp.context.marked_prerelease;
-    let building_this_release =
-        matches!(&inp.context.trigger, Trigger::Release { version: v, .. } if *v == version);
+    let same = |v: &Version| v.cmp_precedence(&version).is_eq();
+    let building_this_release = matches!(&inp.context.trigger, Trigger::Release { version: v, .. } if same(v))
+        || inp
+            .released_here
+            .get(&svc.name)
+            .is_some_and(|h| h.iter().any(same));
     let mut version_tags = Vec::new();
     for template in &wanted.templates {
-        // A released version is immutable: only its own release tag builds it.
+        // A released version is immutable: only a build of the commit its tag points at
+        // writes it.
         if policy::is_version_template(template)
-            && released.contains(&version)
+            && released.iter().any(same)
             && !building_this_release
         {
             let why = format!(
@@ -493,16 +501,29 @@ pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
             notes.push(why);
             continue;
         }
+        if policy::is_version_template(template) && inp.tags_unknown && !building_this_release {
+            let why = format!(
+                "{template}: this shallow clone has no git tags, so whether {version} is already released cannot be told (fetch tags: actions/checkout with fetch-depth: 0)"
+            );
+            if policy.fail_on_released {
+                bail!(
+                    "service `{}`: {why} (released_versions = \"fail\" in the tag policy)",
+                    svc.name
+                );
+            }
+            notes.push(why);
+        }
         // Release lines (`2`, `2.0`) never point at a pre-release, wherever the template
-        // came from (the policy, `tags`, DOCKER_TAGS).
-        if prerelease && policy::is_line_template(template) {
+        // came from (the policy, `tags`, DOCKER_TAGS); nor does a stable-looking
+        // `{major}.{minor}.{patch}`.
+        if prerelease && policy::is_stable_shaped(template) {
             notes.push(format!(
                 "{template}: {} is a pre-release; release lines never point at one (tag a stable version to move them)",
                 if version.pre.is_empty() { "this GitHub release".to_string() } else { version.to_string() }
             ));
             continue;
         }
-        if is_release && policy::is_line_template(template) {
+        if policy::is_line_template(template) {
             if let Err(why) = policy::line_verdict(template, &version, released) {
                 notes.push(why);
                 continue;
@@ -515,6 +536,16 @@ pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
         };
         let tag = format!("{tag}{}", wanted.suffix);
         tags::check_tag(&tag).map_err(|e| anyhow::anyhow!("service `{}`: {e}", svc.name))?;
+        // A branch or git tag name must not pose as latest, a version, a release line or a
+        // commit: `{branch}` of a branch called `1.2.0` would overwrite a release.
+        if template.contains("{branch}") || template.contains("{tag}") {
+            if let Some(what) = tags::reserved_shape(&tag) {
+                notes.push(format!(
+                    "{template}: renders `{tag}`, which looks like {what}: not written (rename the branch or tag, or use another template)"
+                ));
+                continue;
+            }
+        }
         if policy::is_version_template(template) && !prerelease && !version_tags.contains(&tag) {
             version_tags.push(tag.clone());
         }

@@ -20,6 +20,15 @@ pub enum LatestRule {
 impl LatestRule {
     pub const NAMES: &'static [&'static str] = &["default-branch", "release", "both", "never"];
 
+    pub fn name(self) -> &'static str {
+        match self {
+            LatestRule::DefaultBranch => "default-branch",
+            LatestRule::Release => "release",
+            LatestRule::Both => "both",
+            LatestRule::Never => "never",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<LatestRule> {
         Some(match s {
             "default-branch" => LatestRule::DefaultBranch,
@@ -124,7 +133,7 @@ pub fn wanted(
     let latest = if explicit.is_some() {
         if asked_latest && !latest_here {
             notes.push(format!(
-                "latest: not moved from a {} (latest = {:?} in the tag policy)",
+                "latest: not moved from a {} (latest = \"{}\" in the tag policy)",
                 match cx.trigger {
                     Trigger::Local => "local build",
                     Trigger::PullRequest { .. } => "pull request",
@@ -132,7 +141,7 @@ pub fn wanted(
                     Trigger::Release { .. } => "release tag",
                     Trigger::Tag { .. } => "git tag that is not a release",
                 },
-                policy.latest
+                policy.latest.name()
             ));
         }
         asked_latest && latest_here
@@ -171,6 +180,14 @@ pub fn is_version_template(template: &str) -> bool {
             && template.contains("{patch}"))
 }
 
+/// A template that renders something shaped like a stable version or line (`{major}`,
+/// `{major}.{minor}`, `{major}.{minor}.{patch}`) without the pre-release part.
+pub fn is_stable_shaped(template: &str) -> bool {
+    (template.contains("{major}") || template.contains("{minor}") || template.contains("{patch}"))
+        && !template.contains("{version}")
+        && !template.contains("{sha")
+}
+
 /// A template that names a release line (`{major}`, `{major}.{minor}`) rather than one version.
 pub fn is_line_template(template: &str) -> bool {
     (template.contains("{major}") || template.contains("{minor}"))
@@ -188,10 +205,11 @@ pub fn line_verdict(template: &str, ours: &Version, released: &[Version]) -> Res
             "{template}: 0.x has no stable major line; not tagged"
         ));
     }
-    let newer = released
-        .iter()
-        .filter(|v| v.pre.is_empty())
-        .find(|v| v.major == ours.major && (!minor_line || v.minor == ours.minor) && *v > ours);
+    let newer = released.iter().filter(|v| v.pre.is_empty()).find(|v| {
+        v.major == ours.major
+            && (!minor_line || v.minor == ours.minor)
+            && v.cmp_precedence(ours).is_gt()
+    });
     match newer {
         Some(v) => Err(format!(
             "{template}: {v} is already released on this line; {ours} does not move it back"
@@ -227,7 +245,7 @@ pub fn latest_verdict(
     if let Some(v) = released
         .iter()
         .filter(|v| v.pre.is_empty())
-        .find(|v| *v > ours)
+        .find(|v| v.cmp_precedence(ours).is_gt())
     {
         return Err(format!(
             "latest: {v} is already released; {ours} does not move latest back"
@@ -249,7 +267,7 @@ pub fn latest_verdict(
                     version.as_deref().unwrap_or("none")
                 ));
             };
-            if &theirs > ours {
+            if theirs.cmp_precedence(ours).is_gt() {
                 return Err(format!(
                     "latest: points to {theirs}, newer than {ours}; latest never moves backwards"
                 ));

@@ -117,6 +117,33 @@ pub fn render(template: &str, cx: &TagContext) -> Result<Option<String>> {
     Ok(Some(out))
 }
 
+/// What a rendered tag looks like when it would pose as another kind: `latest`, a version
+/// (`1.2.3`, `v1.2.3-rc.1`), a release line (`1`, `v1.2`) or a commit (7–40 hex digits).
+pub fn reserved_shape(tag: &str) -> Option<&'static str> {
+    if tag == "latest" {
+        return Some("latest");
+    }
+    let body = tag.strip_prefix('v').unwrap_or(tag);
+    let core = body.split(['-', '_']).next().unwrap_or(body);
+    let parts: Vec<&str> = core.split('.').collect();
+    if !core.is_empty()
+        && parts.len() <= 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Some(if parts.len() == 3 {
+            "a version"
+        } else {
+            "a release line"
+        });
+    }
+    if (7..=40).contains(&tag.len()) && tag.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Some("a commit");
+    }
+    None
+}
+
 /// The first 7 characters of a commit id.
 pub fn short_sha(sha: &str) -> &str {
     &sha[..7.min(sha.len())]

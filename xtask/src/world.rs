@@ -90,9 +90,33 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
         }
     ));
     let mut released = BTreeMap::new();
+    let mut released_here = BTreeMap::new();
     for svc in &ws.services {
-        let scope = svc.version.as_ref().map(|_| svc.name.as_str());
-        released.insert(svc.name.clone(), repo.released_versions(scope)?);
+        let all = repo.releases(&svc.name, svc.version.is_some())?;
+        released_here.insert(
+            svc.name.clone(),
+            all.iter()
+                .filter(|(_, c)| *c == build_context.revision)
+                .map(|(v, _)| v.clone())
+                .collect(),
+        );
+        released.insert(svc.name.clone(), all.into_iter().map(|(v, _)| v).collect());
+    }
+    if let Trigger::Release { tag, .. } = &build_context.trigger {
+        // A release tag builds the commit it points at, nothing else.
+        if let Ok(target) = repo
+            .raw()
+            .revparse_single(&format!("refs/tags/{tag}"))
+            .and_then(|o| o.peel_to_commit())
+        {
+            if target.id().to_string() != build_context.revision {
+                bail!(
+                    "release tag `{tag}` points at {} but the checkout is {}: check out the tag (actions/checkout with ref: {tag})",
+                    crate::tags::short_sha(&target.id().to_string()),
+                    crate::tags::short_sha(&build_context.revision)
+                );
+            }
+        }
     }
     let mut inputs = Inputs {
         workspace: &ws,
@@ -105,6 +129,8 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
             .map_or(0, |d| d.as_secs() as i64),
         env: args.env.clone(),
         released,
+        released_here,
+        tags_unknown: repo.tags_unknown(),
         latest: BTreeMap::new(),
         versions: BTreeMap::new(),
         builder,

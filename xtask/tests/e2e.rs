@@ -13,6 +13,32 @@ use support::{
 
 /// Two busybox services; `greeter` has a RUN step (the build network matters) and a health
 /// check served by busybox httpd.
+/// Checks out `sha` (detached), as CI would, until the guard is dropped (then `main` again).
+fn checkout(dir: &std::path::Path, sha: &str) -> impl Drop {
+    struct Back(std::path::PathBuf);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            run_git(&self.0, &["checkout", "-q", "main"]);
+        }
+    }
+    run_git(dir, &["checkout", "-q", "--detach", sha]);
+    Back(dir.to_path_buf())
+}
+
+fn run_git(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn fixture(registry: &str, prefix: &str) -> Fixture {
     let f = Fixture::new(&format!(
         "registries = [\"{registry}\"]\nprefix = \"{prefix}\"\nvendor = \"E2E\"\nsource = \"https://example.invalid/e2e\"\n"
@@ -306,6 +332,7 @@ fn latest_moves_forward_only_in_a_real_registry() {
         )
     };
     let push_main = |sha: &str| {
+        let _at = checkout(f.path(), sha);
         let out = stack.xtask(
             f.path(),
             &["build", "static", "--push"],
@@ -401,6 +428,7 @@ fn a_released_version_tag_never_moves_in_a_real_registry() {
         if let Some(t) = tags {
             env.push(("DOCKER_TAGS", t));
         }
+        let _at = checkout(f.path(), sha);
         let out = stack.xtask(f.path(), &["build", "static", "--push"], &env);
         assert!(out.status.success(), "{}", stderr(&out));
         (stdout(&out), stderr(&out))

@@ -136,8 +136,14 @@ fn github_actions_contexts() {
     ];
     for c in cases {
         let vars: Vec<(&str, &str)> = c.vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let got = detect_with(&vars, c.event.as_deref(), &git(None, false))
+        // The checkout is the commit the event names (as actions/checkout does).
+        let checkout = GitInfo {
+            sha: c.revision.into(),
+            ..git(None, false)
+        };
+        let got = detect_with(&vars, c.event.as_deref(), &checkout)
             .unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
+        assert!(got.notes.is_empty(), "{}: {:?}", c.name, got.notes);
         assert_eq!(got.trigger, c.trigger, "{}", c.name);
         assert_eq!(got.branch, c.branch, "{}", c.name);
         assert_eq!(got.revision, c.revision, "{}", c.name);
@@ -316,4 +322,56 @@ fn tags_that_are_not_releases_get_a_tag_context() {
     .unwrap();
     assert!(matches!(cx.trigger, Trigger::Release { .. }));
     assert!(cx.marked_prerelease);
+}
+
+#[test]
+fn labels_name_head_when_the_event_names_another_commit() {
+    // workflow_run checking out another commit, or a tag workflow that checks out a branch.
+    let cx = detect_with(
+        &[
+            ("GITHUB_EVENT_NAME", "workflow_run"),
+            ("GITHUB_REF", "refs/heads/main"),
+            ("GITHUB_SHA", PUSHED),
+        ],
+        Some(r#"{"repository":{"default_branch":"main"}}"#),
+        &git(Some("main"), false),
+    )
+    .unwrap();
+    assert_eq!(cx.revision, HEAD, "the tree built");
+    assert!(
+        cx.notes[0].contains("is not the checked-out HEAD"),
+        "{:?}",
+        cx.notes
+    );
+    // An uppercase V is a release tag too (so VERSION is checked).
+    let cx = detect_with(
+        &[("GITHUB_REF", "refs/tags/V1.2.3")],
+        None,
+        &git(None, false),
+    )
+    .unwrap();
+    assert!(
+        matches!(cx.trigger, Trigger::Release { .. }),
+        "{:?}",
+        cx.trigger
+    );
+    // The configured default branch wins over a schedule's ref.
+    let set = release_set();
+    let env = |k: &str| match k {
+        "GITHUB_ACTIONS" => Some("true".to_string()),
+        "GITHUB_EVENT_NAME" => Some("schedule".to_string()),
+        "GITHUB_REF" => Some("refs/heads/develop".to_string()),
+        _ => None,
+    };
+    let cx = detect(&Facts {
+        env: &env,
+        event: Some("{}"),
+        git: &git(Some("develop"), false),
+        git_default_branch: None,
+        configured_default_branch: Some("main"),
+        release_branches: &set,
+    })
+    .unwrap();
+    assert_eq!(cx.default_branch, "main");
+    assert!(!cx.is_default_branch);
 }

@@ -92,6 +92,8 @@ fn inputs<'a>(ws: &'a Workspace, version: &'a Version, cx: &'a BuildContext) -> 
         now: 1_800_000_000,
         env: None,
         released: BTreeMap::new(),
+        released_here: BTreeMap::new(),
+        tags_unknown: false,
         latest: BTreeMap::new(),
         versions: BTreeMap::new(),
         builder: Builder::Buildkit,
@@ -632,5 +634,88 @@ fn non_release_git_tags_get_tag_and_sha_never_latest() {
             "127.0.0.1:5000/acme/web:abcdef0",
             "127.0.0.1:5000/acme/web:nightly-2026-11-21"
         ]
+    );
+}
+
+#[test]
+fn branch_and_tag_names_never_pose_as_other_tags() {
+    let mut ws = policy_ws();
+    for s in &mut ws.services {
+        s.tags = Some(vec!["{branch}".into(), "{sha7}".into()]);
+    }
+    let v = Version::new(1, 4, 0);
+    for (branch, what) in [
+        ("latest", "latest"),
+        ("1.2.0", "a version"),
+        ("v1.2", "a release line"),
+        ("51236df", "a commit"),
+    ] {
+        let cx = git(Some(branch));
+        let plan = make(&inputs(&ws, &v, &cx)).unwrap();
+        let web = &plan.services[1];
+        assert_eq!(web.images, ["127.0.0.1:5000/acme/web:abcdef0"], "{branch}");
+        assert!(
+            web.notes
+                .iter()
+                .any(|n| n.contains(&format!("looks like {what}"))),
+            "{branch}: {:?}",
+            web.notes
+        );
+    }
+}
+
+#[test]
+fn release_tags_are_immutable_across_contexts_but_a_rerun_of_the_release_commit_is_not_blocked() {
+    let mut ws = policy_ws();
+    for s in &mut ws.services {
+        s.tags = Some(vec![
+            "{version}".into(),
+            "{major}.{minor}".into(),
+            "{major}".into(),
+            "v{major}.{minor}.{patch}".into(),
+            "{sha7}".into(),
+        ]);
+    }
+    // A pre-release: no stable-shaped tag at all.
+    let rc = Version::parse("1.3.0-rc.1").unwrap();
+    let cx = git(Some("main"));
+    let plan = make(&inputs(&ws, &rc, &cx)).unwrap();
+    assert_eq!(
+        plan.services[1].images,
+        [
+            "127.0.0.1:5000/acme/web:abcdef0",
+            "127.0.0.1:5000/acme/web:1.3.0-rc.1"
+        ]
+    );
+    // A branch build at 1.1.5 after 1.2.0: the `1` line does not move back.
+    let v = Version::new(1, 1, 5);
+    let mut inp = inputs(&ws, &v, &cx);
+    inp.released
+        .insert("web".into(), vec![Version::new(1, 2, 0)]);
+    let plan = make(&inp).unwrap();
+    assert!(
+        !plan.services[1].images.iter().any(|i| i.ends_with(":1")),
+        "{:?}",
+        plan.services[1].images
+    );
+    // The commit the release tag points at, pushed to main (git push --follow-tags): allowed.
+    let mut inp = inputs(&ws, &v, &cx);
+    inp.released.insert("web".into(), vec![v.clone()]);
+    inp.released_here.insert("web".into(), vec![v.clone()]);
+    let plan = make(&inp).unwrap();
+    assert!(plan.services[1]
+        .images
+        .contains(&"127.0.0.1:5000/acme/web:1.1.5".to_string()));
+    // A shallow clone without tags cannot tell: a note, or an error when asked to fail.
+    let mut inp = inputs(&ws, &v, &cx);
+    inp.tags_unknown = true;
+    let plan = make(&inp).unwrap();
+    assert!(
+        plan.services[1]
+            .notes
+            .iter()
+            .any(|n| n.contains("has no git tags")),
+        "{:?}",
+        plan.services[1].notes
     );
 }
