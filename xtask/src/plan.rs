@@ -298,7 +298,10 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
                 .get(&svc.name)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            match policy::latest_verdict(&tagged.version, released, &state) {
+            let ancestry_only = svc.policy.latest == policy::LatestRule::DefaultBranch
+                && matches!(inp.context.trigger, Trigger::Branch)
+                && inp.context.is_default_branch;
+            match policy::latest_verdict(&tagged.version, released, &state, ancestry_only) {
                 Ok(()) => images.push(reference),
                 Err(why) => notes.push(format!("{reference}: {why}")),
             }
@@ -532,6 +535,25 @@ pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
         let rendered = tags::render(template, &cx)
             .map_err(|e| anyhow::anyhow!("service `{}`: {e}", svc.name))?;
         let Some(tag) = rendered else {
+            // Say which value is missing here and how to supply it.
+            let why = if template.contains("{env}") && inp.env.is_none() {
+                let known = &inp.workspace.settings.environments;
+                format!(
+                    "{template}: needs --env ({})",
+                    if known.is_empty() {
+                        "configure `environments` under [workspace.metadata.images]".to_string()
+                    } else {
+                        format!("one of {}", known.join(", "))
+                    }
+                )
+            } else if template.contains("{pr}") {
+                format!("{template}: {{pr}} has a value only in pull requests")
+            } else if template.contains("{tag}") {
+                format!("{template}: {{tag}} has a value only for git tags that are not releases")
+            } else {
+                format!("{template}: {{branch}} has no value here (a detached HEAD or a tag)")
+            };
+            notes.push(why);
             continue;
         };
         let tag = format!("{tag}{}", wanted.suffix);

@@ -148,7 +148,13 @@ pub fn wanted(
     } else {
         latest_here
     };
-    let latest = if latest && prerelease {
+    // `default-branch`: every push to the default branch moves latest (forward by ancestry),
+    // whatever the VERSION's pre-release part (X.Y.Z-dev on main). `both`: the release rule
+    // (never a pre-release) wins.
+    let by_branch = policy.latest == LatestRule::DefaultBranch
+        && matches!(cx.trigger, Trigger::Branch)
+        && cx.is_default_branch;
+    let latest = if latest && prerelease && !by_branch {
         notes.push(if version.pre.is_empty() {
             "latest: the GitHub release is marked pre-release; latest never points at one"
                 .to_string()
@@ -241,7 +247,35 @@ pub fn latest_verdict(
     ours: &Version,
     released: &[Version],
     state: &LatestState,
+    ancestry_only: bool,
 ) -> Result<(), String> {
+    if ancestry_only {
+        // `latest = "default-branch"`: forward along the default branch's history only.
+        return match state {
+            LatestState::Absent => Ok(()),
+            LatestState::Unknown(why) => Err(format!(
+                "latest: cannot read what latest points to now ({why}); not moved"
+            )),
+            LatestState::Present {
+                revision: None, ..
+            } => Err("latest: the image it points to has no revision label; not moved".into()),
+            LatestState::Present {
+                revision: Some(r),
+                ours_descends,
+                ..
+            } => match ours_descends {
+                Some(true) => Ok(()),
+                Some(false) => Err(format!(
+                    "latest: points to {}, which this commit does not descend from; not moved",
+                    r.chars().take(7).collect::<String>()
+                )),
+                None => Err(format!(
+                    "latest: cannot tell whether this commit descends from {} (not in this clone? fetch with fetch-depth: 0); not moved",
+                    r.chars().take(7).collect::<String>()
+                )),
+            },
+        };
+    }
     if let Some(v) = released
         .iter()
         .filter(|v| v.pre.is_empty())

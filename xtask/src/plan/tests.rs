@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::context::{BuildContext, Trigger};
+use crate::policy::LatestRule;
 use crate::services::{CargoBinary, Settings};
 use crate::tags::LabelInfo;
 
@@ -717,5 +718,71 @@ fn release_tags_are_immutable_across_contexts_but_a_rerun_of_the_release_commit_
             .any(|n| n.contains("has no git tags")),
         "{:?}",
         plan.services[1].notes
+    );
+}
+
+#[test]
+fn latest_rules_on_the_default_branch_with_a_dev_version() {
+    let dev = Version::parse("1.3.0-dev").unwrap();
+    let mut cx = git(Some("main"));
+    cx.is_default_branch = true;
+    let state = |descends: bool| LatestState::Present {
+        version: Some("1.4.0".into()),
+        revision: Some("1111111".into()),
+        ours_descends: Some(descends),
+    };
+    for (rule, descends, moves) in [
+        // default-branch: every push moves it forward by ancestry, pre-release or not, even
+        // past a higher semver label (the branch's history is the order).
+        (LatestRule::DefaultBranch, true, true),
+        (LatestRule::DefaultBranch, false, false),
+        // both (the default) and release: the release rule wins: never a pre-release.
+        (LatestRule::Both, true, false),
+        (LatestRule::Release, true, false),
+        (LatestRule::Never, true, false),
+    ] {
+        let mut ws = policy_ws();
+        for s in &mut ws.services {
+            let mut p = (*s.policy).clone();
+            p.latest = rule;
+            s.policy = std::sync::Arc::new(p);
+        }
+        let mut inp = inputs(&ws, &dev, &cx);
+        inp.latest
+            .insert("127.0.0.1:5000/acme/web:latest".into(), state(descends));
+        let plan = make(&inp).unwrap();
+        let moved = plan.services[1]
+            .images
+            .contains(&"127.0.0.1:5000/acme/web:latest".to_string());
+        assert_eq!(
+            moved, moves,
+            "{rule:?} descends={descends}: {:?}",
+            plan.services[1].notes
+        );
+    }
+}
+
+#[test]
+fn a_missing_placeholder_value_says_how_to_supply_it() {
+    let mut ws = policy_ws();
+    ws.settings.environments = vec!["staging".into(), "prod".into()];
+    for s in &mut ws.services {
+        s.tags = Some(vec![
+            "{service}-{env}".into(),
+            "pr-{pr}".into(),
+            "{sha7}".into(),
+        ]);
+    }
+    let v = Version::new(1, 0, 0);
+    let cx = git(Some("main"));
+    let plan = make(&inputs(&ws, &v, &cx)).unwrap();
+    let notes = plan.services[1].notes.join("\n");
+    assert!(
+        notes.contains("{service}-{env}: needs --env (one of staging, prod)"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("pr-{pr}: {pr} has a value only in pull requests"),
+        "{notes}"
     );
 }

@@ -188,10 +188,22 @@ fn latest_verdicts() {
         revision: revision.map(String::from),
         ours_descends: descends,
     };
-    assert!(latest_verdict(&ours, &[], &LatestState::Absent).is_ok());
-    assert!(latest_verdict(&ours, &[], &present(Some("1.2.2"), Some("abc"), Some(true))).is_ok());
+    assert!(latest_verdict(&ours, &[], &LatestState::Absent, false).is_ok());
+    assert!(latest_verdict(
+        &ours,
+        &[],
+        &present(Some("1.2.2"), Some("abc"), Some(true)),
+        false
+    )
+    .is_ok());
     assert!(
-        latest_verdict(&ours, &[], &present(Some("1.2.3"), Some("abc"), Some(true))).is_ok(),
+        latest_verdict(
+            &ours,
+            &[],
+            &present(Some("1.2.3"), Some("abc"), Some(true)),
+            false
+        )
+        .is_ok(),
         "idempotent re-run"
     );
     let cases = [
@@ -218,11 +230,16 @@ fn latest_verdicts() {
         ),
     ];
     for (state, want) in cases {
-        let err = latest_verdict(&ours, &[], &state).unwrap_err();
+        let err = latest_verdict(&ours, &[], &state, false).unwrap_err();
         assert!(err.contains(want), "{state:?}: {err}");
     }
-    let err =
-        latest_verdict(&ours, &[v("1.3.0-rc.1"), v("2.0.0")], &LatestState::Absent).unwrap_err();
+    let err = latest_verdict(
+        &ours,
+        &[v("1.3.0-rc.1"), v("2.0.0")],
+        &LatestState::Absent,
+        false,
+    )
+    .unwrap_err();
     assert!(err.contains("2.0.0 is already released"), "{err}");
-    assert!(latest_verdict(&ours, &[v("1.3.0-rc.1")], &LatestState::Absent).is_ok());
+    assert!(latest_verdict(&ours, &[v("1.3.0-rc.1")], &LatestState::Absent, false).is_ok());
 }
