@@ -41,7 +41,7 @@ pub struct Ctx {
     pub env: EnvOverrides,
     /// Values of secret-bearing environment variables, masked in everything the runner shows.
     pub secrets: Vec<String>,
-    /// The workspace packages, from one `cargo metadata` when first asked for.
+    /// The workspace packages, read once when first asked for.
     packages: std::sync::OnceLock<Vec<services::Package>>,
 }
 
@@ -72,16 +72,12 @@ impl Ctx {
         Workspace::load(&self.root, &self.env, || self.packages().map(<[_]>::to_vec))
     }
 
-    /// The workspace packages (`cargo metadata --no-deps`, run once, only when needed).
+    /// The workspace packages, read from the manifests on disk (nothing is spawned; a tidy
+    /// test keeps the reader in agreement with `cargo metadata`).
     pub fn packages(&self) -> Result<&[services::Package]> {
-        if let Some(p) = self.packages.get() {
-            return Ok(p);
-        }
-        let out = self
-            .runner(false)
-            .run(&tools::cargo::metadata(&cargo_program()))?;
-        let parsed = services::parse_packages(&self.root, &out.stdout)?;
-        Ok(self.packages.get_or_init(|| parsed))
+        Ok(self
+            .packages
+            .get_or_init(|| changes::crates::disk_packages(&self.root)))
     }
 }
 

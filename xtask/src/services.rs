@@ -83,7 +83,7 @@ pub struct CargoBinary {
     pub bin: String,
 }
 
-/// A workspace package as `cargo metadata` describes it (only what services need).
+/// A workspace package, as the manifests describe it (only what services need).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Package {
     pub name: String,
@@ -690,45 +690,6 @@ fn normalize(p: &Path) -> PathBuf {
         }
     }
     out
-}
-
-/// Parses `cargo metadata --format-version 1 --no-deps` output into workspace packages.
-pub fn parse_packages(root: &Path, json: &str) -> Result<Vec<Package>> {
-    let meta = cargo_metadata::MetadataCommand::parse(json)
-        .context("cannot parse `cargo metadata` output")?;
-    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    Ok(meta
-        .workspace_packages()
-        .iter()
-        .map(|p| {
-            let dir = p
-                .manifest_path
-                .parent()
-                .map(|d| d.as_std_path())
-                .unwrap_or(Path::new(""));
-            let dir = dir.strip_prefix(&root).unwrap_or(dir).to_path_buf();
-            let bins = p
-                .targets
-                .iter()
-                .filter(|t| t.is_bin())
-                .map(|t| t.name.clone())
-                .collect();
-            let mut deps: Vec<String> = p
-                .dependencies
-                .iter()
-                .filter(|d| d.path.is_some())
-                .map(|d| d.name.clone())
-                .collect();
-            deps.sort();
-            deps.dedup();
-            Package {
-                name: p.name.to_string(),
-                dir,
-                bins,
-                deps,
-            }
-        })
-        .collect())
 }
 
 #[cfg(test)]

@@ -91,3 +91,99 @@ fn machine_output_goes_through_out() {
         );
     }
 }
+
+/// The in-tree manifest reader (what `[cargo]` services and change detection use, with no
+/// process spawned) agrees with `cargo metadata` on this repository and on a fixture with
+/// every way of declaring binaries.
+#[test]
+fn the_manifest_reader_agrees_with_cargo_metadata() {
+    fn cargo_view(root: &Path) -> Vec<(String, PathBuf, Vec<String>)> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let meta =
+            cargo_metadata::MetadataCommand::parse(String::from_utf8_lossy(&out.stdout)).unwrap();
+        let root = root.canonicalize().unwrap();
+        let mut v: Vec<(String, PathBuf, Vec<String>)> = meta
+            .workspace_packages()
+            .iter()
+            .map(|p| {
+                let dir = p.manifest_path.parent().unwrap().as_std_path();
+                let mut bins: Vec<String> = p
+                    .targets
+                    .iter()
+                    .filter(|t| t.is_bin())
+                    .map(|t| t.name.clone())
+                    .collect();
+                bins.sort();
+                (
+                    p.name.to_string(),
+                    dir.strip_prefix(&root).unwrap_or(dir).to_path_buf(),
+                    bins,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+    fn ours(root: &Path) -> Vec<(String, PathBuf, Vec<String>)> {
+        let mut v: Vec<_> = crate::changes::crates::disk_packages(root)
+            .into_iter()
+            .map(|p| (p.name, p.dir, p.bins))
+            .collect();
+        v.sort();
+        v
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    assert_eq!(ours(repo), cargo_view(repo));
+
+    let d = tempfile::tempdir().unwrap();
+    let w = |rel: &str, text: &str| {
+        let p = d.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "Cargo.toml",
+        "[workspace]\nresolver = \"2\"\nmembers = [\"apps/*\", \"tools/cli\"]\nexclude = [\"apps/skip\"]\n",
+    );
+    w(
+        "apps/one/Cargo.toml",
+        "[package]\nname = \"one\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[[bin]]\nname = \"extra\"\npath = \"src/extra.rs\"\n",
+    );
+    w("apps/one/src/main.rs", "fn main() {}\n");
+    w("apps/one/src/extra.rs", "fn main() {}\n");
+    w("apps/one/src/bin/tool.rs", "fn main() {}\n");
+    w("apps/one/src/bin/multi/main.rs", "fn main() {}\n");
+    w(
+        "apps/two/Cargo.toml",
+        "[package]\nname = \"two\"\nversion = \"0.1.0\"\nedition = \"2021\"\nautobins = false\n\n[[bin]]\nname = \"only\"\npath = \"src/main.rs\"\n",
+    );
+    w("apps/two/src/main.rs", "fn main() {}\n");
+    w("apps/two/src/bin/ignored.rs", "fn main() {}\n");
+    w(
+        "apps/skip/Cargo.toml",
+        "[package]\nname = \"skip\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    w("apps/skip/src/lib.rs", "\n");
+    w(
+        "tools/cli/Cargo.toml",
+        "[package]\nname = \"cli-tool\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    w("tools/cli/src/lib.rs", "\n");
+    assert_eq!(ours(d.path()), cargo_view(d.path()));
+}

@@ -69,7 +69,19 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
         })?,
         Err(_) => git.commit_time,
     };
-    let (docker, builder) = detect_docker(runner, args.builder.clone())?;
+    // Probing docker costs tens of milliseconds: only when something will be built.
+    let (docker, builder) = if selection.values().any(|s| s.selected) {
+        detect_docker(runner, args.builder.clone())?
+    } else {
+        let forced = std::env::var("SLIPWAY_BUILDER").ok();
+        let b = docker::Builder::choose(
+            forced.as_deref().or(Some("buildx")),
+            true,
+            None,
+            args.builder.clone(),
+        )?;
+        ("docker".to_string(), b)
+    };
     if builder == docker::Builder::Classic {
         ctx.ui.warn("the legacy builder is slower and builds only the host's platform; install the buildx plugin for BuildKit and multi-platform builds");
     }

@@ -173,3 +173,39 @@ fn bad_input_is_refused_with_the_fix() {
         );
     }
 }
+
+#[test]
+fn nothing_selected_spawns_no_probe() {
+    let f = fixture();
+    f.write("services/api/Dockerfile", "FROM scratch\nCOPY bin/ /\n");
+    f.write("services/api/service.toml", "[cargo]\n");
+    f.write(
+        "services/api/Cargo.toml",
+        "[package]\nname = \"api\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    f.write("services/api/src/main.rs", "fn main() {}\n");
+    f.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"services/api\"]\n\n[workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\nprefix = \"acme\"\n",
+    );
+    let head = f.commit("main");
+    let fake = fake_buildx(&f.path().join("fake"));
+    let path = format!("{}:/usr/bin:/bin", fake.display());
+    for args in [
+        &["plan", "--json", "--changed", "--base", head.as_str()][..],
+        &["build", "--changed", "--base", head.as_str(), "--dry-run"],
+    ] {
+        // A cargo that fails if called: `cargo metadata` must not run either.
+        let out = xtask(
+            f.path(),
+            args,
+            &[("PATH", path.as_str()), ("CARGO", "/nonexistent/cargo")],
+        );
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let log = std::fs::read_to_string(f.path().join("fake/docker.log")).unwrap_or_default();
+        assert!(
+            log.is_empty(),
+            "{args:?} probed docker with nothing selected: {log}"
+        );
+    }
+}

@@ -53,8 +53,65 @@ struct Manifest {
     outside: Vec<String>,
 }
 
-pub struct Crates<'s, 'r> {
-    snap: &'s Snapshot<'r>,
+/// What the cargo graph is read from: a snapshot (a commit, or one with the working tree over
+/// it) or the files on disk.
+pub trait Tree {
+    fn read_text(&self, path: &str) -> Option<String>;
+    fn exists(&self, path: &str) -> bool;
+    /// The names directly under `dir`, each with whether it is a directory.
+    fn list(&self, dir: &str) -> Vec<(String, bool)>;
+}
+
+impl Tree for Snapshot<'_> {
+    fn read_text(&self, path: &str) -> Option<String> {
+        Snapshot::read_text(self, path)
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.item(path).is_some()
+    }
+    fn list(&self, dir: &str) -> Vec<(String, bool)> {
+        self.entries(dir)
+            .into_iter()
+            .map(|(n, i)| (String::from_utf8_lossy(&n).into_owned(), i.is_tree()))
+            .collect()
+    }
+}
+
+/// The working tree as it is on disk, from the workspace root.
+pub struct DiskTree<'a>(pub &'a std::path::Path);
+
+impl Tree for DiskTree<'_> {
+    fn read_text(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.0.join(path)).ok()
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.0.join(path).exists()
+    }
+    fn list(&self, dir: &str) -> Vec<(String, bool)> {
+        let Ok(entries) = std::fs::read_dir(self.0.join(dir)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, bool)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let is_dir = e.path().is_dir();
+                e.file_name().to_str().map(|n| (n.to_string(), is_dir))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// The workspace packages (members, with their binaries) as they are on disk.
+pub fn disk_packages(root: &std::path::Path) -> Vec<Package> {
+    Crates::new(&DiskTree(root), "")
+        .map(|mut c| c.packages())
+        .unwrap_or_default()
+}
+
+pub struct Crates<'s> {
+    snap: &'s dyn Tree,
     /// The workspace root, repository-relative (`""` at the root).
     ws: String,
     root: toml::Table,
@@ -96,9 +153,9 @@ fn str_list(v: Option<&toml::Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-impl<'s, 'r> Crates<'s, 'r> {
+impl<'s> Crates<'s> {
     /// The workspace at `ws` (repository-relative) in `snap`; `None` without a root manifest.
-    pub fn new(snap: &'s Snapshot<'r>, ws: &str) -> Option<Crates<'s, 'r>> {
+    pub fn new(snap: &'s dyn Tree, ws: &str) -> Option<Crates<'s>> {
         let text = snap.read_text(&join(ws, "Cargo.toml")?)?;
         let root: toml::Table = text.parse().ok()?;
         let mut c = Crates {
@@ -218,9 +275,8 @@ impl<'s, 'r> Crates<'s, 'r> {
                     let Ok(m) = globset::Glob::new(seg).map(|g| g.compile_matcher()) else {
                         continue;
                     };
-                    for (name, item) in self.snap.entries(dir) {
-                        let name = String::from_utf8_lossy(&name).into_owned();
-                        if item.is_tree() && m.is_match(&name) {
+                    for (name, is_dir) in self.snap.list(dir) {
+                        if is_dir && m.is_match(&name) {
                             next.extend(join(dir, &name));
                         }
                     }
@@ -233,8 +289,7 @@ impl<'s, 'r> Crates<'s, 'r> {
         cur.into_iter()
             .filter(|d| {
                 self.snap
-                    .item(format!("{d}/Cargo.toml").trim_start_matches('/'))
-                    .is_some()
+                    .exists(format!("{d}/Cargo.toml").trim_start_matches('/'))
             })
             .collect()
     }
@@ -354,17 +409,15 @@ impl<'s, 'r> Crates<'s, 'r> {
         if autobins {
             if self
                 .snap
-                .item(&join(dir, "src/main.rs").unwrap_or_default())
-                .is_some()
+                .exists(&join(dir, "src/main.rs").unwrap_or_default())
                 && !bins.contains(&name)
             {
                 bins.push(name.clone());
             }
-            for (n, item) in self.snap.entries(&join(dir, "src/bin").unwrap_or_default()) {
-                let n = String::from_utf8_lossy(&n).into_owned();
+            for (n, is_dir) in self.snap.list(&join(dir, "src/bin").unwrap_or_default()) {
                 let bin = match n.strip_suffix(".rs") {
-                    Some(b) if !item.is_tree() => Some(b.to_string()),
-                    _ if item.is_tree() => Some(n.clone()),
+                    Some(b) if !is_dir => Some(b.to_string()),
+                    _ if is_dir => Some(n.clone()),
                     _ => None,
                 };
                 if let Some(b) = bin {

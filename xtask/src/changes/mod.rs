@@ -7,7 +7,7 @@
 
 mod base;
 mod cfg;
-mod crates;
+pub mod crates;
 pub mod diff;
 mod inputs;
 mod lock;

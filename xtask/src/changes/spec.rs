@@ -36,7 +36,7 @@ pub struct World<'a, 's, 'r> {
     /// The workspace root, repository-relative (`""` or `dir`, no trailing `/`).
     pub ws: &'a str,
     pub settings: &'a Settings,
-    pub crates: Option<Crates<'s, 'r>>,
+    pub crates: Option<Crates<'s>>,
     pub lock: Option<Lock>,
     /// The root manifest less what is not a build input (image metadata, members).
     pub manifest: String,

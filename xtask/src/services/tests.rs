@@ -275,23 +275,6 @@ fn select_keeps_order_dedups_and_suggests() {
 }
 
 #[test]
-fn parses_cargo_metadata_output() {
-    let root = Path::new("/ws");
-    let json = r#"{"packages":[{"name":"api","version":"0.1.0","id":"path+file:///ws/services/api#0.1.0","license":null,"license_file":null,"description":null,"source":null,"dependencies":[],"targets":[{"kind":["bin"],"crate_types":["bin"],"name":"api","src_path":"/ws/services/api/src/main.rs","edition":"2021","doc":true,"doctest":false,"test":true},{"kind":["lib"],"crate_types":["lib"],"name":"api_lib","src_path":"/ws/services/api/src/lib.rs","edition":"2021","doc":true,"doctest":true,"test":true}],"features":{},"manifest_path":"/ws/services/api/Cargo.toml","metadata":null,"publish":null,"authors":[],"categories":[],"keywords":[],"readme":null,"repository":null,"homepage":null,"documentation":null,"edition":"2021","links":null,"default_run":null,"rust_version":null}],"workspace_members":["path+file:///ws/services/api#0.1.0"],"workspace_default_members":["path+file:///ws/services/api#0.1.0"],"resolve":null,"target_directory":"/ws/target","version":1,"workspace_root":"/ws","metadata":null}"#;
-    let pkgs = parse_packages(root, json).unwrap();
-    assert_eq!(
-        pkgs,
-        [Package {
-            name: "api".into(),
-            dir: "services/api".into(),
-            bins: vec!["api".into()],
-            deps: vec![],
-        }]
-    );
-    assert!(parse_packages(root, "{").is_err());
-}
-
-#[test]
 fn service_tag_policy_overrides_the_global_one_key_by_key() {
     let dir = workspace(
         "[workspace.metadata.images.tag_policy]\nlatest = \"release\"\ndirty_suffix = \"-wip\"\n",

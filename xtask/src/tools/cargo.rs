@@ -1,4 +1,4 @@
-//! `cargo` commands: workspace metadata, and static release binaries for services whose image
+//! `cargo` commands: static release binaries for services whose image
 //! takes a host-compiled binary.
 
 use std::path::{Path, PathBuf};
@@ -6,10 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use super::CommandSpec;
-
-pub fn metadata(cargo: &str) -> CommandSpec {
-    CommandSpec::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"])
-}
 
 /// Rust target triple for a container platform.
 pub fn rust_target(platform: &str) -> Result<&'static str> {
@@ -101,14 +97,6 @@ mod tests {
         assert_eq!(
             binary_path(Path::new("t"), "x86_64-unknown-linux-gnu", "api"),
             Path::new("t/x86_64-unknown-linux-gnu/release/api")
-        );
-    }
-
-    #[test]
-    fn metadata_argv() {
-        assert_eq!(
-            metadata("cargo").argv(),
-            ["cargo", "metadata", "--format-version", "1", "--no-deps"]
         );
     }
 
