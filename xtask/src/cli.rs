@@ -8,18 +8,31 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SLIPWAY_COMMIT"), ")"),
-    propagate_version = true
+    propagate_version = true,
+    after_help = "Examples:\n  cargo xtask changed                     what my change selects, and why\n  cargo xtask build --changed             build it into the local Docker\n  cargo xtask plan --json                 the plan, for scripts\n  make container-build-api                the same through make"
 )]
 pub struct Cli {
     /// Workspace to work on (default: the one you stand in, else the one this xtask is from).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub repo: Option<PathBuf>,
     /// Print every command before it runs.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub verbose: bool,
     /// Only errors on stderr.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -28,19 +41,39 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the services: image names, platforms, Dockerfile and context.
+    #[command(after_help = "Example:\n  cargo xtask list --json | jq '.services[].name'")]
     List(ListArgs),
     /// Print, check or bump the release version (the VERSION file).
+    #[command(after_help = "Example:\n  cargo xtask version bump minor --dry-run")]
     Version(VersionArgs),
     /// Build the services' images (and push them with --push).
+    #[command(
+        after_help = "Examples:\n  cargo xtask build api --platform linux/arm64\n  cargo xtask build --changed --push -j 4 --keep-going"
+    )]
     Build(BuildArgs),
     /// Show what a build would do: per service, selected or not and why, every image
     /// reference, and the exact commands.
+    #[command(
+        after_help = "Examples:\n  cargo xtask plan --changed\n  cargo xtask plan --matrix --changed   (a GitHub Actions matrix)"
+    )]
     Plan(PlanArgs),
-    /// Which services a change selects, and why (git diff widened through the cargo graph,
-    /// Dockerfiles, watch globs, shared paths and depends_on).
+    /// Which services a change selects, and why: every service's input digest compared
+    /// between the base and the head.
+    #[command(after_help = "Example:\n  cargo xtask changed --base origin/main --json")]
     Changed(ChangedArgs),
+    /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
+    #[command(
+        after_help = "Example:\n  cargo xtask completions bash > ~/.local/share/bash-completion/completions/cargo-xtask"
+    )]
+    Completions(CompletionsArgs),
     /// Benchmarks, on demand (never part of the tests).
+    #[command(after_help = "Example:\n  cargo run --release -p xtask -- bench changes --runs 15")]
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

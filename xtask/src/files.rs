@@ -184,7 +184,7 @@ impl Files for CommitTree<'_> {
         let mut out: Vec<String> = t
             .iter()
             .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
-            .filter_map(|e| e.name().map(String::from))
+            .filter_map(|e| e.name().ok().map(String::from))
             .collect();
         out.sort();
         Ok(out)

@@ -64,7 +64,7 @@ impl Repo {
             .peel_to_commit()
             .context("HEAD does not point at a commit")?;
         let branch = if head.is_branch() {
-            head.shorthand().map(String::from)
+            head.shorthand().ok().map(String::from)
         } else {
             None
         };
@@ -85,7 +85,7 @@ impl Repo {
     /// The branch `origin/HEAD` points to, when the clone recorded it.
     pub fn default_branch(&self) -> Option<String> {
         let r = self.repo.find_reference("refs/remotes/origin/HEAD").ok()?;
-        let target = r.symbolic_target()?;
+        let target = r.symbolic_target().ok()??;
         target
             .strip_prefix("refs/remotes/origin/")
             .map(String::from)
@@ -96,7 +96,7 @@ impl Repo {
     pub fn releases(&self, service: &str, own_version: bool) -> Result<Vec<(Version, String)>> {
         let names = self.repo.tag_names(None).context("cannot list git tags")?;
         let mut out = Vec::new();
-        for tag in names.iter().flatten() {
+        for tag in names.iter().flatten().flatten() {
             let rest = match tag.rsplit_once('/') {
                 None if !own_version => tag,
                 Some((svc, rest)) if svc == service => rest,

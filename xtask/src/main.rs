@@ -121,6 +121,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(&ctx, &args),
         Command::Changed(args) => cmd::changed::run(&ctx, &args),
         Command::Bench(args) => cmd::bench::run(&ctx, &args),
+        Command::Completions(args) => cmd::completions::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -347,7 +347,7 @@ fn ghcr_without_an_owner_is_refused_at_load() {
 }
 
 #[test]
-fn text_plan_shows_reasons_images_notes_and_commands() {
+fn text_plan_is_a_table_with_commands_behind_v() {
     let f = fixture();
     let sha = f.commit("main");
     let out = run(
@@ -358,21 +358,42 @@ fn text_plan_shows_reasons_images_notes_and_commands() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = redacted(&f, &sha, &stdout(&out));
     assert!(
-        text.starts_with("push to main (default branch) — version 1.4.0, revision [SHA]"),
+        text.starts_with("push to main (default branch) — version 1.4.0, revision [SHA7]"),
+        "{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines.iter().position(|l| l.starts_with("SERVICE")).unwrap();
+    let cols: Vec<&str> = lines[header].split_whitespace().collect();
+    assert_eq!(cols, ["SERVICE", "VERSION", "PLATFORMS", "TAGS", "WHY"]);
+    let api = lines[header + 1];
+    assert!(
+        api.starts_with("api")
+            && api.contains("skip")
+            && api.ends_with("not named on the command line"),
+        "{text}"
+    );
+    let web = lines[header + 2];
+    assert!(
+        web.starts_with("web")
+            && web.contains("build")
+            && web.contains("1.4.0")
+            && web.contains("[SHA7], 1.4.0, main"),
         "{text}"
     );
     assert!(
-        text.contains("\napi: skipped (not named on the command line)\n"),
+        text.contains("note: web: 127.0.0.1:1/acme/web:latest: latest: cannot read"),
         "{text}"
     );
     assert!(
-        text.contains("\n  image  127.0.0.1:1/acme/web:[SHA7]\n"),
-        "{text}"
+        !text.contains("docker buildx build"),
+        "commands only with -v: {text}"
     );
-    assert!(
-        text.contains("\n  note   127.0.0.1:1/acme/web:latest: latest: cannot read"),
-        "{text}"
+    let out = run(
+        &f,
+        &["plan", "-v", "--push", "web"],
+        &ci(&f, "refs/heads/main", &sha),
     );
+    let text = redacted(&f, &sha, &stdout(&out));
     assert!(
         text.contains(
             "\n  run    [REPO]/fake/bin/docker buildx build --file services/web/Dockerfile"

@@ -85,6 +85,8 @@ fn every_command_ends_quietly_on_a_closed_pipe() {
         &["changed"],
         &["version"],
         &["build", "--dry-run"],
+        &["completions", "bash"],
+        &["--help"],
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .arg("--repo")
@@ -111,6 +113,26 @@ fn every_command_ends_quietly_on_a_closed_pipe() {
         );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn version_completions_and_help_name_what_people_need() {
+    let f = fixture();
+    let out = xtask(f.path(), &["--version"], &[]);
+    let text = support::stdout(&out);
+    assert!(text.starts_with("cargo xtask 0.1.0 ("), "{text}");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = xtask(f.path(), &["completions", shell], &[]);
+        assert!(out.status.success(), "{shell}");
+        assert!(support::stdout(&out).contains("plan"), "{shell}");
+    }
+    let out = xtask(f.path(), &["build", "--help"], &[]);
+    let help = support::stdout(&out);
+    assert!(help.contains("Usage: cargo xtask build"), "{help}");
+    assert!(
+        help.contains("Global options:") && help.contains("Example"),
+        "{help}"
+    );
 }
 
 #[test]

@@ -36,7 +36,7 @@ pub fn run(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
         }
         out!("{text}");
     } else {
-        print_text(&plan, &runner);
+        print_text(&plan, &runner, ctx.verbose);
     }
     Ok(())
 }
@@ -68,36 +68,107 @@ pub fn matrix(plan: &Plan, per_platform: bool) -> serde_json::Value {
     json!({ "include": include })
 }
 
-fn print_text(plan: &Plan, runner: &crate::exec::Runner) {
+/// A table for people: service, build or skip and why, version, platforms, tags (the
+/// registries they go to), notes; the exact commands with `-v`.
+fn print_text(plan: &Plan, runner: &crate::exec::Runner, verbose: bool) {
     out!(
-        "{} — version {}, revision {}",
+        "{} — version {}, revision {}{}",
         plan.context.describe(),
         plan.version,
-        plan.head.as_deref().unwrap_or("none")
+        plan.head
+            .as_deref()
+            .map_or("none", |h| &h[..7.min(h.len())]),
+        plan.base
+            .as_deref()
+            .map(|b| format!(", compared with {}", &b[..7.min(b.len())]))
+            .unwrap_or_default()
     );
-    for step in &plan.prepare {
-        if let Step::Compile { command } = step {
-            out!("prepare: {}", runner.display(command));
+    let rows: Vec<[String; 6]> = plan
+        .services
+        .iter()
+        .map(|s| {
+            let mut tags: Vec<&str> = s
+                .images
+                .iter()
+                .filter_map(|i| i.rsplit_once(':').map(|(_, t)| t))
+                .collect();
+            tags.dedup();
+            let mut uniq: Vec<&str> = Vec::new();
+            for t in tags {
+                if !uniq.contains(&t) {
+                    uniq.push(t);
+                }
+            }
+            let repos = s
+                .images
+                .iter()
+                .filter_map(|i| i.rsplit_once(':').map(|(r, _)| r))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            [
+                s.name.clone(),
+                if s.selected { "build" } else { "skip" }.to_string(),
+                if s.selected {
+                    s.version.clone().unwrap_or_default()
+                } else {
+                    "-".into()
+                },
+                if s.selected {
+                    s.platforms.join(",")
+                } else {
+                    "-".into()
+                },
+                if uniq.is_empty() {
+                    "-".into()
+                } else if repos > 1 {
+                    format!("{} (×{repos} registries)", uniq.join(", "))
+                } else {
+                    uniq.join(", ")
+                },
+                s.reasons.join("; "),
+            ]
+        })
+        .collect();
+    let header = ["SERVICE", "", "VERSION", "PLATFORMS", "TAGS", "WHY"];
+    let widths: Vec<usize> = (0..5)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 6]| {
+        let mut l = String::new();
+        for (c, cell) in cells.iter().enumerate().take(5) {
+            l.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+        }
+        l.push_str(cells[5]);
+        l
+    };
+    out!("\n{}", line(header));
+    for r in &rows {
+        out!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+    }
+    for s in plan.services.iter().filter(|s| !s.notes.is_empty()) {
+        for note in &s.notes {
+            out!("note: {}: {note}", s.name);
         }
     }
-    for s in &plan.services {
-        if !s.selected {
-            out!("\n{}: skipped ({})", s.name, s.reasons.join("; "));
-            continue;
+    if !verbose {
+        if plan.services.iter().any(|s| s.selected) {
+            out!("\n(-v shows the exact commands)");
         }
-        out!(
-            "\n{} {} [{}] ({})",
-            s.name,
-            s.version.as_deref().unwrap_or(""),
-            s.platforms.join(","),
-            s.reasons.join("; ")
-        );
-        for image in &s.images {
-            out!("  image  {image}");
+        return;
+    }
+    for step in &plan.prepare {
+        if let Step::Compile { command } = step {
+            out!("\nprepare: {}", runner.display(command));
         }
-        for note in &s.notes {
-            out!("  note   {note}");
-        }
+    }
+    for s in plan.services.iter().filter(|s| s.selected) {
+        out!("\n{}:", s.name);
         for step in &s.steps {
             match step {
                 Step::Stage { context, dest, .. } => {
