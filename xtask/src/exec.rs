@@ -110,6 +110,7 @@ impl Runner {
     fn spawn(&self, cmd: &CommandSpec) -> Result<Output> {
         if self.verbose {
             eprintln!("$ {}", self.display(cmd));
+            return self.spawn_streaming(cmd);
         }
         let sh = xshell::Shell::new().context("cannot set up the command runner")?;
         sh.change_dir(cmd.cwd.as_ref().unwrap_or(&self.root));
@@ -134,7 +135,59 @@ impl Runner {
         })
     }
 
-    /// "`cmd` failed with exit status N" and the last lines it printed.
+    /// `-v`: the tool's output streams to stderr as it comes (masked), and is kept too.
+    fn spawn_streaming(&self, cmd: &CommandSpec) -> Result<Output> {
+        use std::io::{BufRead, Write};
+        use std::process::{Command, Stdio};
+        let mut c = Command::new(&cmd.program);
+        c.args(&cmd.args)
+            .current_dir(cmd.cwd.as_ref().unwrap_or(&self.root))
+            .envs(&cmd.env)
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot run `{}`: {}",
+                self.display(cmd),
+                self.mask(&e.to_string())
+            )
+        })?;
+        if let (Some(input), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
+            // A tool that exits before reading its stdin is judged by its exit status.
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        let pump = |r: Box<dyn std::io::Read + Send>| {
+            let secrets = self.secrets.clone();
+            std::thread::spawn(move || {
+                let mut kept = String::new();
+                for line in std::io::BufReader::new(r).lines().map_while(|l| l.ok()) {
+                    let line = secrets
+                        .iter()
+                        .fold(line, |t, s| t.replace(s.as_str(), "***"));
+                    eprintln!("  | {line}");
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+                kept
+            })
+        };
+        let out = pump(Box::new(child.stdout.take().expect("piped")));
+        let err = pump(Box::new(child.stderr.take().expect("piped")));
+        let status = child.wait().context("waiting for a command")?;
+        Ok(Output {
+            code: status.code(),
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    }
+
+    /// The tool's own error first — "docker failed with exit status N:" and the last lines it
+    /// printed — then the command, shortened.
     pub fn failure(&self, cmd: &CommandSpec, out: &Output) -> String {
         let status = match out.code {
             Some(c) => format!("exit status {c}"),
@@ -143,9 +196,20 @@ impl Runner {
         let combined = format!("{}{}", out.stdout, out.stderr);
         let lines: Vec<&str> = combined.lines().collect();
         let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+        let program = std::path::Path::new(&cmd.program)
+            .file_name()
+            .map_or(cmd.program.clone(), |n| n.to_string_lossy().into_owned());
+        let full = self.display(cmd);
+        let shown: String = if full.chars().count() > 160 {
+            format!(
+                "{}… (-v shows it whole)",
+                full.chars().take(157).collect::<String>()
+            )
+        } else {
+            full
+        };
         format!(
-            "`{}` failed with {status}:\n{}",
-            self.display(cmd),
+            "{program} failed with {status}:\n{}\ncommand: {shown}",
             if tail.is_empty() {
                 "(no output)"
             } else {
@@ -173,6 +237,27 @@ mod tests {
         assert!(err.contains("failed with exit status 3"), "{err}");
         assert!(err.contains("one\nthe password is ***"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+        assert!(
+            err.starts_with("sh failed with exit status 3:\n"),
+            "the tool's error first: {err}"
+        );
+        assert!(
+            err.ends_with("command: sh -c 'echo one; echo the password is *** >&2; exit 3'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn verbose_streams_and_still_captures() {
+        let mut r = Runner::new(std::env::temp_dir(), false, true);
+        r.add_secret("hunter2");
+        let mut cmd =
+            CommandSpec::new("sh").args(["-c", "read x; echo out-$x; echo hunter2 >&2; exit 4"]);
+        cmd.stdin = Some("in\n".into());
+        let out = r.probe(&cmd).unwrap();
+        assert_eq!(out.code, Some(4));
+        assert_eq!(out.stdout, "out-in\n");
+        assert_eq!(out.stderr, "***\n", "masked while streaming too");
     }
 
     #[test]

@@ -91,14 +91,14 @@ fn main() -> ExitCode {
     let root = match root(cli.repo.as_deref()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{} {e:#}", ui::paint("error:", 31));
             return ExitCode::FAILURE;
         }
     };
     let env = match EnvOverrides::from_lookup(|k| std::env::var(k).ok()) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{} {e:#}", ui::paint("error:", 31));
             return ExitCode::FAILURE;
         }
     };
@@ -126,7 +126,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{} {e:#}", ui::paint("error:", 31));
             ExitCode::FAILURE
         }
     }

@@ -17,6 +17,31 @@ macro_rules! out {
 }
 pub(crate) use out;
 
+/// Colour on stderr: on a terminal unless `NO_COLOR` is set or `TERM=dumb`; forced by
+/// `CLICOLOR_FORCE` (never in pipes and CI logs otherwise).
+pub fn colour() -> bool {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+    if set("NO_COLOR") {
+        return false;
+    }
+    if std::env::var("CLICOLOR_FORCE").is_ok_and(|v| !v.is_empty() && v != "0") {
+        return true;
+    }
+    if std::env::var("TERM").is_ok_and(|t| t == "dumb") {
+        return false;
+    }
+    std::io::stderr().is_terminal()
+}
+
+/// `word` in an ANSI colour (31 red, 32 green, 33 yellow) when colour is on.
+pub fn paint(word: &str, code: u8) -> String {
+    if colour() {
+        format!("\x1b[{code}m{word}\x1b[0m")
+    } else {
+        word.to_string()
+    }
+}
+
 static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub fn write_out(line: std::fmt::Arguments) {
@@ -60,8 +85,12 @@ impl Ui {
         self.line(msg.as_ref());
     }
 
+    /// A warning; `-q` silences it too (only errors remain).
     pub fn warn(&self, msg: impl AsRef<str>) {
-        self.line(&format!("warning: {}", msg.as_ref()));
+        if self.quiet {
+            return;
+        }
+        self.line(&format!("{} {}", paint("warning:", 33), msg.as_ref()));
     }
 
     fn line(&self, msg: &str) {

@@ -69,6 +69,7 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
         })?,
         Err(_) => git.commit_time,
     };
+    check_rust_targets(&ws, args, &selection, runner)?;
     // Probing docker costs tens of milliseconds: only when something will be built.
     let (docker, builder) = if selection.values().any(|s| s.selected) {
         detect_docker(runner, args.builder.clone())?
@@ -330,6 +331,75 @@ fn tag_state(runner: &Runner, repo: &git::Repo, cx: &BuildContext, reference: &s
     }
 }
 
+/// Every selected `[cargo]` service can be compiled for its platforms here: the Rust target
+/// is installed and, for a cross target, a linker is known. Checked before anything runs
+/// (`--dry-run` too), with the commands that fix it.
+fn check_rust_targets(
+    ws: &Workspace,
+    args: &SelectArgs,
+    selection: &BTreeMap<String, Selection>,
+    runner: &Runner,
+) -> Result<()> {
+    use crate::tools::cargo;
+    let wanted: Vec<(&str, &String)> = ws
+        .services
+        .iter()
+        .filter(|s| s.cargo.is_some() && selection.get(&s.name).is_some_and(|x| x.selected))
+        .flat_map(|s| {
+            let ps = if args.platform.is_empty() {
+                &s.platforms
+            } else {
+                &args.platform
+            };
+            ps.iter().map(move |p| (s.name.as_str(), p))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let host_out = runner.probe(&cargo::rustc_version(&rustc))?;
+    let host = cargo::parse_host(&host_out.stdout)
+        .unwrap_or("")
+        .to_string();
+    let sysroot = runner
+        .probe(&cargo::rustc_sysroot(&rustc))?
+        .stdout
+        .trim()
+        .to_string();
+    let cargo_config =
+        std::fs::read_to_string(ws.root.join(".cargo/config.toml")).unwrap_or_default();
+    for (svc, platform) in wanted {
+        let target = cargo::rust_target(platform)
+            .with_context(|| format!("service `{svc}` --platform {platform}"))?;
+        if target == host {
+            continue;
+        }
+        if !std::path::Path::new(&sysroot)
+            .join("lib/rustlib")
+            .join(target)
+            .is_dir()
+        {
+            bail!(
+                "service `{svc}`: platform {platform} needs the Rust target {target}, which is not installed: rustup target add {target}"
+            );
+        }
+        let var = format!(
+            "CARGO_TARGET_{}_LINKER",
+            target.to_uppercase().replace('-', "_")
+        );
+        let (gcc, package) = cargo::cross_linker(target);
+        let configured =
+            std::env::var(&var).is_ok() || cargo_config.contains(&format!("[target.{target}]"));
+        if !configured && which::which(&gcc).is_err() {
+            bail!(
+                "service `{svc}`: platform {platform} needs a linker for {target}: apt-get install {package}, then set {var}={gcc} (or linker = \"{gcc}\" under [target.{target}] in .cargo/config.toml)"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The docker client and the builder it offers (`SLIPWAY_BUILDER` forces one).
 fn detect_docker(
     runner: &Runner,
@@ -340,6 +410,7 @@ fn detect_docker(
         Ok(p) => p.display().to_string(),
         Err(_) if runner.dry_run => {
             let b = docker::Builder::choose(forced.as_deref().or(Some("buildx")), true, None, builder_name)?;
+            eprintln!("note: docker is not on PATH: --dry-run assumes docker buildx (set SLIPWAY_BUILDER to assume another)");
             return Ok(("docker".to_string(), b));
         }
         Err(_) => bail!("`docker` is not on PATH: install Docker (Debian: `apt-get install docker.io`), or run `scripts/stack.sh up` and source its environment"),

@@ -357,8 +357,15 @@ fn a_failing_build_fails_the_run_and_names_the_service() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("2 of 2 service(s) failed"), "{err}");
-    assert!(err.contains("- jobs: build: `DOCKER_BUILDKIT=0"), "{err}");
-    assert!(err.contains("fake docker: unexpected: build"), "{err}");
+    // The tool's own error first, then the command, shortened.
+    assert!(
+        err.contains(
+            "- jobs: build: docker failed with exit status 1:\nfake docker: unexpected: build"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("\ncommand: DOCKER_BUILDKIT=0 "), "{err}");
+    assert!(err.contains("… (-v shows it whole)"), "{err}");
     assert!(
         stdout(&out).is_empty(),
         "nothing was built: {}",

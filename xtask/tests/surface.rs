@@ -231,3 +231,85 @@ fn nothing_selected_spawns_no_probe() {
         );
     }
 }
+
+#[test]
+fn colour_only_on_request_and_quiet_means_only_errors() {
+    let f = fixture();
+    let bad = [("BUILD_PLATFORMS", "linux/amd65")];
+    let plain = xtask(f.path(), &["plan"], &bad);
+    assert!(
+        stderr(&plain).starts_with("error: "),
+        "no colour in a pipe: {}",
+        stderr(&plain)
+    );
+    let forced = xtask(f.path(), &["plan"], &[bad[0], ("CLICOLOR_FORCE", "1")]);
+    assert!(
+        stderr(&forced).starts_with("\u{1b}[31merror:\u{1b}[0m "),
+        "{:?}",
+        stderr(&forced)
+    );
+    let off = xtask(
+        f.path(),
+        &["plan"],
+        &[bad[0], ("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+    );
+    assert!(
+        stderr(&off).starts_with("error: "),
+        "NO_COLOR wins: {:?}",
+        stderr(&off)
+    );
+    // A dirty tree warns; -q keeps only errors.
+    f.write("services/web/docs/readme.txt", "edited\n");
+    let fake = fake_buildx(&f.path().join("fake"));
+    let path = format!("{}:/usr/bin:/bin", fake.display());
+    let loud = xtask(f.path(), &["plan"], &[("PATH", path.as_str())]);
+    assert!(
+        stderr(&loud).contains("warning: the working tree has uncommitted changes"),
+        "{}",
+        stderr(&loud)
+    );
+    let quiet = xtask(f.path(), &["-q", "plan"], &[("PATH", path.as_str())]);
+    assert!(quiet.status.success());
+    assert_eq!(stderr(&quiet), "", "-q: nothing but errors");
+}
+
+#[test]
+fn a_cargo_service_for_another_platform_needs_its_target_and_linker_first() {
+    let f = fixture();
+    f.write("services/api/Dockerfile", "FROM scratch\nCOPY bin/ /\n");
+    f.write("services/api/service.toml", "[cargo]\n");
+    f.write(
+        "services/api/Cargo.toml",
+        "[package]\nname = \"api\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    f.write("services/api/src/main.rs", "fn main() {}\n");
+    f.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"services/api\"]\n\n[workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\n",
+    );
+    f.commit("main");
+    let fake = fake_buildx(&f.path().join("fake"));
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = xtask(
+        f.path(),
+        &["build", "api", "--platform", "linux/s390x", "--dry-run"],
+        &[("PATH", path.as_str())],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    // Which half is missing depends on the machine; both say how to get it.
+    assert!(
+        err.contains("service `api`: platform linux/s390x needs")
+            && (err.contains("rustup target add s390x-unknown-linux-gnu")
+                || err.contains("apt-get install gcc-s390x-linux-gnu")),
+        "{err}"
+    );
+    assert!(
+        !support::stdout(&out).contains("cargo build"),
+        "nothing printed as if it would run"
+    );
+}

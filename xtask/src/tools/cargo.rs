@@ -20,6 +20,37 @@ pub fn rust_target(platform: &str) -> Result<&'static str> {
     })
 }
 
+/// `rustc -vV` (its `host:` line names the host target) and `rustc --print sysroot`.
+pub fn rustc_version(rustc: &str) -> CommandSpec {
+    CommandSpec::new(rustc).arg("-vV")
+}
+
+pub fn rustc_sysroot(rustc: &str) -> CommandSpec {
+    CommandSpec::new(rustc).args(["--print", "sysroot"])
+}
+
+/// The host target from `rustc -vV` output.
+pub fn parse_host(verbose_version: &str) -> Option<&str> {
+    verbose_version
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::trim)
+}
+
+/// For a cross target: the gcc that links for it and the Debian package that has it.
+pub fn cross_linker(target: &str) -> (String, String) {
+    let gcc = match target {
+        "aarch64-unknown-linux-gnu" => "aarch64-linux-gnu",
+        "armv7-unknown-linux-gnueabihf" => "arm-linux-gnueabihf",
+        "riscv64gc-unknown-linux-gnu" => "riscv64-linux-gnu",
+        "s390x-unknown-linux-gnu" => "s390x-linux-gnu",
+        "powerpc64le-unknown-linux-gnu" => "powerpc64le-linux-gnu",
+        "x86_64-unknown-linux-gnu" => "x86-64-linux-gnu",
+        other => other,
+    };
+    (format!("{gcc}-gcc"), format!("gcc-{gcc}"))
+}
+
 /// The directory name a platform's binary is staged under (`bin/<arch>/`), matching
 /// BuildKit's `TARGETARCH`.
 pub fn arch_dir(platform: &str) -> &str {
@@ -97,6 +128,23 @@ mod tests {
         assert_eq!(
             binary_path(Path::new("t"), "x86_64-unknown-linux-gnu", "api"),
             Path::new("t/x86_64-unknown-linux-gnu/release/api")
+        );
+    }
+
+    #[test]
+    fn host_and_cross_linkers() {
+        let out = "rustc 1.95.0 (59807616e 2026-04-14)\nbinary: rustc\nhost: x86_64-unknown-linux-gnu\nrelease: 1.95.0\n";
+        assert_eq!(parse_host(out), Some("x86_64-unknown-linux-gnu"));
+        assert_eq!(
+            cross_linker("aarch64-unknown-linux-gnu"),
+            (
+                "aarch64-linux-gnu-gcc".to_string(),
+                "gcc-aarch64-linux-gnu".to_string()
+            )
+        );
+        assert_eq!(
+            rustc_sysroot("rustc").argv(),
+            ["rustc", "--print", "sysroot"]
         );
     }
 
