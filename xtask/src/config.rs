@@ -328,10 +328,35 @@ pub fn check_registry(r: &str) -> Result<()> {
         bail!("invalid registry `{r}`: drop the scheme, e.g. `ghcr.io/acme` or `127.0.0.1:5000`");
     }
     let (host, path) = r.split_once('/').unwrap_or((r, ""));
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    // The OCI reference grammar: a domain (labels of letters, digits and `-`), an IPv4 or a
+    // bracketed IPv6 address, then an optional numeric port.
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, "")) if v6.contains(':') => (Some(v6), None),
+            Some((v6, after)) if v6.contains(':') => match after.strip_prefix(':') {
+                Some(p) => (Some(v6), Some(p)),
+                None => (None, None),
+            },
+            _ => (None, None),
+        },
+        None => match host.split_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(host), None),
+        },
+    };
+    let name_ok = name.is_some_and(|n| {
+        !n.is_empty()
+            && (n.contains(':') && n.chars().all(|c| c.is_ascii_hexdigit() || c == ':')
+                || n.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                }))
+    });
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    let host_ok = name_ok && port_ok;
     if !host_ok || (!path.is_empty() && check_repository(path).is_err()) {
         bail!("invalid registry `{r}`: expected host[:port][/path], e.g. `ghcr.io/acme` or `123456789012.dkr.ecr.us-east-1.amazonaws.com`");
     }
@@ -584,6 +609,18 @@ mod tests {
         assert!(check_registry("ghcr.io/acme").is_ok());
         assert!(check_registry("https://ghcr.io").is_err());
         assert!(check_registry("ghcr.io/Acme").is_err());
+        for bad in [
+            "ghcr.io/acme/",
+            "ghcr.io acme",
+            " ghcr.io",
+            "ghcr.io//acme",
+            "",
+            "host:port:1/x",
+        ] {
+            assert!(check_registry(bad).is_err(), "`{bad}`");
+        }
+        assert!(check_registry("[::1]:5000").is_ok());
+        assert!(check_registry("localhost:5000/team/sub").is_ok());
         assert!(check_repository("team/api-v2").is_ok());
         for bad in ["Api", "api-", "-api", "team//api", "a b", ""] {
             assert!(check_repository(bad).is_err(), "{bad}");

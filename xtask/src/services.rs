@@ -41,6 +41,8 @@ pub struct Settings {
     pub environments: Vec<String>,
     /// Globs whose change selects every service.
     pub shared_paths: Vec<String>,
+    /// What was tidied while reading (duplicates dropped), for warnings.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -283,6 +285,20 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
         }
         None => strings(&g.registries),
     };
+    let mut notes = Vec::new();
+    let mut registries_unique: Vec<String> = Vec::new();
+    for r in registries {
+        let key = r.trim_end_matches('/').to_ascii_lowercase();
+        if registries_unique
+            .iter()
+            .any(|u| u.to_ascii_lowercase() == key)
+        {
+            notes.push(format!("registry `{r}` is listed twice: pushed to once"));
+        } else {
+            registries_unique.push(r);
+        }
+    }
+    let registries = registries_unique;
     let platforms = match &env.platforms {
         Some(p) => {
             check_env("BUILD_PLATFORMS", p, config::check_platform)?;
@@ -328,6 +344,7 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
             None => Vec::new(),
         },
         extra_labels: g.labels,
+        notes,
     })
 }
 

@@ -161,7 +161,7 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
         let state = tag_state(runner, &repo, &build_context, &reference);
         inputs.versions.insert(reference, state);
     }
-    for note in &build_context.notes {
+    for note in build_context.notes.iter().chain(&ws.settings.notes) {
         ctx.ui.warn(note);
     }
     let mut plan = plan::make(&inputs)?;

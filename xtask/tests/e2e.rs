@@ -220,7 +220,10 @@ fn a_broken_dockerfile_fails_with_the_builder_output_and_spares_the_rest() {
     );
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("- broken: build: docker failed with exit status"), "{err}");
+    assert!(
+        err.contains("- broken: build: docker failed with exit status"),
+        "{err}"
+    );
     assert!(
         err.contains("missing.txt"),
         "the builder's own message is kept: {err}"

@@ -313,3 +313,55 @@ fn a_cargo_service_for_another_platform_needs_its_target_and_linker_first() {
         "nothing printed as if it would run"
     );
 }
+
+#[test]
+fn a_registry_listed_twice_is_pushed_to_once_with_a_note() {
+    let f = fixture();
+    let fake = fake_buildx(&f.path().join("fake"));
+    let path = format!("{}:/usr/bin:/bin", fake.display());
+    let out = xtask(
+        f.path(),
+        &["plan", "--json", "web"],
+        &[
+            ("PATH", path.as_str()),
+            ("DOCKER_REGISTRY", "127.0.0.1:5000,ghcr.io/acme"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let f2 = Fixture::new("registries = [\"ghcr.io/acme\", \"ghcr.io/acme/\", \"GHCR.io/acme\"]\n");
+    f2.write("services/web/Dockerfile", "FROM busybox:1.35\nUSER 65534\n");
+    f2.commit("main");
+    let out = xtask(
+        f2.path(),
+        &["plan", "--json", "web"],
+        &[("PATH", path.as_str())],
+    );
+    let err = stderr(&out);
+    // `ghcr.io/acme/` is refused by the grammar (no trailing slash) before any note.
+    assert!(
+        !out.status.success() && err.contains("invalid registry `ghcr.io/acme/`"),
+        "{err}"
+    );
+    let f3 = Fixture::new("registries = [\"ghcr.io/acme\", \"GHCR.io/acme\"]\n");
+    f3.write("services/web/Dockerfile", "FROM busybox:1.35\nUSER 65534\n");
+    f3.commit("main");
+    let out = xtask(
+        f3.path(),
+        &["plan", "--json", "web"],
+        &[("PATH", path.as_str())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("registry `GHCR.io/acme` is listed twice: pushed to once"),
+        "{}",
+        stderr(&out)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let images = v["services"][0]["images"].as_array().unwrap();
+    assert!(
+        images
+            .iter()
+            .all(|i| i.as_str().unwrap().starts_with("ghcr.io/acme/web:")),
+        "{images:?}"
+    );
+}

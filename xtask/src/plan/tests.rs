@@ -54,6 +54,7 @@ fn workspace() -> Workspace {
             default_branch: None,
             environments: vec![],
             shared_paths: vec![],
+            notes: vec![],
         },
         services: vec![service("api", true), service("web", false)],
     }
