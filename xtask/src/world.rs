@@ -407,7 +407,9 @@ fn detect_docker(
 ) -> Result<(String, docker::Builder)> {
     let forced = std::env::var("SLIPWAY_BUILDER").ok();
     let program = match which::which("docker") {
-        Ok(p) => p.display().to_string(),
+        // The plan names the program, not where this machine keeps it (plans are compared
+        // and shared); the runner finds it on PATH the same way.
+        Ok(_) => "docker".to_string(),
         Err(_) if runner.dry_run => {
             let b = docker::Builder::choose(forced.as_deref().or(Some("buildx")), true, None, builder_name)?;
             eprintln!("note: docker is not on PATH: --dry-run assumes docker buildx (set SLIPWAY_BUILDER to assume another)");
