@@ -15,10 +15,14 @@ fn repo_root() -> &'static Path {
 }
 
 fn make(args: &[&str]) -> (bool, String) {
+    // Under `make test` this runs inside make: a nested make would print its directory.
     let out = Command::new("make")
         .current_dir(repo_root())
+        .arg("--no-print-directory")
         .args(args)
         .env_remove("MAKEFLAGS")
+        .env_remove("MAKELEVEL")
+        .env_remove("MFLAGS")
         .output()
         .expect("make is installed");
     (
