@@ -6,6 +6,10 @@
 # container-build`); they are deliberately not `export`ed here, because an exported unset
 # variable reaches the tool as an empty one. Only demo, test and stack-* use the local stack.
 
+# No built-in rules: `container-build-` must not become a C compile of `container-build-.o`.
+MAKEFLAGS += -r
+.SUFFIXES:
+
 STACK := scripts/stack.sh
 STACK_ENV = $${SLIPWAY_STACK_DIR:-/tmp/slipway-stack}/env
 XTASK := cargo xtask
@@ -24,7 +28,10 @@ container-build:
 
 ## container-build-NAME: build one service (e.g. make container-build-api)
 container-build-%:
-	$(XTASK) build $*
+	$(XTASK) build -- '$*'
+
+container-build- container-push-:
+	@echo "name a service: make $@NAME (make list shows them)" >&2; exit 2
 
 ## container-push: build and push every service to the configured registries
 container-push:
@@ -32,7 +39,7 @@ container-push:
 
 ## container-push-NAME: build and push one service
 container-push-%:
-	$(XTASK) build --push $*
+	$(XTASK) build --push -- '$*'
 
 ## plan: what a build would do, and why
 plan:

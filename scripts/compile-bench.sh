@@ -4,6 +4,7 @@
 # (xshell, clap, cargo_metadata, git2, serde, toml, indicatif, which), each built the same way
 # into a fresh target directory, in the same run. Prints both times and the ratio.
 # Usage: scripts/compile-bench.sh [runs]   (default 1; the machine is noisy: compare ratios)
+# SAME_PROFILE=1 gives the bare set this workspace's [profile.dev] too (the strict comparison).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-1}
@@ -30,6 +31,9 @@ which = "8"
 [workspace]
 TOML
 echo 'fn main() {}' > "$work/bare/src/main.rs"
+if [ "${SAME_PROFILE:-}" = 1 ]; then
+    sed -n '/^\[profile.dev\]/,/^\[/p' "$root/Cargo.toml" | sed '/^\[profile.dev\]/!{/^\[/d}' >> "$work/bare/Cargo.toml"
+fi
 
 cold() { # dir, what → seconds
     local dir=$1 what=$2 target="$work/target-$RANDOM"

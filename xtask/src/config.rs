@@ -136,7 +136,7 @@ impl EnvOverrides {
     /// are split on commas only; an empty value, an empty item or a space inside an item is an
     /// error naming the variable. (`DOCKER_REGISTRY=""` is the one explicit empty: local only.)
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvOverrides> {
-        let list = |name: &str, empty_ok: bool| -> Result<Option<Vec<String>>> {
+        let list = |name: &str, empty_ok: bool, dedupe: bool| -> Result<Option<Vec<String>>> {
             let Some(v) = get(name) else {
                 return Ok(None);
             };
@@ -155,16 +155,17 @@ impl EnvOverrides {
                 if item.contains(char::is_whitespace) {
                     bail!("${name}: `{item}` contains a space: separate values with commas, not spaces");
                 }
-                if !out.iter().any(|o| o == item) {
+                // Registry duplicates stay: the service model drops them with a note.
+                if !dedupe || !out.iter().any(|o| o == item) {
                     out.push(item.to_string());
                 }
             }
             Ok(Some(out))
         };
         Ok(EnvOverrides {
-            registries: list("DOCKER_REGISTRY", true)?,
-            platforms: list("BUILD_PLATFORMS", false)?,
-            tags: list("DOCKER_TAGS", false)?,
+            registries: list("DOCKER_REGISTRY", true, false)?,
+            platforms: list("BUILD_PLATFORMS", false, true)?,
+            tags: list("DOCKER_TAGS", false, true)?,
         })
     }
 }
@@ -310,6 +311,28 @@ pub fn check_platform(p: &str) -> Result<()> {
     if PLATFORMS.contains(&p) {
         return Ok(());
     }
+    if p.contains([';', ' ']) {
+        bail!("platform `{p}`: separate platforms with commas");
+    }
+    // What people write for what BuildKit calls it.
+    let lower = p.to_ascii_lowercase();
+    let (os, arch) = lower.split_once('/').unwrap_or(("linux", lower.as_str()));
+    let alias = match arch {
+        "x86_64" | "x86-64" | "amd64" => Some("amd64"),
+        "aarch64" | "arm64" => Some("arm64"),
+        "armhf" | "armv7" | "armv7l" => Some("arm/v7"),
+        "i386" | "i686" | "x86" => Some("386"),
+        _ => None,
+    };
+    if let Some(a) = alias {
+        let guess = format!("{os}/{a}");
+        if PLATFORMS.contains(&guess.as_str()) {
+            bail!("unknown platform `{p}`: did you mean `{guess}`?");
+        }
+    }
+    if !p.contains('/') {
+        bail!("unknown platform `{p}`: write it as os/arch[/variant], e.g. linux/amd64");
+    }
     let parts: Vec<&str> = p.split('/').collect();
     let shaped = (2..=3).contains(&parts.len()) && parts.iter().all(|s| !s.is_empty());
     let hint = match closest(p, PLATFORMS.iter().copied()) {
@@ -354,9 +377,17 @@ pub fn check_registry(r: &str) -> Result<()> {
                         && !l.ends_with('-')
                 }))
     });
-    let port_ok =
-        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
     let host_ok = name_ok && port_ok;
+    if !port_ok {
+        bail!("invalid registry `{r}`: the port must be a number from 1 to 65535");
+    }
+    if name_ok && path.chars().any(|c| c.is_ascii_uppercase()) {
+        bail!(
+            "invalid registry `{r}`: the path must be lowercase (`{}`)",
+            path.to_ascii_lowercase()
+        );
+    }
     if !host_ok || (!path.is_empty() && check_repository(path).is_err()) {
         bail!("invalid registry `{r}`: expected host[:port][/path], e.g. `ghcr.io/acme` or `123456789012.dkr.ecr.us-east-1.amazonaws.com`");
     }
@@ -601,10 +632,17 @@ mod tests {
         ] {
             assert!(check_platform(bad).is_err(), "{bad}");
         }
-        assert_eq!(
-            check_platform("linux/amd65").unwrap_err().to_string(),
-            "unknown platform `linux/amd65`: did you mean `linux/amd64`?"
-        );
+        for (given, hint) in [
+            ("linux/amd65", "did you mean `linux/amd64`?"),
+            ("linux/x86_64", "did you mean `linux/amd64`?"),
+            ("Linux/AMD64", "did you mean `linux/amd64`?"),
+            ("aarch64", "did you mean `linux/arm64`?"),
+            ("linux", "write it as os/arch"),
+            ("linux/amd64;linux/arm64", "separate platforms with commas"),
+        ] {
+            let err = check_platform(given).unwrap_err().to_string();
+            assert!(err.contains(hint), "{given}: {err}");
+        }
         assert!(check_registry("127.0.0.1:5000").is_ok());
         assert!(check_registry("ghcr.io/acme").is_ok());
         assert!(check_registry("https://ghcr.io").is_err());

@@ -124,6 +124,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => cmd::completions::run(&args),
     };
     match result {
+        Ok(()) if ui::stdout_failed() => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{} {e:#}", ui::paint("error:", 31));

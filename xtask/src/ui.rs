@@ -43,6 +43,14 @@ pub fn paint(word: &str, code: u8) -> String {
 }
 
 static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// A write to stdout failed for another reason than a reader that went away (a full disk):
+/// the output is incomplete, so the run fails.
+static STDOUT_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether some machine output could not be written (not a closed pipe).
+pub fn stdout_failed() -> bool {
+    STDOUT_FAILED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 pub fn write_out(line: std::fmt::Arguments) {
     use std::io::Write;
@@ -54,7 +62,8 @@ pub fn write_out(line: std::fmt::Arguments) {
     if let Err(e) = writeln!(o, "{line}").and_then(|_| o.flush()) {
         STDOUT_CLOSED.store(true, Ordering::Relaxed);
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("warning: cannot write to stdout: {e}");
+            STDOUT_FAILED.store(true, Ordering::Relaxed);
+            eprintln!("error: cannot write to stdout: {e}");
         }
     }
 }

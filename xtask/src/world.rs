@@ -15,7 +15,20 @@ use crate::tools::{docker, skopeo};
 use crate::{changes, config, git, version, Ctx};
 
 /// The plan for `args`, with what was read along the way.
-pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Workspace)> {
+/// What the plan is for: `plan` only shows it (a missing Rust target is a warning: another
+/// runner may build that platform); `build` runs it (then it is an error, before anything runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Show,
+    Build,
+}
+
+pub fn plan(
+    ctx: &Ctx,
+    args: &SelectArgs,
+    runner: &Runner,
+    purpose: Purpose,
+) -> Result<(Plan, Workspace)> {
     let ws = ctx.workspace()?;
     for p in &args.platform {
         config::check_platform(p).context("in --platform")?;
@@ -69,7 +82,14 @@ pub fn plan(ctx: &Ctx, args: &SelectArgs, runner: &Runner) -> Result<(Plan, Work
         })?,
         Err(_) => git.commit_time,
     };
-    check_rust_targets(&ws, args, &selection, runner)?;
+    if let Err(e) = check_rust_targets(&ws, args, &selection, runner) {
+        match purpose {
+            Purpose::Build => return Err(e),
+            Purpose::Show => ctx
+                .ui
+                .warn(format!("{e:#} (a build on this machine would stop here)")),
+        }
+    }
     // Probing docker costs tens of milliseconds: only when something will be built.
     let (docker, builder) = if selection.values().any(|s| s.selected) {
         detect_docker(runner, args.builder.clone())?

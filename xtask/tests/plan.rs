@@ -364,7 +364,10 @@ fn text_plan_is_a_table_with_commands_behind_v() {
     let lines: Vec<&str> = text.lines().collect();
     let header = lines.iter().position(|l| l.starts_with("SERVICE")).unwrap();
     let cols: Vec<&str> = lines[header].split_whitespace().collect();
-    assert_eq!(cols, ["SERVICE", "VERSION", "PLATFORMS", "TAGS", "WHY"]);
+    assert_eq!(
+        cols,
+        ["SERVICE", "BUILD", "VERSION", "PLATFORMS", "TAGS", "WHY"]
+    );
     let api = lines[header + 1];
     assert!(
         api.starts_with("api")

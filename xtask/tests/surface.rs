@@ -33,6 +33,8 @@ fn make(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn seed_named_make_targets_wrap_the_xtask_and_never_touch_the_stack() {
+    let (ok, _) = make(&["container-build-"]);
+    assert!(!ok, "an empty name is an error, not a built-in rule");
     let (ok, help) = make(&[]);
     assert!(ok);
     for target in [
@@ -51,9 +53,9 @@ fn seed_named_make_targets_wrap_the_xtask_and_never_touch_the_stack() {
     assert!(!help.contains("cargo"), "bare make runs nothing: {help}");
     for (target, want) in [
         ("container-build", "cargo xtask build --all"),
-        ("container-build-api", "cargo xtask build api"),
+        ("container-build-api", "cargo xtask build -- 'api'"),
         ("container-push", "cargo xtask build --all --push"),
-        ("container-push-web", "cargo xtask build --push web"),
+        ("container-push-web", "cargo xtask build --push -- 'web'"),
     ] {
         let (ok, text) = make(&["-n", target, "BUILD_PLATFORMS=linux/amd64,linux/arm64"]);
         assert!(ok, "{target}");
@@ -367,5 +369,88 @@ fn a_registry_listed_twice_is_pushed_to_once_with_a_note() {
             .iter()
             .all(|i| i.as_str().unwrap().starts_with("ghcr.io/acme/web:")),
         "{images:?}"
+    );
+}
+
+#[test]
+fn review_findings_stay_fixed() {
+    let f = fixture();
+    let fake = fake_buildx(&f.path().join("fake"));
+    let path = format!("{}:/usr/bin:/bin", fake.display());
+    // A full disk is not a closed pipe: the run fails.
+    if Path::new("/dev/full").exists() {
+        let status = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["--repo"])
+            .arg(f.path())
+            .args(["list", "--json"])
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "lost output must not exit 0");
+    }
+    // An exact duplicate from the environment is noted too.
+    let out = xtask(
+        f.path(),
+        &["plan", "web"],
+        &[
+            ("PATH", path.as_str()),
+            ("DOCKER_REGISTRY", "ghcr.io/acme,ghcr.io/acme"),
+        ],
+    );
+    assert!(stderr(&out).contains("listed twice"), "{}", stderr(&out));
+    // Ports are 1..65535.
+    let out = xtask(
+        f.path(),
+        &["plan"],
+        &[("DOCKER_REGISTRY", "localhost:99999")],
+    );
+    assert!(
+        stderr(&out).contains("the port must be a number from 1 to 65535"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_plan_for_a_platform_this_machine_cannot_build_is_still_a_plan() {
+    let f = fixture();
+    f.write("services/api/Dockerfile", "FROM scratch\nCOPY bin/ /\n");
+    f.write(
+        "services/api/service.toml",
+        "platforms = [\"linux/amd64\", \"linux/s390x\"]\n[cargo]\n",
+    );
+    f.write(
+        "services/api/Cargo.toml",
+        "[package]\nname = \"api\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    f.write("services/api/src/main.rs", "fn main() {}\n");
+    f.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"services/api\"]\n\n[workspace.metadata.images]\nregistries = [\"127.0.0.1:1\"]\n",
+    );
+    f.commit("main");
+    let fake = fake_buildx(&f.path().join("fake"));
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The per-platform matrix sends s390x to another runner: planning here must work.
+    let out = xtask(
+        f.path(),
+        &["plan", "--matrix", "--per-platform", "api"],
+        &[("PATH", path.as_str())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a build on this machine would stop here"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("join the digests into one multi-arch index"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -279,7 +279,14 @@ impl World<'_, '_, '_> {
             ),
             ("platforms", svc.platforms.join(",")),
             ("target", svc.target.clone().unwrap_or_default()),
-            ("build_args", format!("{:?}", svc.build_args)),
+            (
+                "build_args",
+                svc.build_args
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             (
                 "labels",
                 format!(

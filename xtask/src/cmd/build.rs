@@ -9,7 +9,7 @@ use crate::{report, world, Ctx};
 
 pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
     let runner = ctx.runner(args.dry_run);
-    let (plan, _) = world::plan(ctx, &args.select, &runner)?;
+    let (plan, _) = world::plan(ctx, &args.select, &runner, world::Purpose::Build)?;
     for svc in plan.services.iter().filter(|s| s.selected) {
         for note in &svc.notes {
             ctx.ui.info(format!("[{}] {note}", svc.name));

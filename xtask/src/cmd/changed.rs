@@ -21,14 +21,19 @@ pub fn run(ctx: &Ctx, args: &ChangedArgs) -> Result<()> {
         return Ok(());
     }
     ctx.ui.info(format!(
-        "comparing {}{} ({} changed paths)",
+        "comparing {}{} ({} changed path{})",
         report.comparison,
         if report.working_tree {
             ", with the working tree"
         } else {
             ""
         },
-        report.changed_path_count
+        report.changed_path_count,
+        if report.changed_path_count == 1 {
+            ""
+        } else {
+            "s"
+        }
     ));
     let width = report
         .services

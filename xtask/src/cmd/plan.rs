@@ -11,12 +11,15 @@ use crate::{world, Ctx};
 
 pub fn run(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
     let runner = ctx.runner(true);
-    let (plan, _) = world::plan(ctx, &args.select, &runner)?;
+    let (plan, _) = world::plan(ctx, &args.select, &runner, world::Purpose::Show)?;
     if args.json {
         out!("{}", serde_json::to_string_pretty(&plan)?);
     } else if args.matrix {
         let m = matrix(&plan, args.per_platform);
         let count = m["include"].as_array().map_or(0, Vec::len);
+        if args.per_platform && count > 0 {
+            ctx.ui.warn("--per-platform: each entry builds one platform under the same tags; push each by digest and join the digests into one multi-arch index (docker buildx imagetools create) in a final job, or the last push wins");
+        }
         let text = serde_json::to_string(&m)?;
         ctx.ui.info(format!(
             "matrix: {count} entr{}",
@@ -129,7 +132,7 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner, verbose: bool) {
             ]
         })
         .collect();
-    let header = ["SERVICE", "", "VERSION", "PLATFORMS", "TAGS", "WHY"];
+    let header = ["SERVICE", "BUILD", "VERSION", "PLATFORMS", "TAGS", "WHY"];
     let widths: Vec<usize> = (0..5)
         .map(|c| {
             rows.iter()
