@@ -35,11 +35,11 @@ container-build- container-push-:
 
 ## container-push: build and push every service to the configured registries
 container-push:
-	$(XTASK) build --all --push
+	$(XTASK) push --all
 
 ## container-push-NAME: build and push one service
 container-push-%:
-	$(XTASK) build --push -- '$*'
+	$(XTASK) push -- '$*'
 
 ## plan: what a build would do, and why
 plan:

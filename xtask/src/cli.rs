@@ -51,6 +51,11 @@ pub enum Command {
         after_help = "Examples:\n  cargo xtask build api --platform linux/arm64\n  cargo xtask build --changed --push -j 4 --keep-going"
     )]
     Build(BuildArgs),
+    /// Build and push every tag to the registries: the same pipeline as `build --push`.
+    #[command(
+        after_help = "Examples:\n  cargo xtask push --changed -j 4 --keep-going\n  cargo xtask push api --dry-run"
+    )]
+    Push(BuildArgs),
     /// Show what a build would do: per service, selected or not and why, every image
     /// reference, and the exact commands.
     #[command(

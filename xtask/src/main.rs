@@ -118,6 +118,10 @@ fn main() -> ExitCode {
         Command::List(args) => cmd::list::run(&ctx, &args),
         Command::Version(args) => cmd::version::run(&ctx, &args),
         Command::Build(args) => cmd::build::run(&ctx, &args),
+        Command::Push(mut args) => {
+            args.select.push = true;
+            cmd::build::run(&ctx, &args)
+        }
         Command::Plan(args) => cmd::plan::run(&ctx, &args),
         Command::Changed(args) => cmd::changed::run(&ctx, &args),
         Command::Bench(args) => cmd::bench::run(&ctx, &args),

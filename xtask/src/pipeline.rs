@@ -5,7 +5,7 @@
 use crate::ui::out;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -66,26 +66,122 @@ pub fn execute(plan: &Plan, runner: &Runner, ui: &Ui, opts: &Options) -> Vec<Out
         task.finish("done");
     }
     let jobs = if runner.dry_run { 1 } else { opts.jobs.max(1) };
-    let next = AtomicUsize::new(0);
+    let sched = Schedule::new(&selected);
     let stop = AtomicBool::new(false);
     let results: Mutex<Vec<Outcome>> = Mutex::new(selected.iter().map(|s| blank(s)).collect());
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(selected.len()) {
-            scope.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
-                    return;
+            scope.spawn(|| {
+                while let Some(next) = sched.next(&stop) {
+                    let i = next.index();
+                    let outcome = match next {
+                        Next::Run(i) => run_service(selected[i], runner, ui),
+                        Next::Skip(i, why) => Outcome {
+                            attempted: true,
+                            error: Some(why),
+                            ..blank(selected[i])
+                        },
+                    };
+                    let ok = outcome.error.is_none();
+                    if !ok && !opts.keep_going {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    results.lock().expect("results lock")[i] = outcome;
+                    sched.finish(i, ok);
                 }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(svc) = selected.get(i) else { return };
-                let outcome = run_service(svc, runner, ui);
-                if outcome.error.is_some() && !opts.keep_going {
-                    stop.store(true, Ordering::SeqCst);
-                }
-                results.lock().expect("results lock")[i] = outcome;
             });
         }
     });
     results.into_inner().expect("results lock")
+}
+
+/// What a worker does next.
+enum Next {
+    Run(usize),
+    /// Not built: what it builds on failed.
+    Skip(usize, String),
+}
+
+impl Next {
+    fn index(&self) -> usize {
+        match self {
+            Next::Run(i) | Next::Skip(i, _) => *i,
+        }
+    }
+}
+
+/// `depends_on` order under `-j`: a service starts when every selected service it builds on
+/// has finished; if one of them failed, it is not built (and says why). Services that are not
+/// selected are taken as already published.
+struct Schedule {
+    deps: Vec<Vec<usize>>,
+    names: Vec<String>,
+    state: Mutex<(Vec<usize>, usize, BTreeMap<usize, bool>)>,
+    changed: std::sync::Condvar,
+}
+
+impl Schedule {
+    fn new(selected: &[&ServicePlan]) -> Schedule {
+        let index: BTreeMap<&str, usize> = selected
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let deps = selected
+            .iter()
+            .map(|s| {
+                s.depends_on
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        Schedule {
+            deps,
+            names: selected.iter().map(|s| s.name.clone()).collect(),
+            // pending (in plan order), running count, finished → ok
+            state: Mutex::new(((0..selected.len()).collect(), 0, BTreeMap::new())),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn next(&self, stop: &AtomicBool) -> Option<Next> {
+        let mut st = self.state.lock().expect("schedule lock");
+        loop {
+            if stop.load(Ordering::SeqCst) || st.0.is_empty() {
+                return None;
+            }
+            let (pending, running, done) = &mut *st;
+            let ready = pending
+                .iter()
+                .position(|&i| self.deps[i].iter().all(|d| done.contains_key(d)));
+            if let Some(p) = ready {
+                let i = pending.remove(p);
+                *running += 1;
+                if let Some(d) = self.deps[i].iter().find(|d| done.get(d) == Some(&false)) {
+                    return Some(Next::Skip(
+                        i,
+                        format!("not built: it builds on {}, which failed", self.names[*d]),
+                    ));
+                }
+                return Some(Next::Run(i));
+            }
+            if *running == 0 {
+                // Nothing runs and nothing is ready: a cycle. Break it rather than hang.
+                let i = pending.remove(0);
+                *running += 1;
+                return Some(Next::Run(i));
+            }
+            st = self.changed.wait(st).expect("schedule lock");
+        }
+    }
+
+    fn finish(&self, i: usize, ok: bool) {
+        let mut st = self.state.lock().expect("schedule lock");
+        st.1 -= 1;
+        st.2.insert(i, ok);
+        self.changed.notify_all();
+    }
 }
 
 fn run_service(svc: &ServicePlan, runner: &Runner, ui: &Ui) -> Outcome {

@@ -70,6 +70,9 @@ pub struct Inputs<'a> {
     pub tags_unknown: bool,
     /// What `registry/repo:latest` points to now, per reference that would get it.
     pub latest: BTreeMap<String, LatestState>,
+    /// Services each builds on without saying so (images of this repository's services its
+    /// Dockerfile reads).
+    pub implicit_deps: BTreeMap<String, Vec<String>>,
     /// What stable version tags (`registry/repo:1.2.3`) hold now, when pushing.
     pub versions: BTreeMap<String, LatestState>,
     pub builder: Builder,
@@ -114,6 +117,10 @@ pub struct ServicePlan {
     pub notes: Vec<String>,
     pub platforms: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// Services whose image this one builds on (`depends_on`, and images its Dockerfile reads
+    /// that a service of this repository produces): built first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
     pub steps: Vec<Step>,
 }
 
@@ -182,6 +189,7 @@ pub fn make(inp: &Inputs) -> Result<Plan> {
                 notes: Vec::new(),
                 platforms: svc.platforms.clone(),
                 labels: BTreeMap::new(),
+                depends_on: Vec::new(),
                 steps: Vec::new(),
             });
             continue;
@@ -393,6 +401,13 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
             });
         }
     }
+    let mut depends_on = svc.depends_on.clone();
+    for d in inp.implicit_deps.get(&svc.name).into_iter().flatten() {
+        if !depends_on.contains(d) {
+            depends_on.push(d.clone());
+        }
+    }
+    depends_on.sort();
     Ok(ServicePlan {
         name: svc.name.clone(),
         selected: true,
@@ -402,6 +417,7 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         notes,
         platforms,
         labels,
+        depends_on,
         steps,
     })
 }

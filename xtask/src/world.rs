@@ -166,6 +166,7 @@ pub fn plan(
         tags_unknown: repo.tags_unknown(),
         latest: BTreeMap::new(),
         versions: BTreeMap::new(),
+        implicit_deps: implicit_deps(&ws),
         builder,
         docker,
         cargo: crate::cargo_program(),
@@ -188,6 +189,42 @@ pub fn plan(
     drop(inputs);
     plan.base = changed.as_ref().and_then(|r| r.base.clone());
     Ok((plan, ws))
+}
+
+/// Images of this repository's services that each service's Dockerfile reads (FROM, COPY
+/// --from, mounts) without a `depends_on`: the build order must respect them too.
+fn implicit_deps(ws: &Workspace) -> BTreeMap<String, Vec<String>> {
+    let index = changes::ImageIndex::new(&ws.services);
+    let mut out = BTreeMap::new();
+    for svc in &ws.services {
+        let Ok(text) = std::fs::read_to_string(ws.root.join(&svc.dockerfile)) else {
+            continue;
+        };
+        let mut deps: Vec<String> = Vec::new();
+        for platform in &svc.platforms {
+            let parsed = crate::dockerfile::parse(
+                &text,
+                &crate::dockerfile::Vars {
+                    build_args: &svc.build_args,
+                    platform,
+                },
+            );
+            for img in parsed.images {
+                if let Some(d) = index.find(&img.reference) {
+                    if d.name != svc.name
+                        && !svc.depends_on.contains(&d.name)
+                        && !deps.contains(&d.name)
+                    {
+                        deps.push(d.name.clone());
+                    }
+                }
+            }
+        }
+        if !deps.is_empty() {
+            out.insert(svc.name.clone(), deps);
+        }
+    }
+    out
 }
 
 /// Where this build runs (CI event or local checkout), read from the environment and git.

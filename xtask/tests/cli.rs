@@ -387,3 +387,71 @@ fn without_keep_going_the_first_failure_stops_the_rest() {
     assert!(err.contains("- jobs: build:"), "{err}");
     assert!(err.contains("- web: not run"), "{err}");
 }
+
+#[test]
+fn services_build_in_depends_on_order_under_j_and_a_failed_base_skips_its_dependents() {
+    let f = Fixture::new(IMAGES);
+    f.write(
+        "services/base/Dockerfile",
+        "FROM busybox:1.35\nUSER 10001\n",
+    );
+    // app builds FROM base's image (implicit); tool declares depends_on; solo is independent.
+    f.write(
+        "services/app/Dockerfile",
+        "FROM registry.example.invalid:5000/acme/base:1.4.0\nUSER 10001\n",
+    );
+    f.write(
+        "services/tool/Dockerfile",
+        "FROM busybox:1.35\nUSER 10001\n",
+    );
+    f.write("services/tool/service.toml", "depends_on = [\"base\"]\n");
+    f.write(
+        "services/solo/Dockerfile",
+        "FROM busybox:1.35\nUSER 10001\n",
+    );
+    f.commit("main");
+    let out = xtask(
+        f.path(),
+        &["push", "--all", "-j", "2", "--keep-going"],
+        &[("PATH", &fake_path(&f)), ("FAKE_SLOW_TAG", "/base:")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = std::fs::read_to_string(f.path().join("fake/docker.log")).unwrap();
+    let at = |needle: &str| {
+        log.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {log}"))
+    };
+    let base_done = at("done build,registry.example.invalid:5000/acme/base:");
+    for dependent in ["acme/app:", "acme/tool:"] {
+        let started = log
+            .lines()
+            .position(|l| l.starts_with("buildx build") && l.contains(dependent))
+            .unwrap();
+        assert!(
+            started > base_done,
+            "{dependent} started before base finished:\n{log}"
+        );
+    }
+    assert!(
+        at("acme/solo:") < base_done,
+        "an independent service does not wait:\n{log}"
+    );
+    // A base that fails: its dependents are not built, and say why.
+    let out = xtask(
+        f.path(),
+        &["push", "--all", "-j", "2", "--keep-going"],
+        &[("PATH", &fake_path(&f)), ("FAKE_FAIL_TAG", "/base:")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("- app: not built: it builds on base, which failed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("- tool: not built: it builds on base, which failed"),
+        "{err}"
+    );
+    assert!(!err.contains("- solo:"), "{err}");
+}

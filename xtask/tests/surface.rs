@@ -54,8 +54,8 @@ fn seed_named_make_targets_wrap_the_xtask_and_never_touch_the_stack() {
     for (target, want) in [
         ("container-build", "cargo xtask build --all"),
         ("container-build-api", "cargo xtask build -- 'api'"),
-        ("container-push", "cargo xtask build --all --push"),
-        ("container-push-web", "cargo xtask build --push -- 'web'"),
+        ("container-push", "cargo xtask push --all"),
+        ("container-push-web", "cargo xtask push -- 'web'"),
     ] {
         let (ok, text) = make(&["-n", target, "BUILD_PLATFORMS=linux/amd64,linux/arm64"]);
         assert!(ok, "{target}");

@@ -25,6 +25,7 @@ use crate::files::{CommitTree, Disk, Files};
 use crate::services::{Package, Service, Workspace};
 use inputs::{Component, Kind, Reader, Source};
 use snapshot::Snapshot;
+pub use spec::ImageIndex;
 use spec::{rp, Spec, World};
 
 /// The version of the JSON contracts (`changed`, `plan`, `list`).

@@ -1,10 +1,10 @@
-//! `cargo xtask build`: plan (reading the world first), run the plan, report.
+//! `cargo xtask build` and `cargo xtask push`: plan (reading the world first), run the plan
+//! (services in `depends_on` order under `-j`), report.
 
 use anyhow::{bail, Result};
 
 use crate::cli::BuildArgs;
 use crate::pipeline::{self, Options};
-use crate::plan::{self, Step};
 use crate::{report, world, Ctx};
 
 pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
@@ -14,9 +14,6 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
         for note in &svc.notes {
             ctx.ui.info(format!("[{}] {note}", svc.name));
         }
-    }
-    if !args.dry_run {
-        check_rust_targets(&runner, &plan)?;
     }
     let outcomes = pipeline::execute(
         &plan,
@@ -34,37 +31,4 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
         };
     }
     report::finish(&outcomes, args.select.push, &ctx.ui)
-}
-
-/// Fails early, with the fix, when a platform needs a Rust target that is not installed.
-fn check_rust_targets(runner: &crate::exec::Runner, plan: &plan::Plan) -> Result<()> {
-    let needed: Vec<&str> = plan
-        .prepare
-        .iter()
-        .filter_map(|s| match s {
-            Step::Compile { command } => Some(command),
-            _ => None,
-        })
-        .flat_map(|c| {
-            c.args
-                .windows(2)
-                .filter(|w| w[0] == "--target")
-                .map(|w| w[1].as_str())
-        })
-        .collect();
-    if needed.is_empty() {
-        return Ok(());
-    }
-    let sysroot =
-        runner.probe(&crate::tools::CommandSpec::new("rustc").args(["--print", "sysroot"]))?;
-    let sysroot = sysroot.stdout.trim();
-    for t in needed {
-        let dir = std::path::Path::new(sysroot).join("lib/rustlib").join(t);
-        if !dir.is_dir() {
-            bail!(
-                "Rust target {t} is not installed: run `rustup target add {t}` and install a linker for it, or build without that platform"
-            );
-        }
-    }
-    Ok(())
 }

@@ -98,6 +98,7 @@ fn inputs<'a>(ws: &'a Workspace, version: &'a Version, cx: &'a BuildContext) -> 
         tags_unknown: false,
         latest: BTreeMap::new(),
         versions: BTreeMap::new(),
+        implicit_deps: BTreeMap::new(),
         builder: Builder::Buildkit,
         docker: "docker".into(),
         cargo: "cargo".into(),

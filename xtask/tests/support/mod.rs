@@ -280,6 +280,9 @@ case "$1 $2" in
       esac
       shift
     done
+    # FAKE_SLOW_TAG: builds whose tags contain it take a second; FAKE_FAIL_TAG: they fail.
+    case "$tags" in *"${FAKE_SLOW_TAG:-@none@}"*) sleep 1 ;; esac
+    case "$tags" in *"${FAKE_FAIL_TAG:-@none@}"*) echo "ERROR: failed to solve: fake failure" >&2; exit 1 ;; esac
     digest="sha256:$(printf '%s' "$tags" | sha256sum | cut -c1-64)"
     echo "#1 [internal] load build definition from Dockerfile" >&2
     echo "#9 exporting manifest list $digest done" >&2
@@ -292,6 +295,7 @@ case "$1 $2" in
   "image.name": "${tags#,}"
 }
 JSON
+    echo "done build$tags" >> "$(dirname "$0")/../docker.log"
     exit 0 ;;
 esac
 echo "fake docker: unexpected: $*" >&2
