@@ -274,6 +274,18 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             let info = docker::parse_inspect(&res.stdout)?;
             check_image(&info, platform, *non_root)?;
         }
+        Step::Tag {
+            command,
+            reference,
+            digest,
+        } => {
+            if let Some(c) = command {
+                runner.run_retrying(c, 3)?;
+            }
+            if !runner.dry_run {
+                out.digests.insert(reference.clone(), digest.clone());
+            }
+        }
         Step::Push { command, reference } => {
             let res = runner.run_retrying(command, 3)?;
             if runner.dry_run {

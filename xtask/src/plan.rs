@@ -73,6 +73,11 @@ pub struct Inputs<'a> {
     /// Services each builds on without saying so (images of this repository's services its
     /// Dockerfile reads).
     pub implicit_deps: BTreeMap<String, Vec<String>>,
+    /// Each service's input digest (recorded as a label).
+    pub input_digests: BTreeMap<String, String>,
+    /// What each selected service's commit tag holds now, per registry (when pushing).
+    pub published: BTreeMap<String, Published>,
+    pub skopeo: String,
     /// What stable version tags (`registry/repo:1.2.3`) hold now, when pushing.
     pub versions: BTreeMap<String, LatestState>,
     pub builder: Builder,
@@ -153,6 +158,25 @@ pub enum Step {
         command: CommandSpec,
         reference: String,
     },
+    /// Put a reference on an image already in the registry, by digest (no build, no pull);
+    /// no command when the reference is already there.
+    Tag {
+        command: Option<CommandSpec>,
+        reference: String,
+        digest: String,
+    },
+}
+
+/// The label that records a service's content digest (its inputs less tags and registries) in
+/// its image: what "already published" is read from.
+pub const INPUT_LABEL: &str = "dev.slipway.input-digest";
+
+/// An image found under a service's commit tag in a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub digest: String,
+    /// Its input-digest label.
+    pub inputs: Option<String>,
 }
 
 impl Step {
@@ -164,6 +188,7 @@ impl Step {
             Step::Build { .. } => "build".into(),
             Step::Verify { .. } => "verify".into(),
             Step::Push { reference, .. } => format!("push {reference}"),
+            Step::Tag { reference, .. } => format!("tag {reference}"),
         }
     }
 }
@@ -327,6 +352,9 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
     info.description = svc.description.clone();
     let mut labels = tags::oci_labels(&cx, &info);
     labels.extend(svc.labels.clone());
+    if let Some(d) = inp.input_digests.get(&svc.name) {
+        labels.insert(INPUT_LABEL.to_string(), d.clone());
+    }
     let mut build_args = tags::standard_build_args(&cx);
     build_args.extend(svc.build_args.clone());
 
@@ -401,6 +429,15 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
             });
         }
     }
+    // Idempotent: when every registry already holds an image with these inputs under the
+    // commit tag, nothing is rebuilt: the missing tags are added by digest.
+    if let Some(reuse) = reuse_steps(inp, svc, &tagged, &repos, &images) {
+        notes.push(format!(
+            "already published with the same inputs ({}): tags added by digest, nothing rebuilt",
+            reuse.0
+        ));
+        steps = reuse.1;
+    }
     let mut depends_on = svc.depends_on.clone();
     for d in inp.implicit_deps.get(&svc.name).into_iter().flatten() {
         if !depends_on.contains(d) {
@@ -420,6 +457,65 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         depends_on,
         steps,
     })
+}
+
+/// The commit-tag reference of a service in each registry (`repo:<sha7>`), whose image tells
+/// whether this service is already published with the same inputs.
+pub fn commit_references(inp: &Inputs) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if !inp.push {
+        return Ok(out);
+    }
+    let sha7 = tags::short_sha(&inp.context.revision);
+    for svc in &inp.workspace.services {
+        if !inp.selected(&svc.name) || svc.registries.is_empty() {
+            continue;
+        }
+        let tagged = service_tags(inp, svc)?;
+        if let Some(ct) = tagged.tags.iter().find(|t| t.contains(sha7)) {
+            out.extend(repositories(svc).into_iter().map(|r| format!("{r}:{ct}")));
+        }
+    }
+    Ok(out)
+}
+
+/// Tag steps instead of build and push, when every registry holds an image with our input
+/// digest under the commit tag. Returns the digest shown and the steps.
+fn reuse_steps(
+    inp: &Inputs,
+    svc: &Service,
+    tagged: &ServiceTags,
+    repos: &[String],
+    images: &[String],
+) -> Option<(String, Vec<Step>)> {
+    let ours = inp.input_digests.get(&svc.name)?;
+    if !inp.push || svc.registries.is_empty() {
+        return None;
+    }
+    let sha7 = tags::short_sha(&inp.context.revision);
+    let ct = tagged.tags.iter().find(|t| t.contains(sha7))?;
+    let mut found = BTreeMap::new();
+    for r in repos {
+        let p = inp.published.get(&format!("{r}:{ct}"))?;
+        if p.inputs.as_deref() != Some(ours.as_str()) {
+            return None;
+        }
+        found.insert(r.clone(), p.digest.clone());
+    }
+    let mut steps = Vec::new();
+    for reference in images {
+        let (repo, tag) = reference.rsplit_once(':')?;
+        let digest = found.get(repo)?.clone();
+        steps.push(Step::Tag {
+            command: (tag != ct).then(|| {
+                crate::tools::skopeo::copy(&inp.skopeo, &format!("{repo}@{digest}"), reference)
+            }),
+            reference: reference.clone(),
+            digest,
+        });
+    }
+    let shown = found.values().next()?.chars().take(19).collect();
+    Some((shown, steps))
 }
 
 /// `registry/repository` for every registry, or the bare repository for local-only images.

@@ -151,6 +151,7 @@ pub fn plan(
             }
         }
     }
+    let any_selected = selection.values().any(|s| s.selected);
     let mut inputs = Inputs {
         workspace: &ws,
         selection,
@@ -167,6 +168,19 @@ pub fn plan(
         latest: BTreeMap::new(),
         versions: BTreeMap::new(),
         implicit_deps: implicit_deps(&ws),
+        input_digests: if any_selected {
+            match changes::head_digests(repo.raw(), &ws.root, &ws) {
+                Ok(d) => d,
+                Err(e) => {
+                    ctx.ui.warn(format!("input digests not computed ({e:#}): images get no {} label and nothing is reused", plan::INPUT_LABEL));
+                    BTreeMap::new()
+                }
+            }
+        } else {
+            BTreeMap::new()
+        },
+        published: BTreeMap::new(),
+        skopeo: "skopeo".to_string(),
         builder,
         docker,
         cargo: crate::cargo_program(),
@@ -177,6 +191,11 @@ pub fn plan(
     for reference in plan::latest_candidates(&inputs)? {
         let state = tag_state(runner, &repo, &build_context, &reference);
         inputs.latest.insert(reference, state);
+    }
+    for reference in plan::commit_references(&inputs)? {
+        if let Some(found) = published(runner, &reference) {
+            inputs.published.insert(reference, found);
+        }
     }
     for reference in plan::version_candidates(&inputs)? {
         let state = tag_state(runner, &repo, &build_context, &reference);
@@ -353,6 +372,24 @@ fn select(
         out.insert(svc.name.clone(), sel);
     }
     Ok(out)
+}
+
+/// The image under `reference` now, if the registry can say (a missing tag or an unreadable
+/// registry: none, and the service is built and pushed as usual).
+fn published(runner: &Runner, reference: &str) -> Option<plan::Published> {
+    which::which("skopeo").ok()?;
+    let out = runner.probe(&skopeo::inspect("skopeo", reference)).ok()?;
+    if !out.success() {
+        return None;
+    }
+    let i = skopeo::parse_inspect(&out.stdout).ok()?;
+    Some(plan::Published {
+        inputs: i
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(plan::INPUT_LABEL).cloned()),
+        digest: i.digest,
+    })
 }
 
 /// What `reference` (`:latest`, a version tag) holds now, as labels and git ancestry tell.

@@ -463,3 +463,60 @@ fn a_released_version_tag_never_moves_in_a_real_registry() {
     let (printed, _) = push(&released, "refs/heads/main", None);
     assert!(printed.contains(&format!("{repo}:1.1.0@")), "{printed}");
 }
+
+#[test]
+fn a_second_push_of_the_same_inputs_rebuilds_nothing_and_only_adds_tags() {
+    let Some(stack) = stack("a_second_push_of_the_same_inputs_rebuilds_nothing_and_only_adds_tags")
+    else {
+        return;
+    };
+    let prefix = stack.unique_prefix("reuse");
+    let f = fixture(&stack.registry, &prefix);
+    let repo = format!("{}/{prefix}/static", stack.registry);
+    let sha = f.commit("main");
+    let push = |tags: &str| {
+        let out = stack.xtask(f.path(), &["push", "static"], &[("DOCKER_TAGS", tags)]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+    let (first, err) = push("{sha7},{branch}");
+    assert!(err.contains("[static] build"), "{err}");
+    let digest = first
+        .lines()
+        .find(|l| l.starts_with(&format!("{repo}:{}@", &sha[..7])))
+        .and_then(|l| l.split_once('@'))
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_else(|| panic!("{first}"));
+    let label = skopeo_json(&["inspect", &format!("docker://{repo}:{}", &sha[..7])])["Labels"]
+        ["dev.slipway.input-digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(label.starts_with("sha256:"), "{label}");
+    // Again, with one more tag: no build, the new tag added by digest.
+    let (second, err) = push("{sha7},{branch},extra");
+    assert!(!err.contains("[static] build"), "nothing rebuilt: {err}");
+    assert!(
+        err.contains("already published with the same inputs"),
+        "{err}"
+    );
+    assert!(
+        second.contains(&format!("{repo}:extra@{digest}")),
+        "{second}"
+    );
+    let extra = skopeo_json(&["inspect", &format!("docker://{repo}:extra")]);
+    assert_eq!(
+        extra["Digest"],
+        digest.as_str(),
+        "the same image under the new tag"
+    );
+    // A changed input is built again.
+    f.write("services/static/page.txt", "changed\n");
+    let sha2 = f.commit("main");
+    let (third, err) = push("{sha7}");
+    assert!(err.contains("[static] build"), "{err}");
+    assert!(
+        third.contains(&format!("{repo}:{}@", &sha2[..7])),
+        "{third}"
+    );
+}

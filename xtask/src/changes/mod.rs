@@ -327,6 +327,49 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
     })
 }
 
+/// The content digest of every service as it is now (HEAD with the working tree over it: what
+/// a build of this checkout reads): its input digest less the tag templates and registries,
+/// which decide where the image goes, not what it holds. `model` is the workspace from disk.
+pub fn head_digests(
+    repo: &git2::Repository,
+    root: &Path,
+    model: &Workspace,
+) -> Result<BTreeMap<String, String>> {
+    git2::opts::strict_hash_verification(false);
+    let workdir = repo
+        .workdir()
+        .and_then(|w| w.canonicalize().ok())
+        .context("the repository has no working tree")?;
+    let ws = match root.strip_prefix(&workdir) {
+        Ok(p) => p.to_string_lossy().trim_end_matches('/').to_string(),
+        Err(_) => String::new(),
+    };
+    let tree = repo
+        .head()
+        .and_then(|h| h.peel_to_tree())
+        .context("HEAD has no commit yet")?;
+    let changed = diff::working_tree_paths(repo)?;
+    let snap = Snapshot::with_working_tree(repo, tree, &changed)?;
+    let side = evaluate(model, &snap, &ws, None, &BTreeMap::new());
+    // What reaches the image's bytes: the inputs less where it is pushed and under which
+    // tags (a re-run with another tag list reuses the image).
+    Ok(side
+        .fps
+        .iter()
+        .map(|(name, f)| {
+            let mut f = f.clone();
+            if let Some(s) = f.get_mut("settings") {
+                *s = s
+                    .lines()
+                    .filter(|l| !l.starts_with("tags=") && !l.starts_with("image="))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+            }
+            (name.clone(), inputs::digest(&f))
+        })
+        .collect())
+}
+
 fn why_none(range: &base::Range) -> String {
     format!("no base to compare with ({})", range.how)
 }

@@ -181,6 +181,11 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner, verbose: bool) {
                 | Step::Build { command, .. }
                 | Step::Verify { command, .. }
                 | Step::Push { command, .. } => out!("  run    {}", runner.display(command)),
+                Step::Tag {
+                    command: Some(command),
+                    ..
+                } => out!("  run    {}", runner.display(command)),
+                Step::Tag { reference, .. } => out!("  keep   {reference} (already there)"),
             }
         }
     }

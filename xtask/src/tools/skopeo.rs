@@ -16,6 +16,20 @@ pub fn inspect(skopeo: &str, reference: &str) -> CommandSpec {
     cmd.arg(format!("docker://{reference}"))
 }
 
+/// `skopeo copy` of an image by digest to another tag: the same bytes under a new name, no
+/// pull, no rebuild (loopback registries are plain http).
+pub fn copy(skopeo: &str, from_digest_ref: &str, to: &str) -> CommandSpec {
+    let mut cmd = CommandSpec::new(skopeo).arg("copy");
+    if is_loopback(from_digest_ref) {
+        cmd = cmd.arg("--src-tls-verify=false");
+    }
+    if is_loopback(to) {
+        cmd = cmd.arg("--dest-tls-verify=false");
+    }
+    cmd.arg(format!("docker://{from_digest_ref}"))
+        .arg(format!("docker://{to}"))
+}
+
 /// `127.0.0.0/8`, `localhost` and `[::1]` registries (Docker's default insecure set).
 pub fn is_loopback(reference: &str) -> bool {
     let host = reference.split('/').next().unwrap_or("");
@@ -30,10 +44,10 @@ pub fn is_loopback(reference: &str) -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Inspected {
-    #[serde(rename = "Digest")]
     pub digest: String,
-    #[serde(rename = "Labels", default)]
+    #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
 }
 
@@ -64,6 +78,32 @@ pub fn error_message(stderr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_by_digest_argv() {
+        assert_eq!(
+            copy(
+                "skopeo",
+                "127.0.0.1:5000/a/web@sha256:ab",
+                "127.0.0.1:5000/a/web:v1"
+            )
+            .argv(),
+            [
+                "skopeo",
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                "docker://127.0.0.1:5000/a/web@sha256:ab",
+                "docker://127.0.0.1:5000/a/web:v1"
+            ]
+        );
+        assert_eq!(
+            copy("skopeo", "ghcr.io/a/web@sha256:ab", "ghcr.io/a/web:v1")
+                .argv()
+                .len(),
+            4
+        );
+    }
 
     #[test]
     fn inspect_argv() {
