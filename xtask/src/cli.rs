@@ -66,6 +66,11 @@ pub enum Command {
     /// between the base and the head.
     #[command(after_help = "Example:\n  cargo xtask changed --base origin/main --json")]
     Changed(ChangedArgs),
+    /// Which tools the configuration needs, their versions, and the fix for each problem.
+    #[command(
+        after_help = "Example:\n  cargo xtask doctor --json | jq '.checks[] | select(.status != \"ok\")'"
+    )]
+    Doctor(DoctorArgs),
     /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
     #[command(
         after_help = "Example:\n  cargo xtask completions bash > ~/.local/share/bash-completion/completions/cargo-xtask"
@@ -74,6 +79,13 @@ pub enum Command {
     /// Benchmarks, on demand (never part of the tests).
     #[command(after_help = "Example:\n  cargo run --release -p xtask -- bench changes --runs 15")]
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

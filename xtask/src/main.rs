@@ -126,6 +126,7 @@ fn main() -> ExitCode {
         Command::Changed(args) => cmd::changed::run(&ctx, &args),
         Command::Bench(args) => cmd::bench::run(&ctx, &args),
         Command::Completions(args) => cmd::completions::run(&args),
+        Command::Doctor(args) => cmd::doctor::run(&ctx, &args),
     };
     match result {
         Ok(()) if ui::stdout_failed() => ExitCode::FAILURE,

