@@ -3,6 +3,8 @@
 #   dockerd      on its own unix socket ($STATE/docker.sock), no bridge network
 #   registry     distribution (Debian's docker-registry) on 127.0.0.1:5000
 #   moto         the ECR API (moto_server) on 127.0.0.1:5001, for the AWS CLI
+#   registry-ecr a second registry on 127.0.0.1:5002 behind htpasswd, whose password is the
+#                token `aws ecr get-login-password` gets from moto: the ECR login flow, for real
 # and a `busybox:1.35` base image imported from Debian's busybox-static (nothing is pulled).
 #
 # usage: scripts/stack.sh up|down|env|status
@@ -16,13 +18,17 @@
 # is used instead of starting dockerd; what else is missing is named, not installed.
 #
 # Settings (environment): SLIPWAY_STACK_DIR (state, default /tmp/slipway-stack),
-# SLIPWAY_REGISTRY_PORT (5000), SLIPWAY_MOTO_PORT (5001), SLIPWAY_VENV (/opt/slipway-venv as
+# SLIPWAY_REGISTRY_PORT (5000), SLIPWAY_MOTO_PORT (5001), SLIPWAY_AUTH_REGISTRY_PORT (5002),
+# SLIPWAY_VENV (/opt/slipway-venv as
 # root, else ~/.cache/slipway-venv).
 set -euo pipefail
 
 STATE=${SLIPWAY_STACK_DIR:-/tmp/slipway-stack}
 REGISTRY_PORT=${SLIPWAY_REGISTRY_PORT:-5000}
 MOTO_PORT=${SLIPWAY_MOTO_PORT:-5001}
+AUTH_PORT=${SLIPWAY_AUTH_REGISTRY_PORT:-5002}
+# moto's answer to `aws ecr get-login-password` for its default account.
+ECR_TOKEN=123456789012-auth-token
 if [ "$(id -u)" -eq 0 ]; then VENV=${SLIPWAY_VENV:-/opt/slipway-venv}; else VENV=${SLIPWAY_VENV:-$HOME/.cache/slipway-venv}; fi
 AWSCLI_VERSION=1.46.2
 MOTO_VERSION=5.2.5
@@ -48,6 +54,7 @@ alive() {
 start() {
   local name=$1 logfile=$2; shift 2
   mkdir -p "$STATE/pids" "$STATE/logs"
+  # shellcheck disable=SC2016 # $$, $0 and $@ are for the inner shell
   setsid sh -c 'echo $$ > "$0"; exec "$@"' "$STATE/pids/$name.pid" "$@" \
     >> "$STATE/logs/$logfile" 2>&1 < /dev/null &
 }
@@ -111,6 +118,7 @@ install_debian() {
     missing+=(busybox-static)
   fi
   have curl || missing+=(curl)
+  have htpasswd || missing+=(apache2-utils)
   if [ -z "$EXISTING_DOCKER" ] && [ "$(id -u)" -ne 0 ]; then
     die "no Docker answers and starting dockerd needs root: run this as root, or start Docker and set DOCKER_HOST${missing:+ (also missing: ${missing[*]})}"
   fi
@@ -186,6 +194,26 @@ EOF
     || die "the registry did not answer within 15 s (log: $STATE/logs/registry.log)"
 }
 
+# The same registry program behind htpasswd (bcrypt) with user AWS and moto's ECR token.
+start_auth_registry() {
+  claim_port "$AUTH_PORT" registry-ecr docker-registry
+  if alive registry-ecr docker-registry; then return 0; fi
+  mkdir -p "$STATE/registry-ecr/data"
+  htpasswd -Bbn AWS "$ECR_TOKEN" > "$STATE/registry-ecr/htpasswd"
+  cat > "$STATE/registry-ecr/config.yml" <<EOF
+version: 0.1
+log: {level: warn, accesslog: {disabled: true}}
+storage: {cache: {blobdescriptor: inmemory}, filesystem: {rootdirectory: $STATE/registry-ecr/data}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$AUTH_PORT, secret: slipway-local-stack, headers: {X-Content-Type-Options: [nosniff]}}
+auth: {htpasswd: {realm: slipway-ecr, path: $STATE/registry-ecr/htpasswd}}
+EOF
+  start registry-ecr registry-ecr.log /usr/bin/docker-registry serve "$STATE/registry-ecr/config.yml"
+  # Ready when it asks for credentials.
+  wait_for "registry with ECR login on 127.0.0.1:$AUTH_PORT" 15 \
+    sh -c "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$AUTH_PORT/v2/ | grep -q 401" \
+    || die "the ECR-login registry did not answer within 15 s (log: $STATE/logs/registry-ecr.log)"
+}
+
 start_moto() {
   claim_port "$MOTO_PORT" moto moto_server
   if alive moto moto_server; then return 0; fi
@@ -234,6 +262,7 @@ export DOCKER_CONFIG=$STATE/docker-config
 $path_line
 export SLIPWAY_BUILD_NETWORK=none
 export SLIPWAY_STACK_REGISTRY=127.0.0.1:$REGISTRY_PORT
+export SLIPWAY_STACK_ECR_REGISTRY=127.0.0.1:$AUTH_PORT
 export SLIPWAY_AWS=$AWS_BIN
 export AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT
 export AWS_ACCESS_KEY_ID=slipway-local
@@ -251,6 +280,7 @@ cmd_up() {
   mkdir -p "$STATE"
   start_dockerd
   start_registry
+  start_auth_registry
   start_moto
   import_base
   write_env
@@ -261,6 +291,7 @@ cmd_down() {
   if alive dockerd dockerd; then
     local ids
     ids=$(DOCKER_HOST=$(docker_host) docker ps -aq 2>/dev/null || true)
+    # shellcheck disable=SC2086 # one word per container id
     [ -z "$ids" ] || DOCKER_HOST=$(docker_host) docker rm -f $ids >/dev/null 2>&1 || true
   fi
   stop dockerd dockerd
@@ -270,6 +301,7 @@ cmd_down() {
     kill -TERM "$cpid" 2>/dev/null || true
   fi
   stop registry docker-registry
+  stop registry-ecr docker-registry
   stop moto moto_server
   # dockerd can leave mounts (netns, overlay) behind after a hard stop.
   if [ -d "$STATE" ]; then
@@ -283,6 +315,7 @@ cmd_status() {
   if [ -n "$EXISTING_DOCKER" ]; then log "docker: using the one at $EXISTING_DOCKER"
   elif alive dockerd dockerd && docker_ping >/dev/null 2>&1; then log "dockerd: up (unix://$STATE/docker.sock)"; else log "dockerd: down"; ok=1; fi
   if alive registry docker-registry && curl -sf "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null; then log "registry: up (127.0.0.1:$REGISTRY_PORT)"; else log "registry: down"; ok=1; fi
+  if alive registry-ecr docker-registry; then log "registry with ECR login: up (127.0.0.1:$AUTH_PORT)"; else log "registry with ECR login: down"; ok=1; fi
   if alive moto moto_server && curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null; then log "moto: up (127.0.0.1:$MOTO_PORT)"; else log "moto: down"; ok=1; fi
   return $ok
 }

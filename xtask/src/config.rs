@@ -41,6 +41,10 @@ pub struct GlobalConfig {
     /// Extra labels on every image (`org.opencontainers.image.*` ones override the generated).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Registries (`host[:port]`) that log in the ECR way (`aws ecr get-login-password`)
+    /// besides `*.dkr.ecr.*.amazonaws.com`, which always do: an ECR-compatible endpoint.
+    #[serde(default)]
+    pub ecr_login: Vec<Spanned<String>>,
     /// Globs of paths every service reads (default: none; cargo config and toolchain files
     /// are inputs of every Rust service without being listed here).
     pub shared_paths: Option<Vec<Spanned<String>>>,

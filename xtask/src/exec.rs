@@ -29,7 +29,8 @@ pub struct Runner {
     pub dry_run: bool,
     pub verbose: bool,
     /// Values replaced by `***` wherever the runner prints or reports.
-    secrets: Vec<String>,
+    /// (Behind a lock: a password fetched mid-run is masked from then on.)
+    secrets: std::sync::RwLock<Vec<String>>,
 }
 
 /// How many trailing lines of a failed command's output an error carries.
@@ -41,20 +42,22 @@ impl Runner {
             root,
             dry_run,
             verbose,
-            secrets: Vec::new(),
+            secrets: std::sync::RwLock::new(Vec::new()),
         }
     }
 
     /// Registers a value that must never be shown.
-    pub fn add_secret(&mut self, secret: impl Into<String>) {
+    pub fn add_secret(&self, secret: impl Into<String>) {
         let s = secret.into();
         if !s.is_empty() {
-            self.secrets.push(s);
+            self.secrets.write().expect("secrets lock").push(s);
         }
     }
 
     pub fn mask(&self, text: &str) -> String {
         self.secrets
+            .read()
+            .expect("secrets lock")
             .iter()
             .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
     }
@@ -162,7 +165,7 @@ impl Runner {
             let _ = stdin.write_all(input.as_bytes());
         }
         let pump = |r: Box<dyn std::io::Read + Send>| {
-            let secrets = self.secrets.clone();
+            let secrets = self.secrets.read().expect("secrets lock").clone();
             std::thread::spawn(move || {
                 let mut kept = String::new();
                 for line in std::io::BufReader::new(r).lines().map_while(|l| l.ok()) {
@@ -229,7 +232,7 @@ mod tests {
 
     #[test]
     fn failure_carries_status_and_tail_and_masks_secrets() {
-        let mut r = runner();
+        let r = runner();
         r.add_secret("hunter2");
         let cmd = CommandSpec::new("sh")
             .args(["-c", "echo one; echo the password is hunter2 >&2; exit 3"]);
@@ -249,7 +252,7 @@ mod tests {
 
     #[test]
     fn verbose_streams_and_still_captures() {
-        let mut r = Runner::new(std::env::temp_dir(), false, true);
+        let r = Runner::new(std::env::temp_dir(), false, true);
         r.add_secret("hunter2");
         let mut cmd =
             CommandSpec::new("sh").args(["-c", "read x; echo out-$x; echo hunter2 >&2; exit 4"]);
@@ -298,7 +301,7 @@ mod tests {
 
     #[test]
     fn display_quotes_and_masks() {
-        let mut r = runner();
+        let r = runner();
         r.add_secret("s3cret");
         r.add_secret("it's secret");
         let cmd = CommandSpec::new("docker")

@@ -60,7 +60,7 @@ const SECRET_VARS: &[&str] = &[
 impl Ctx {
     /// The runner for this invocation, masking the known secrets.
     pub fn runner(&self, dry_run: bool) -> Runner {
-        let mut runner = Runner::new(self.root.clone(), dry_run, self.verbose);
+        let runner = Runner::new(self.root.clone(), dry_run, self.verbose);
         for s in &self.secrets {
             runner.add_secret(s.clone());
         }

@@ -43,6 +43,8 @@ pub struct Settings {
     pub shared_paths: Vec<String>,
     /// What was tidied while reading (duplicates dropped), for warnings.
     pub notes: Vec<String>,
+    /// Registries that log in the ECR way besides ECR's own hosts.
+    pub ecr_login: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -345,6 +347,10 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
         },
         extra_labels: g.labels,
         notes,
+        ecr_login: {
+            check_each(src, &g.ecr_login, config::check_registry)?;
+            strings(&g.ecr_login)
+        },
     })
 }
 

@@ -152,6 +152,9 @@ pub fn plan(
         }
     }
     let any_selected = selection.values().any(|s| s.selected);
+    if args.push && any_selected {
+        login(ctx, &ws, &selection, runner)?;
+    }
     let mut inputs = Inputs {
         workspace: &ws,
         selection,
@@ -372,6 +375,95 @@ fn select(
         out.insert(svc.name.clone(), sel);
     }
     Ok(out)
+}
+
+/// Logs in to the registries the selected services push to that need it (ECR hosts and
+/// `ecr_login`), once per run, into a private DOCKER_CONFIG under target/slipway (seeded with
+/// the user's, never changing it); every docker and skopeo command after it uses that one.
+/// The password goes on stdin and is masked everywhere.
+fn login(
+    ctx: &Ctx,
+    ws: &Workspace,
+    selection: &BTreeMap<String, Selection>,
+    runner: &Runner,
+) -> Result<()> {
+    use crate::tools::aws;
+    let mut hosts: Vec<(String, Option<String>)> = Vec::new();
+    for svc in ws
+        .services
+        .iter()
+        .filter(|s| selection.get(&s.name).is_some_and(|x| x.selected))
+    {
+        for r in &svc.registries {
+            let host = r.split('/').next().unwrap_or(r).to_string();
+            let region = aws::ecr_region(r).map(String::from);
+            let ecr = region.is_some()
+                || ws
+                    .settings
+                    .ecr_login
+                    .iter()
+                    .any(|e| e.split('/').next() == Some(host.as_str()));
+            if ecr && !hosts.iter().any(|(h, _)| *h == host) {
+                hosts.push((host, region));
+            }
+        }
+    }
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    let config = ws.root.join("target/slipway/docker-config");
+    if !runner.dry_run {
+        std::fs::create_dir_all(&config)
+            .with_context(|| format!("cannot create {}", config.display()))?;
+        let users = std::env::var_os("DOCKER_CONFIG")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")));
+        let seed = users
+            .map(|d| d.join("config.json"))
+            .filter(|p| p.is_file() && *p != config.join("config.json"));
+        match seed {
+            Some(p) => {
+                std::fs::copy(&p, config.join("config.json"))
+                    .with_context(|| format!("cannot copy {}", p.display()))?;
+            }
+            None => std::fs::write(config.join("config.json"), "{}")?,
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                config.join("config.json"),
+                std::fs::Permissions::from_mode(0o600),
+            )?;
+        }
+    }
+    let aws_cli = std::env::var("SLIPWAY_AWS")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "aws".into());
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_ECR")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok()
+        .filter(|e| !e.is_empty());
+    for (host, region) in &hosts {
+        let password = runner
+            .run(&aws::ecr_login_password(&aws_cli, region.as_deref(), endpoint.as_deref()))
+            .with_context(|| format!("cannot get an ECR login password for {host}: check the AWS credentials (aws sts get-caller-identity) and region"))?
+            .stdout
+            .trim()
+            .to_string();
+        runner.add_secret(password.clone());
+        let mut cmd =
+            docker::login("docker", host, "AWS").env("DOCKER_CONFIG", config.display().to_string());
+        cmd.stdin = Some(format!("{password}\n"));
+        runner
+            .run(&cmd)
+            .with_context(|| format!("docker login to {host} failed: nothing was pushed"))?;
+        ctx.ui.info(format!("logged in to {host} (ECR token)"));
+    }
+    // Everything after this (docker push, buildx, skopeo) uses the run's own config.
+    std::env::set_var("DOCKER_CONFIG", &config);
+    Ok(())
 }
 
 /// The image under `reference` now, if the registry can say (a missing tag or an unreadable

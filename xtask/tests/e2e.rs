@@ -520,3 +520,84 @@ fn a_second_push_of_the_same_inputs_rebuilds_nothing_and_only_adds_tags() {
         "{third}"
     );
 }
+
+#[test]
+fn pushes_to_a_registry_that_needs_the_ecr_login_through_the_real_aws_cli() {
+    let Some(stack) =
+        stack("pushes_to_a_registry_that_needs_the_ecr_login_through_the_real_aws_cli")
+    else {
+        return;
+    };
+    let ecr = std::env::var("SLIPWAY_STACK_ECR_REGISTRY")
+        .expect("the stack's env names its ECR-login registry (SLIPWAY_STACK_ECR_REGISTRY)");
+    let prefix = stack.unique_prefix("ecr");
+    let f = Fixture::new(&format!(
+        "registries = [\"{ecr}\"]\nprefix = \"{prefix}\"\necr_login = [\"{ecr}\"]\n"
+    ));
+    f.write(
+        "services/static/Dockerfile",
+        "FROM busybox:1.35\nCOPY page.txt /page.txt\nUSER 65534:65534\n",
+    );
+    f.write("services/static/page.txt", "static\n");
+    let sha = f.commit("main");
+    let users_config = std::env::var("DOCKER_CONFIG").map(|d| format!("{d}/config.json"));
+    let before = users_config
+        .as_ref()
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    // Without AWS credentials: a clear error before anything is built or pushed.
+    let out = stack.xtask(
+        f.path(),
+        &["push", "static"],
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cannot get an ECR login password for {ecr}")),
+        "{err}"
+    );
+    assert!(!err.contains("[static] build"), "nothing built: {err}");
+    // With them: aws ecr get-login-password (moto) | docker login --password-stdin, then push.
+    let out = stack.xtask(f.path(), &["push", "static"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("logged in to {ecr} (ECR token)")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("123456789012-auth-token"),
+        "the password never shows: {err}"
+    );
+    let pushed = stdout(&out);
+    assert!(
+        pushed.contains(&format!("{ecr}/{prefix}/static:{}@sha256:", &sha[..7])),
+        "{pushed}"
+    );
+    let inspected = run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            "AWS:123456789012-auth-token",
+            &format!("docker://{ecr}/{prefix}/static:{}", &sha[..7]),
+        ],
+    );
+    assert!(inspected.contains("\"Digest\""), "{inspected}");
+    // The user's docker config is left as it was: the login lives in the run's own.
+    let after = users_config
+        .as_ref()
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    assert_eq!(before, after, "the user's DOCKER_CONFIG is never changed");
+    assert!(f
+        .path()
+        .join("target/slipway/docker-config/config.json")
+        .is_file());
+}

@@ -55,6 +55,7 @@ fn workspace() -> Workspace {
             environments: vec![],
             shared_paths: vec![],
             notes: vec![],
+            ecr_login: vec![],
         },
         services: vec![service("api", true), service("web", false)],
     }

@@ -129,6 +129,15 @@ pub fn build(docker: &str, builder: &Builder, o: &BuildOptions) -> CommandSpec {
     cmd.arg(o.context.display().to_string())
 }
 
+/// `docker login --username USER --password-stdin REGISTRY` (the password is the caller's to
+/// put on stdin, never in argv).
+pub fn login(docker: &str, registry: &str, user: &str) -> CommandSpec {
+    let host = registry.split('/').next().unwrap_or(registry);
+    CommandSpec::new(docker)
+        .args(["login", "--username", user, "--password-stdin"])
+        .arg(host)
+}
+
 pub fn push(docker: &str, reference: &str) -> CommandSpec {
     CommandSpec::new(docker).args(["push", reference])
 }

@@ -1,6 +1,7 @@
 //! Typed commands for the external tools. Each submodule turns options into a [`CommandSpec`]
 //! and parses that tool's output; none of them spawns, prints or reads the environment.
 
+pub mod aws;
 pub mod cargo;
 pub mod docker;
 pub mod skopeo;
