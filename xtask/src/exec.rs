@@ -33,6 +33,50 @@ pub struct Runner {
     secrets: std::sync::RwLock<Vec<String>>,
 }
 
+/// What a failure worth another try looks like in a tool's output.
+const TRANSIENT: &[&str] = &[
+    "connection refused",
+    "connection reset",
+    "i/o timeout",
+    "timeout exceeded",
+    "tls handshake timeout",
+    "deadline exceeded",
+    "too many requests",
+    "toomanyrequests",
+    " 429",
+    "500 internal server error",
+    "502 bad gateway",
+    "503 service unavailable",
+    "504 gateway timeout",
+    "unexpected eof",
+    "broken pipe",
+];
+
+fn first_transient(text: &str) -> Option<&'static str> {
+    let t = text.to_ascii_lowercase();
+    TRANSIENT.iter().copied().find(|p| t.contains(p))
+}
+
+/// Connection trouble, throttling or a server error: another try may work.
+pub fn is_transient(text: &str) -> bool {
+    first_transient(text).is_some() && !is_auth_refusal(text)
+}
+
+/// The registry said no to the credentials (401/403).
+pub fn is_auth_refusal(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "401 unauthorized",
+        "403 forbidden",
+        "unauthorized: authentication required",
+        "no basic auth credentials",
+        "denied: requested access",
+        "access denied",
+    ]
+    .iter()
+    .any(|p| t.contains(p))
+}
+
 /// How many trailing lines of a failed command's output an error carries.
 const TAIL_LINES: usize = 25;
 
@@ -84,25 +128,49 @@ impl Runner {
         Ok(out)
     }
 
-    /// `run`, tried up to `attempts` times with a growing pause (for network steps).
+    /// `run` for network steps: a transient failure (connection refused or reset, a timeout,
+    /// 429, 5xx) is tried again, up to `attempts` times, after a pause that doubles each time
+    /// with jitter; anything else (a build error, 401/403, other 4xx) fails at once. A refused
+    /// login says so.
     pub fn run_retrying(&self, cmd: &CommandSpec, attempts: u32) -> Result<Output> {
-        let mut last = None;
+        let base = std::env::var("SLIPWAY_RETRY_BASE_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(500);
         for attempt in 1..=attempts.max(1) {
-            match self.run(cmd) {
-                Ok(out) => return Ok(out),
-                Err(e) => {
-                    if attempt < attempts {
-                        eprintln!(
-                            "attempt {attempt}/{attempts} failed, retrying: {}",
-                            self.display(cmd)
-                        );
-                        std::thread::sleep(Duration::from_millis(500 * u64::from(attempt)));
-                    }
-                    last = Some(e);
-                }
+            if self.dry_run {
+                return self.run(cmd);
             }
+            let out = self.spawn(cmd)?;
+            if out.success() {
+                return Ok(out);
+            }
+            let text = format!("{}{}", out.stdout, out.stderr);
+            if attempt == attempts.max(1) || !is_transient(&text) {
+                let mut msg = self.failure(cmd, &out);
+                if is_auth_refusal(&text) {
+                    msg.push_str("\nthe registry refused the credentials: check the login (cargo xtask doctor), the token's scope, or the repository's permissions");
+                } else if attempt > 1 {
+                    msg.push_str(&format!("\n(gave up after {attempt} attempts)"));
+                }
+                bail!("{msg}");
+            }
+            // Back off: base · 2^(attempt-1), plus up to half of it, from the clock's nanos.
+            let pause = base.saturating_mul(1 << (attempt - 1).min(10));
+            let jitter = u64::from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos()),
+            ) % (pause / 2 + 1);
+            eprintln!(
+                "attempt {attempt}/{attempts} failed ({}), retrying in {} ms: {}",
+                first_transient(&text).unwrap_or("transient"),
+                pause + jitter,
+                self.display(cmd)
+            );
+            std::thread::sleep(Duration::from_millis(pause + jitter));
         }
-        Err(last.expect("at least one attempt"))
+        unreachable!("the last attempt returns")
     }
 
     /// Runs a read-only query, also under `--dry-run`; the caller judges the exit status.
@@ -315,13 +383,59 @@ mod tests {
         );
     }
 
+    /// A command that fails with `message` the first `fails` times, counting its runs.
+    fn flaky(dir: &std::path::Path, fails: usize, message: &str) -> CommandSpec {
+        let count = dir.join("count");
+        CommandSpec::new("sh").args([
+            "-c",
+            &format!(
+                "echo x >> {c}; n=$(wc -l < {c}); if [ $n -le {fails} ]; then echo '{message}' >&2; exit 1; fi; echo pushed",
+                c = count.display()
+            ),
+        ])
+    }
+
+    fn runs(dir: &std::path::Path) -> usize {
+        std::fs::read_to_string(dir.join("count"))
+            .unwrap()
+            .lines()
+            .count()
+    }
+
     #[test]
-    fn retries_stop_after_the_given_attempts() {
-        let dir = tempfile::tempdir().unwrap();
-        let count = dir.path().join("count");
-        let cmd =
-            CommandSpec::new("sh").args(["-c", &format!("echo x >> {}; exit 1", count.display())]);
-        assert!(runner().run_retrying(&cmd, 2).is_err());
-        assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 2);
+    fn transient_failures_are_retried_and_others_are_not() {
+        std::env::set_var("SLIPWAY_RETRY_BASE_MS", "1");
+        let d = tempfile::tempdir().unwrap();
+        let cmd = flaky(
+            d.path(),
+            2,
+            "dial tcp 127.0.0.1:5000: connect: connection refused",
+        );
+        assert_eq!(runner().run_retrying(&cmd, 3).unwrap().stdout, "pushed\n");
+        assert_eq!(runs(d.path()), 3, "two refusals, then it worked");
+
+        let d = tempfile::tempdir().unwrap();
+        let cmd = flaky(
+            d.path(),
+            5,
+            "received unexpected HTTP status: 503 Service Unavailable",
+        );
+        let err = runner().run_retrying(&cmd, 3).unwrap_err().to_string();
+        assert!(err.contains("gave up after 3 attempts"), "{err}");
+        assert_eq!(runs(d.path()), 3);
+
+        let d = tempfile::tempdir().unwrap();
+        let cmd = flaky(d.path(), 5, "manifest invalid: manifest invalid");
+        assert!(runner().run_retrying(&cmd, 3).is_err());
+        assert_eq!(runs(d.path()), 1, "a 4xx is not retried");
+
+        let d = tempfile::tempdir().unwrap();
+        let cmd = flaky(d.path(), 5, "unauthorized: authentication required");
+        let err = runner().run_retrying(&cmd, 3).unwrap_err().to_string();
+        assert_eq!(runs(d.path()), 1);
+        assert!(
+            err.contains("the registry refused the credentials"),
+            "{err}"
+        );
     }
 }

@@ -245,7 +245,9 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
                         .with_context(|| format!("cannot create {}", dir.display()))?;
                 }
             }
-            runner.run(command)?;
+            // buildx may push in the build: a transient registry failure is tried again
+            // (a build error is not).
+            runner.run_retrying(command, 3)?;
             if runner.dry_run {
                 return Ok(());
             }
