@@ -100,6 +100,9 @@ pub struct ServiceConfig {
     pub tags: Option<Vec<Spanned<String>>>,
     pub port: Option<u16>,
     pub health_path: Option<String>,
+    /// The largest the image may be (`"200MB"`, `"1.5GB"`, `"512MiB"`): bigger fails the service
+    /// before any push.
+    pub max_size: Option<Spanned<String>>,
     /// The image must not run as root (checked after the build). Default: true.
     pub non_root: Option<bool>,
     /// Extra labels for this service's images.
@@ -349,6 +352,40 @@ pub fn check_platform(p: &str) -> Result<()> {
     bail!("unknown platform `{p}`: {hint}");
 }
 
+/// A size with its unit: `200MB`, `1.5GB`, `512MiB`, `900kB`, `1024` (bytes). Decimal units are
+/// powers of 1000 (as `docker images` shows sizes), `KiB`/`MiB`/`GiB` powers of 1024.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("size `{s}`: write a number and a unit, e.g. \"200MB\""))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => bail!("size `{s}`: unknown unit `{other}` (use B, kB, MB, GB, KiB, MiB or GiB)"),
+    };
+    Ok((n * factor).round() as u64)
+}
+
+/// `1234567` → `1.2 MB`.
+pub fn show_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000_000 => format!("{:.2} GB", b as f64 / 1e9),
+        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b => format!("{b} B"),
+    }
+}
+
 /// A registry: `host[:port][/path]`, no scheme.
 pub fn check_registry(r: &str) -> Result<()> {
     if r.contains("://") {
@@ -588,6 +625,21 @@ mod tests {
         assert_eq!(closest("workr", names), Some("worker"));
         assert_eq!(closest("platfroms", names), Some("platforms"));
         assert_eq!(closest("database", names), None);
+    }
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("200MB").unwrap(), 200_000_000);
+        assert_eq!(parse_size("1.5GB").unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 * 1024 * 1024);
+        assert_eq!(parse_size("900 kB").unwrap(), 900_000);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("200 parsecs")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
+        assert!(parse_size("lots").is_err());
+        assert_eq!(show_size(1_982_491), "2.0 MB");
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Outcome {
     pub image_id: Option<String>,
     /// Pushed reference → digest.
     pub digests: BTreeMap<String, String>,
+    /// Bytes, when the image was inspected.
+    pub size: Option<u64>,
     pub seconds: f64,
 }
 
@@ -268,6 +270,7 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             command,
             platform,
             non_root,
+            max_size,
         } => {
             let res = runner.run(command)?;
             if runner.dry_run {
@@ -275,6 +278,16 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             }
             let info = docker::parse_inspect(&res.stdout)?;
             check_image(&info, platform, *non_root)?;
+            out.size = Some(info.size);
+            if let Some(max) = max_size {
+                if info.size > *max {
+                    bail!(
+                        "the image is {}, over its budget of {} (max_size in service.toml): make it smaller, or raise the budget",
+                        crate::config::show_size(info.size),
+                        crate::config::show_size(*max)
+                    );
+                }
+            }
         }
         Step::Tag {
             command,

@@ -152,6 +152,9 @@ pub enum Step {
         command: CommandSpec,
         platform: String,
         non_root: bool,
+        /// `max_size` in bytes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_size: Option<u64>,
     },
     /// Push one reference; its digest is read from the output.
     Push {
@@ -419,6 +422,7 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
             command: docker::inspect(&inp.docker, &images[0]),
             platform: platforms[0].clone(),
             non_root: svc.non_root,
+            max_size: svc.max_size,
         });
     }
     if inp.push && !buildx {

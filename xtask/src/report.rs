@@ -25,8 +25,12 @@ pub fn finish(outcomes: &[Outcome], pushed: bool, ui: &Ui) -> Result<()> {
             (None, true) => "built".to_string(),
         };
         ui.info(format!(
-            "  {:width$}  {status}  ({:.1}s)",
-            o.name, o.seconds
+            "  {:width$}  {status}  ({:.1}s{})",
+            o.name,
+            o.seconds,
+            o.size
+                .map(|s| format!(", {}", crate::config::show_size(s)))
+                .unwrap_or_default()
         ));
     }
     for o in outcomes.iter().filter(|o| o.ok()) {

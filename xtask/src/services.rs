@@ -73,6 +73,8 @@ pub struct Service {
     pub non_root: bool,
     pub port: Option<u16>,
     pub health_path: Option<String>,
+    /// Bytes the image may take at most (`max_size`).
+    pub max_size: Option<u64>,
     /// Host-compiled binary staged into the context (`[cargo]` in service.toml).
     pub cargo: Option<CargoBinary>,
     /// Extra globs (from the repository root) whose change selects this service.
@@ -602,6 +604,10 @@ fn load_service(
         non_root: cfg.non_root.unwrap_or(true),
         port: cfg.port,
         health_path: cfg.health_path.clone(),
+        max_size: match &cfg.max_size {
+            Some(m) => Some(config::parse_size(m.get_ref()).map_err(|e| at(m, e))?),
+            None => None,
+        },
         cargo: None,
         watch,
         depends_on,

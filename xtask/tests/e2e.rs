@@ -601,3 +601,36 @@ fn pushes_to_a_registry_that_needs_the_ecr_login_through_the_real_aws_cli() {
         .join("target/slipway/docker-config/config.json")
         .is_file());
 }
+
+#[test]
+fn an_image_over_its_size_budget_fails_before_any_push() {
+    let Some(stack) = stack("an_image_over_its_size_budget_fails_before_any_push") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("size");
+    let f = fixture(&stack.registry, &prefix);
+    f.write("services/static/service.toml", "max_size = \"1kB\"\n");
+    f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "static"], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("over its budget of 1.0 kB (max_size in service.toml)"),
+        "{err}"
+    );
+    let listed = std::process::Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}/{prefix}/static", stack.registry))
+        .output()
+        .unwrap();
+    assert!(!listed.status.success(), "nothing pushed: {}", stdout(&listed));
+    f.write("services/static/service.toml", "max_size = \"50MB\"\n");
+    f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "static"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(" MB)"),
+        "the size is in the summary: {}",
+        stderr(&out)
+    );
+}

@@ -47,6 +47,7 @@ fn images_name_services() {
         non_root: true,
         port: None,
         health_path: None,
+        max_size: None,
         cargo: None,
         watch: vec![],
         depends_on: vec![],

@@ -26,6 +26,7 @@ fn service(name: &str, cargo: bool) -> Service {
         non_root: true,
         port: None,
         health_path: None,
+        max_size: None,
         watch: vec![],
         depends_on: vec![],
         cargo: cargo.then(|| CargoBinary {

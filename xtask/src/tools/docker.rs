@@ -196,6 +196,9 @@ pub struct ImageInfo {
     pub variant: Option<String>,
     #[serde(rename = "Config")]
     pub config: ImageConfig,
+    /// Bytes (the image's own layers, as `docker images` shows them).
+    #[serde(rename = "Size", default)]
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
