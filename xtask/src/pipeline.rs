@@ -29,6 +29,8 @@ pub struct Outcome {
     pub digests: BTreeMap<String, String>,
     /// Bytes, when the image was inspected.
     pub size: Option<u64>,
+    /// Findings per severity, when the image was scanned.
+    pub vulnerabilities: Option<BTreeMap<String, usize>>,
     pub seconds: f64,
 }
 
@@ -287,6 +289,54 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
                         crate::config::show_size(*max)
                     );
                 }
+            }
+        }
+        Step::Scan {
+            command,
+            report,
+            sarif,
+            fail_on,
+        } => {
+            if !runner.dry_run {
+                if let Some(dir) = runner.root.join(report).parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+            }
+            runner.run(command)?;
+            runner.run(sarif)?;
+            if runner.dry_run {
+                return Ok(());
+            }
+            let text = std::fs::read_to_string(runner.root.join(report))
+                .with_context(|| format!("trivy wrote no report to {}", report.display()))?;
+            let findings = crate::tools::trivy::parse_report(&text)?;
+            out.vulnerabilities = Some(crate::tools::trivy::counts(&findings));
+            let blocking: Vec<String> = findings
+                .iter()
+                .filter(|f| fail_on.contains(&f.severity))
+                .map(|f| {
+                    format!(
+                        "{} {} in {} {}{}",
+                        f.severity,
+                        f.id,
+                        f.package,
+                        f.installed,
+                        if f.fixed.is_empty() {
+                            " (no fix yet)".to_string()
+                        } else {
+                            format!(" (fixed in {})", f.fixed)
+                        }
+                    )
+                })
+                .collect();
+            if !blocking.is_empty() {
+                bail!(
+                    "the scan gate failed ({} finding(s) at {}): {}; nothing was pushed. Fix or update the package, or list the id in .trivyignore with a reason",
+                    blocking.len(),
+                    fail_on.join("/"),
+                    blocking.join("; ")
+                );
             }
         }
         Step::Tag {

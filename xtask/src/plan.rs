@@ -78,6 +78,8 @@ pub struct Inputs<'a> {
     /// What each selected service's commit tag holds now, per registry (when pushing).
     pub published: BTreeMap<String, Published>,
     pub skopeo: String,
+    /// trivy, when installed.
+    pub trivy: Option<String>,
     /// What stable version tags (`registry/repo:1.2.3`) hold now, when pushing.
     pub versions: BTreeMap<String, LatestState>,
     pub builder: Builder,
@@ -156,6 +158,14 @@ pub enum Step {
         #[serde(skip_serializing_if = "Option::is_none")]
         max_size: Option<u64>,
     },
+    /// Scan the built image (trivy, one JSON report, converted to SARIF) and fail the service
+    /// when a finding has a severity in `fail_on`: before any push.
+    Scan {
+        command: CommandSpec,
+        report: PathBuf,
+        sarif: CommandSpec,
+        fail_on: Vec<String>,
+    },
     /// Push one reference; its digest is read from the output.
     Push {
         command: CommandSpec,
@@ -190,6 +200,7 @@ impl Step {
             Step::Stage { .. } => "stage context".into(),
             Step::Build { .. } => "build".into(),
             Step::Verify { .. } => "verify".into(),
+            Step::Scan { .. } => "scan".into(),
             Step::Push { reference, .. } => format!("push {reference}"),
             Step::Tag { reference, .. } => format!("tag {reference}"),
         }
@@ -384,7 +395,15 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         None => svc.context.clone(),
     };
     let buildx = inp.builder.multi_platform();
+    let scan = &inp.workspace.settings.scan;
+    let scanning = match scan.when.as_str() {
+        "always" => true,
+        "push" => inp.push,
+        _ => false,
+    };
     let output = match (buildx, inp.push, platforms.len()) {
+        // Scanned before any tag exists: loaded, scanned, then pushed tag by tag.
+        (true, true, 1) if scanning => Output::Load,
         (true, true, _) => Output::Push,
         (true, false, 1) | (false, _, _) => Output::Load,
         (true, false, _) => Output::CacheOnly,
@@ -425,7 +444,31 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
             max_size: svc.max_size,
         });
     }
-    if inp.push && !buildx {
+    if scanning {
+        if output == Output::Push {
+            bail!(
+                "service `{}`: the scan gate runs before any tag is pushed, and a multi-platform buildx build pushes inside the build (push by digest, then tags after the gate, is not built yet): build one platform at a time (--platform), or set when = \"never\" under [workspace.metadata.images.scan]",
+                svc.name
+            );
+        }
+        let trivy = inp.trivy.as_deref().unwrap_or("trivy");
+        let report = out_dir.join("scan.json");
+        steps.push(Step::Scan {
+            command: crate::tools::trivy::scan_image(
+                trivy,
+                &images[0],
+                &report,
+                &crate::tools::trivy::ScanOptions {
+                    ignore_unfixed: scan.ignore_unfixed,
+                    cache_dir: scan.cache_dir.clone(),
+                },
+            ),
+            sarif: crate::tools::trivy::to_sarif(trivy, &report, &out_dir.join("scan.sarif")),
+            report,
+            fail_on: scan.fail_on.clone(),
+        });
+    }
+    if inp.push && output == Output::Load {
         for r in &images {
             steps.push(Step::Push {
                 command: docker::push(&inp.docker, r),

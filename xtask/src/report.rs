@@ -31,6 +31,18 @@ pub fn finish(outcomes: &[Outcome], pushed: bool, ui: &Ui) -> Result<()> {
             o.size
                 .map(|s| format!(", {}", crate::config::show_size(s)))
                 .unwrap_or_default()
+                + &o.vulnerabilities
+                    .as_ref()
+                    .map(|v| {
+                        let parts: Vec<String> =
+                            v.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                        if parts.is_empty() {
+                            ", no vulnerabilities".to_string()
+                        } else {
+                            format!(", {}", parts.join(" "))
+                        }
+                    })
+                    .unwrap_or_default()
         ));
     }
     for o in outcomes.iter().filter(|o| o.ok()) {

@@ -45,6 +45,54 @@ pub struct Settings {
     pub notes: Vec<String>,
     /// Registries that log in the ECR way besides ECR's own hosts.
     pub ecr_login: Vec<String>,
+    pub scan: ScanPolicy,
+}
+
+/// When images are scanned and what fails them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPolicy {
+    /// `push`, `always` or `never`.
+    pub when: String,
+    pub fail_on: Vec<String>,
+    pub ignore_unfixed: bool,
+    pub cache_dir: Option<String>,
+}
+
+impl Default for ScanPolicy {
+    fn default() -> Self {
+        ScanPolicy {
+            when: "push".into(),
+            fail_on: vec!["CRITICAL".into()],
+            ignore_unfixed: false,
+            cache_dir: None,
+        }
+    }
+}
+
+const SEVERITIES: &[&str] = &["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"];
+
+fn scan_policy(c: Option<config::ScanConfig>, src: &Source) -> Result<ScanPolicy> {
+    let mut p = ScanPolicy::default();
+    let Some(c) = c else { return Ok(p) };
+    if let Some(w) = &c.when {
+        if !["push", "always", "never"].contains(&w.get_ref().as_str()) {
+            return Err(src.error_at(w, "scan.when must be `push`, `always` or `never`"));
+        }
+        p.when = w.get_ref().clone();
+    }
+    if let Some(list) = &c.fail_on {
+        check_each(src, list, |s| {
+            if SEVERITIES.contains(&s) {
+                Ok(())
+            } else {
+                bail!("severity `{s}`: use {}", SEVERITIES.join(", "))
+            }
+        })?;
+        p.fail_on = strings(list);
+    }
+    p.ignore_unfixed = c.ignore_unfixed.unwrap_or(false);
+    p.cache_dir = c.cache_dir;
+    Ok(p)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -353,6 +401,7 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
             check_each(src, &g.ecr_login, config::check_registry)?;
             strings(&g.ecr_login)
         },
+        scan: scan_policy(g.scan, src)?,
     })
 }
 

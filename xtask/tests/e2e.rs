@@ -623,14 +623,77 @@ fn an_image_over_its_size_budget_fails_before_any_push() {
         .arg(format!("docker://{}/{prefix}/static", stack.registry))
         .output()
         .unwrap();
-    assert!(!listed.status.success(), "nothing pushed: {}", stdout(&listed));
+    assert!(
+        !listed.status.success(),
+        "nothing pushed: {}",
+        stdout(&listed)
+    );
     f.write("services/static/service.toml", "max_size = \"50MB\"\n");
     f.commit("main");
     let out = stack.xtask(f.path(), &["push", "static"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains(" MB)"),
+        stderr(&out).contains(" MB, no vulnerabilities)"),
         "the size is in the summary: {}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn the_scan_gate_keeps_a_vulnerable_image_out_of_every_registry() {
+    let Some(stack) = stack("the_scan_gate_keeps_a_vulnerable_image_out_of_every_registry") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("scan");
+    let f = fixture(&stack.registry, &prefix);
+    // An image with a package the fixture trivy database marks CRITICAL (and one HIGH).
+    f.write(
+        "services/vuln/Dockerfile",
+        "FROM busybox:1.35\nCOPY installed /lib/apk/db/installed\nCOPY alpine-release /etc/alpine-release\nUSER 65534:65534\n",
+    );
+    f.write(
+        "services/vuln/installed",
+        "P:zz-vuln\nV:1.0.0-r0\no:zz-vuln\n\nP:zz-high\nV:2.0.0-r0\no:zz-high\n\n",
+    );
+    f.write("services/vuln/alpine-release", "3.22.2\n");
+    f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "vuln", "static", "--keep-going"], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("- vuln: scan: the scan gate failed (1 finding(s) at CRITICAL): CRITICAL CVE-2099-0001 in zz-vuln 1.0.0-r0 (fixed in 1.0.1-r0)"),
+        "{err}"
+    );
+    let listed = std::process::Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}/{prefix}/vuln", stack.registry))
+        .output()
+        .unwrap();
+    assert!(
+        !listed.status.success(),
+        "no tag of the failing image: {}",
+        stdout(&listed)
+    );
+    assert_eq!(
+        registry_tags(&format!("{}/{prefix}/static", stack.registry)).len(),
+        2,
+        "the clean one is still published (--keep-going)"
+    );
+    // One scan, its report converted: the SARIF GitHub code scanning takes.
+    let sarif =
+        std::fs::read_to_string(f.path().join("target/slipway/out/vuln/scan.sarif")).unwrap();
+    assert!(sarif.contains("\"ruleId\": \"CVE-2099-0001\""), "{sarif}");
+    // Accepted with a reason in .trivyignore: it goes through, the HIGH is reported.
+    f.write(
+        ".trivyignore",
+        "# accepted until the upstream fix: TICKET-1\nCVE-2099-0001\n",
+    );
+    f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "vuln"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 HIGH"), "{}", stderr(&out));
+    assert_eq!(
+        registry_tags(&format!("{}/{prefix}/vuln", stack.registry)).len(),
+        2
     );
 }

@@ -185,6 +185,10 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner, verbose: bool) {
                     command: Some(command),
                     ..
                 } => out!("  run    {}", runner.display(command)),
+                Step::Scan { command, sarif, .. } => {
+                    out!("  run    {}", runner.display(command));
+                    out!("  run    {}", runner.display(sarif));
+                }
                 Step::Tag { reference, .. } => out!("  keep   {reference} (already there)"),
             }
         }

@@ -57,6 +57,10 @@ fn workspace() -> Workspace {
             shared_paths: vec![],
             notes: vec![],
             ecr_login: vec![],
+            scan: crate::services::ScanPolicy {
+                when: "never".into(),
+                ..Default::default()
+            },
         },
         services: vec![service("api", true), service("web", false)],
     }
@@ -104,6 +108,7 @@ fn inputs<'a>(ws: &'a Workspace, version: &'a Version, cx: &'a BuildContext) -> 
         input_digests: BTreeMap::new(),
         published: BTreeMap::new(),
         skopeo: "skopeo".into(),
+        trivy: None,
         builder: Builder::Buildkit,
         docker: "docker".into(),
         cargo: "cargo".into(),

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod cargo;
 pub mod docker;
 pub mod skopeo;
+pub mod trivy;
 
 use std::collections::BTreeMap;
 use std::fmt;
