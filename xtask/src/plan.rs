@@ -158,6 +158,15 @@ pub enum Step {
         #[serde(skip_serializing_if = "Option::is_none")]
         max_size: Option<u64>,
     },
+    /// Run the image's own HEALTHCHECK in a throwaway container and require `healthy` (within
+    /// `timeout_secs`) before any push; an image without one is not checked.
+    Health {
+        run: CommandSpec,
+        status: CommandSpec,
+        logs: CommandSpec,
+        remove: CommandSpec,
+        timeout_secs: u64,
+    },
     /// Scan the built image (trivy, one JSON report, converted to SARIF) and fail the service
     /// when a finding has a severity in `fail_on`: before any push.
     Scan {
@@ -201,6 +210,7 @@ impl Step {
             Step::Build { .. } => "build".into(),
             Step::Verify { .. } => "verify".into(),
             Step::Scan { .. } => "scan".into(),
+            Step::Health { .. } => "health check".into(),
             Step::Push { reference, .. } => format!("push {reference}"),
             Step::Tag { reference, .. } => format!("tag {reference}"),
         }
@@ -466,6 +476,20 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
             sarif: crate::tools::trivy::to_sarif(trivy, &report, &out_dir.join("scan.sarif")),
             report,
             fail_on: scan.fail_on.clone(),
+        });
+    }
+    if inp.push && output == Output::Load && svc.health_check {
+        let name = format!(
+            "slipway-health-{}-{}",
+            svc.name,
+            tags::short_sha(&inp.context.revision)
+        );
+        steps.push(Step::Health {
+            run: docker::run_detached(&inp.docker, &name, &images[0]),
+            status: docker::health_status(&inp.docker, &name),
+            logs: docker::logs(&inp.docker, &name),
+            remove: docker::remove(&inp.docker, &name),
+            timeout_secs: 60,
         });
     }
     if inp.push && output == Output::Load {

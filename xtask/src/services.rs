@@ -123,6 +123,8 @@ pub struct Service {
     pub health_path: Option<String>,
     /// Bytes the image may take at most (`max_size`).
     pub max_size: Option<u64>,
+    /// Run the image's HEALTHCHECK before a push.
+    pub health_check: bool,
     /// Host-compiled binary staged into the context (`[cargo]` in service.toml).
     pub cargo: Option<CargoBinary>,
     /// Extra globs (from the repository root) whose change selects this service.
@@ -653,6 +655,7 @@ fn load_service(
         non_root: cfg.non_root.unwrap_or(true),
         port: cfg.port,
         health_path: cfg.health_path.clone(),
+        health_check: cfg.health_check.unwrap_or(true),
         max_size: match &cfg.max_size {
             Some(m) => Some(config::parse_size(m.get_ref()).map_err(|e| at(m, e))?),
             None => None,

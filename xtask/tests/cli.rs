@@ -228,6 +228,10 @@ fn dry_run_prints_the_exact_commands_with_env_overrides() {
             format!(
                 "{d} image inspect --format '{{{{json .}}}}' 127.0.0.1:5999/acme/web:sha-{sha7}"
             ),
+            format!(
+                "{d} run --detach --network none --name slipway-health-web-{sha7} 127.0.0.1:5999/acme/web:sha-{sha7}"
+            ),
+            format!("{d} rm --force slipway-health-web-{sha7}"),
             format!("{d} push 127.0.0.1:5999/acme/web:sha-{sha7}"),
             format!("{d} push 127.0.0.1:5999/acme/web:1.4.0"),
         ]

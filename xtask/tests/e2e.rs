@@ -697,3 +697,45 @@ fn the_scan_gate_keeps_a_vulnerable_image_out_of_every_registry() {
         2
     );
 }
+
+#[test]
+fn an_image_whose_healthcheck_fails_is_not_pushed() {
+    let Some(stack) = stack("an_image_whose_healthcheck_fails_is_not_pushed") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("health");
+    let f = fixture(&stack.registry, &prefix);
+    f.write(
+        "services/sick/Dockerfile",
+        "FROM busybox:1.35\nUSER 65534:65534\nHEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD [\"false\"]\nCMD [\"sh\", \"-c\", \"echo starting; sleep 60\"]\n",
+    );
+    f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "sick", "greeter", "--keep-going"], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("- sick: health check: the image's HEALTHCHECK did not pass (unhealthy); nothing was pushed")
+            && err.contains("starting"),
+        "{err}"
+    );
+    let listed = std::process::Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}/{prefix}/sick", stack.registry))
+        .output()
+        .unwrap();
+    assert!(
+        !listed.status.success(),
+        "nothing pushed: {}",
+        stdout(&listed)
+    );
+    // greeter's HEALTHCHECK passes: it is published.
+    assert_eq!(
+        registry_tags(&format!("{}/{prefix}/greeter", stack.registry)).len(),
+        2
+    );
+    let left = run_ok("docker", &["ps", "-aq", "--filter", "name=slipway-health-"]);
+    assert!(
+        left.trim().is_empty(),
+        "health containers are removed: {left}"
+    );
+}

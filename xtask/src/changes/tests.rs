@@ -48,6 +48,7 @@ fn images_name_services() {
         port: None,
         health_path: None,
         max_size: None,
+        health_check: true,
         cargo: None,
         watch: vec![],
         depends_on: vec![],

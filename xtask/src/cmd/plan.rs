@@ -185,6 +185,7 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner, verbose: bool) {
                     command: Some(command),
                     ..
                 } => out!("  run    {}", runner.display(command)),
+                Step::Health { run, .. } => out!("  run    {}", runner.display(run)),
                 Step::Scan { command, sarif, .. } => {
                     out!("  run    {}", runner.display(command));
                     out!("  run    {}", runner.display(sarif));

@@ -27,6 +27,7 @@ fn service(name: &str, cargo: bool) -> Service {
         port: None,
         health_path: None,
         max_size: None,
+        health_check: true,
         watch: vec![],
         depends_on: vec![],
         cargo: cargo.then(|| CargoBinary {
@@ -150,9 +151,13 @@ fn classic_and_buildkit_build_then_verify_then_push_each_reference() {
     let plan = make(&inputs(&ws, &v, &g)).unwrap();
     let web = &plan.services[1];
     let kinds: Vec<String> = web.steps.iter().map(Step::label).collect();
-    assert_eq!(kinds[..2], ["build", "verify"]);
-    assert_eq!(kinds.len(), 2 + web.images.len());
-    for (step, image) in web.steps[2..].iter().zip(&web.images) {
+    assert_eq!(
+        kinds[..3],
+        ["build", "verify", "health check"],
+        "checked before anything is pushed"
+    );
+    assert_eq!(kinds.len(), 3 + web.images.len());
+    for (step, image) in web.steps[3..].iter().zip(&web.images) {
         assert_eq!(
             step,
             &Step::Push {

@@ -138,6 +138,33 @@ pub fn login(docker: &str, registry: &str, user: &str) -> CommandSpec {
         .arg(host)
 }
 
+/// A throwaway container for the health check: no network but loopback (a HEALTHCHECK runs
+/// inside the container), removed by `remove`.
+pub fn run_detached(docker: &str, name: &str, image: &str) -> CommandSpec {
+    CommandSpec::new(docker)
+        .args(["run", "--detach", "--network", "none", "--name", name])
+        .arg(image)
+}
+
+/// The container's health status (`starting`, `healthy`, `unhealthy`) and whether it runs.
+pub fn health_status(docker: &str, name: &str) -> CommandSpec {
+    CommandSpec::new(docker).args([
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+        name,
+    ])
+}
+
+/// The container's last lines of output.
+pub fn logs(docker: &str, name: &str) -> CommandSpec {
+    CommandSpec::new(docker).args(["logs", "--tail", "20", name])
+}
+
+pub fn remove(docker: &str, name: &str) -> CommandSpec {
+    CommandSpec::new(docker).args(["rm", "--force", name])
+}
+
 pub fn push(docker: &str, reference: &str) -> CommandSpec {
     CommandSpec::new(docker).args(["push", reference])
 }
@@ -207,6 +234,15 @@ pub struct ImageConfig {
     pub user: String,
     #[serde(rename = "Labels", default)]
     pub labels: Option<BTreeMap<String, String>>,
+    /// The image's HEALTHCHECK (`Test` is `["NONE"]` when disabled).
+    #[serde(rename = "Healthcheck", default)]
+    pub healthcheck: Option<Healthcheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Healthcheck {
+    #[serde(rename = "Test", default)]
+    pub test: Vec<String>,
 }
 
 pub fn parse_inspect(json: &str) -> Result<ImageInfo> {
@@ -220,6 +256,14 @@ impl ImageInfo {
             Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
             None => format!("{}/{}", self.os, self.architecture),
         }
+    }
+
+    /// The image declares a health check that is not disabled.
+    pub fn has_healthcheck(&self) -> bool {
+        self.config
+            .healthcheck
+            .as_ref()
+            .is_some_and(|h| !h.test.is_empty() && h.test[0] != "NONE")
     }
 
     /// An empty user, `root`, `0` or `0:…` means the container runs as root.
