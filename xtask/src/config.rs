@@ -35,6 +35,8 @@ pub struct GlobalConfig {
     pub tag_policy: Option<TagPolicyConfig>,
     /// The vulnerability scan gate (trivy) before any tag is pushed.
     pub scan: Option<ScanConfig>,
+    /// Signing pushed images by digest (cosign).
+    pub sign: Option<SignConfig>,
     /// The branch `latest` and `{version}` tags come from (default: the repository's).
     pub default_branch: Option<String>,
     /// Names `{env}` may take (`--env`), e.g. staging, prod.
@@ -50,6 +52,21 @@ pub struct GlobalConfig {
     /// Globs of paths every service reads (default: none; cargo config and toolchain files
     /// are inputs of every Rust service without being listed here).
     pub shared_paths: Option<Vec<Spanned<String>>>,
+}
+
+/// `[workspace.metadata.images.sign]`: a key (file, `env://VAR`, KMS URI) or keyless.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignConfig {
+    /// Sign every pushed image (default true when the table is there).
+    pub enabled: Option<bool>,
+    /// The signing key; without it, keyless (OIDC).
+    pub key: Option<String>,
+    /// What verifies a key's signatures (default: `x.pub` for `x.key`, the URI for KMS).
+    pub public_key: Option<String>,
+    /// Keyless: the certificate identity and OIDC issuer to verify against.
+    pub identity: Option<String>,
+    pub issuer: Option<String>,
 }
 
 /// `[workspace.metadata.images.scan]`.

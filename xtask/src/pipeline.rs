@@ -33,6 +33,8 @@ pub struct Outcome {
     pub has_healthcheck: bool,
     /// Findings per severity, when the image was scanned.
     pub vulnerabilities: Option<BTreeMap<String, usize>>,
+    /// `repo@digest` signed (and verified) by this run, or found already signed.
+    pub signed: Vec<String>,
     pub seconds: f64,
 }
 
@@ -384,6 +386,22 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
                 out.digests.insert(reference.clone(), digest.clone());
             }
         }
+        Step::Sign {
+            repositories,
+            signer,
+            cosign,
+            skopeo,
+            recursive,
+        } => {
+            let Some(signer) = signer else {
+                bail!(
+                    "no signing key or identity is configured ([workspace.metadata.images.sign])"
+                );
+            };
+            for repo in repositories {
+                sign_repository(runner, out, repo, signer, cosign, skopeo, *recursive)?;
+            }
+        }
         Step::Push { command, reference } => {
             let res = runner.run_retrying(command, 3)?;
             if runner.dry_run {
@@ -397,6 +415,54 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             })?;
             out.digests.insert(reference.clone(), digest);
         }
+    }
+    Ok(())
+}
+
+/// Signs what was pushed to `repo`, by its digest, unless the registry already holds that
+/// digest's signature tag; then verifies the signature with the same key or identity.
+fn sign_repository(
+    runner: &Runner,
+    out: &mut Outcome,
+    repo: &str,
+    signer: &crate::tools::cosign::Signer,
+    cosign: &str,
+    skopeo: &str,
+    recursive: bool,
+) -> Result<()> {
+    use crate::tools::cosign as cs;
+    let digest = if runner.dry_run {
+        "<digest>".to_string()
+    } else {
+        out.digests
+            .iter()
+            .find(|(reference, _)| reference.rsplit_once(':').map(|(r, _)| r) == Some(repo))
+            .map(|(_, d)| d.clone())
+            .with_context(|| {
+                format!("no digest was recorded for {repo}, so there is nothing to sign by digest (a tag is never signed)")
+            })?
+    };
+    let at = format!("{repo}@{digest}");
+    if !runner.dry_run {
+        let sig = format!("{repo}:{}", cs::signature_tag(&digest));
+        let probe = runner.probe(&crate::tools::skopeo::inspect(skopeo, &sig))?;
+        if probe.success() {
+            out.signed.push(format!("{at} (already signed)"));
+            return Ok(());
+        }
+        if !crate::tools::skopeo::is_not_found(&probe.stderr) {
+            bail!(
+                "cannot tell whether {at} is signed: {}",
+                crate::tools::skopeo::error_message(&probe.stderr)
+            );
+        }
+    }
+    runner.run_retrying(&cs::sign(cosign, signer, &at, recursive), 3)?;
+    runner
+        .run(&cs::verify(cosign, signer, &at))
+        .with_context(|| format!("{at} was signed but its signature does not verify"))?;
+    if !runner.dry_run {
+        out.signed.push(at);
     }
     Ok(())
 }

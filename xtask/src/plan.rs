@@ -175,6 +175,16 @@ pub enum Step {
         sarif: CommandSpec,
         fail_on: Vec<String>,
     },
+    /// Sign what was pushed, by digest, in each repository, then verify it; the digests come
+    /// from the pushes. A digest whose signature tag is already there is not signed again.
+    Sign {
+        repositories: Vec<String>,
+        #[serde(skip)]
+        signer: Option<crate::tools::cosign::Signer>,
+        cosign: String,
+        skopeo: String,
+        recursive: bool,
+    },
     /// Push one reference; its digest is read from the output.
     Push {
         command: CommandSpec,
@@ -211,6 +221,7 @@ impl Step {
             Step::Verify { .. } => "verify".into(),
             Step::Scan { .. } => "scan".into(),
             Step::Health { .. } => "health check".into(),
+            Step::Sign { .. } => "sign".into(),
             Step::Push { reference, .. } => format!("push {reference}"),
             Step::Tag { reference, .. } => format!("tag {reference}"),
         }
@@ -500,6 +511,17 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
             });
         }
     }
+    if inp.push && !svc.registries.is_empty() {
+        if let Some(signer) = &inp.workspace.settings.sign {
+            steps.push(Step::Sign {
+                repositories: repos.clone(),
+                signer: Some(signer.clone()),
+                cosign: "cosign".into(),
+                skopeo: inp.skopeo.clone(),
+                recursive: platforms.len() > 1,
+            });
+        }
+    }
     // Idempotent: when every registry already holds an image with these inputs under the
     // commit tag, nothing is rebuilt: the missing tags are added by digest.
     if let Some(reuse) = reuse_steps(inp, svc, &tagged, &repos, &images) {
@@ -507,7 +529,8 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
             "already published with the same inputs ({}): tags added by digest, nothing rebuilt",
             reuse.0
         ));
-        steps = reuse.1;
+        let sign = steps.into_iter().filter(|s| matches!(s, Step::Sign { .. }));
+        steps = reuse.1.into_iter().chain(sign).collect();
     }
     let mut depends_on = svc.depends_on.clone();
     for d in inp.implicit_deps.get(&svc.name).into_iter().flatten() {

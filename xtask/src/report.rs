@@ -21,6 +21,11 @@ pub fn finish(outcomes: &[Outcome], pushed: bool, ui: &Ui) -> Result<()> {
                 "not run (an earlier failure stopped the run; use --keep-going)".to_string()
             }
             (Some(_), true) => "FAILED".to_string(),
+            (None, true) if pushed && !o.signed.is_empty() => format!(
+                "pushed {} reference(s), signed {} digest(s)",
+                o.digests.len(),
+                o.signed.len()
+            ),
             (None, true) if pushed => format!("pushed {} reference(s)", o.digests.len()),
             (None, true) => "built".to_string(),
         };
@@ -51,6 +56,11 @@ pub fn finish(outcomes: &[Outcome], pushed: bool, ui: &Ui) -> Result<()> {
                 Some(d) => out!("{image}@{d}"),
                 None => out!("{image}"),
             }
+        }
+    }
+    for o in outcomes.iter().filter(|o| o.ok()) {
+        for s in &o.signed {
+            ui.info(format!("  signed {s}"));
         }
     }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();

@@ -46,6 +46,8 @@ pub struct Settings {
     /// Registries that log in the ECR way besides ECR's own hosts.
     pub ecr_login: Vec<String>,
     pub scan: ScanPolicy,
+    /// How pushed images are signed; `None`: not signed.
+    pub sign: Option<crate::tools::cosign::Signer>,
 }
 
 /// When images are scanned and what fails them.
@@ -70,6 +72,32 @@ impl Default for ScanPolicy {
 }
 
 const SEVERITIES: &[&str] = &["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"];
+
+fn signer(c: Option<config::SignConfig>) -> Result<Option<crate::tools::cosign::Signer>> {
+    use crate::tools::cosign::Signer;
+    let Some(c) = c.filter(|c| c.enabled.unwrap_or(true)) else {
+        return Ok(None);
+    };
+    let table = "Cargo.toml [workspace.metadata.images.sign]";
+    Ok(Some(match (c.key, c.identity, c.issuer) {
+        (Some(key), _, _) => {
+            // cosign's key pair is `x.key` + `x.pub`; a KMS URI verifies with itself.
+            let public = match c.public_key {
+                Some(p) => p,
+                None if key.ends_with(".key") => format!("{}.pub", &key[..key.len() - 4]),
+                None if key.contains("://") && !key.starts_with("env://") => key.clone(),
+                None => bail!(
+                    "{table}: `key = \"{key}\"` needs `public_key` too (the key that verifies its signatures)"
+                ),
+            };
+            Signer::Key { key, public }
+        }
+        (None, Some(identity), Some(issuer)) => Signer::Keyless { identity, issuer },
+        _ => bail!(
+            "{table}: set `key` (a file, env://VAR or a KMS URI), or `identity` and `issuer` for keyless signing"
+        ),
+    }))
+}
 
 fn scan_policy(c: Option<config::ScanConfig>, src: &Source) -> Result<ScanPolicy> {
     let mut p = ScanPolicy::default();
@@ -404,6 +432,7 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
             strings(&g.ecr_login)
         },
         scan: scan_policy(g.scan, src)?,
+        sign: signer(g.sign)?,
     })
 }
 

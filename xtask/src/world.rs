@@ -226,9 +226,44 @@ pub fn plan(
                 .warn(format!("{why} (a build on this machine would stop here)")),
         }
     }
+    let signs = plan.services.iter().any(|s| {
+        s.steps
+            .iter()
+            .any(|st| matches!(st, plan::Step::Sign { .. }))
+    });
+    if signs {
+        if let Err(why) = signing_ready(&ws) {
+            match purpose {
+                Purpose::Build => bail!("{why}; nothing was built or pushed"),
+                Purpose::Show => ctx
+                    .ui
+                    .warn(format!("{why} (a push on this machine would stop here)")),
+            }
+        }
+    }
     drop(inputs);
     plan.base = changed.as_ref().and_then(|r| r.base.clone());
     Ok((plan, ws))
+}
+
+/// What signing needs, checked before anything is pushed (a push that cannot be signed would
+/// leave unsigned tags behind): cosign on PATH, and key files that exist.
+fn signing_ready(ws: &Workspace) -> Result<()> {
+    use crate::tools::cosign::Signer;
+    let table = "Cargo.toml [workspace.metadata.images.sign]";
+    if which::which("cosign").is_err() {
+        bail!("signing is configured ({table}) but cosign is not installed: install it (https://docs.sigstore.dev/cosign/system_config/installation/), or set enabled = false");
+    }
+    if let Some(Signer::Key { key, public }) = &ws.settings.sign {
+        for (what, k) in [("key", key), ("public_key", public)] {
+            if !k.contains("://") && !ws.root.join(k).is_file() {
+                bail!(
+                    "{table}: {what} `{k}` is not a file (paths are relative to the repository root): create it with `cosign generate-key-pair`, or use env://VAR or a KMS URI"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Images of this repository's services that each service's Dockerfile reads (FROM, COPY

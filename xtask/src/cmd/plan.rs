@@ -191,6 +191,22 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner, verbose: bool) {
                     out!("  run    {}", runner.display(sarif));
                 }
                 Step::Tag { reference, .. } => out!("  keep   {reference} (already there)"),
+                Step::Sign {
+                    repositories,
+                    signer: Some(signer),
+                    cosign,
+                    recursive,
+                    ..
+                } => {
+                    for repo in repositories {
+                        let at = format!("{repo}@<digest>");
+                        let sign = crate::tools::cosign::sign(cosign, signer, &at, *recursive);
+                        let verify = crate::tools::cosign::verify(cosign, signer, &at);
+                        out!("  run    {}", runner.display(&sign));
+                        out!("  run    {}", runner.display(&verify));
+                    }
+                }
+                Step::Sign { .. } => {}
             }
         }
     }

@@ -357,3 +357,45 @@ fn depends_on_must_name_services_and_form_no_cycle() {
         );
     }
 }
+
+#[test]
+fn signing_config_picks_key_or_keyless_and_names_what_is_missing() {
+    use crate::tools::cosign::Signer;
+    let sign = |table: &str| {
+        let dir = workspace(&format!("[workspace.metadata.images.sign]\n{table}"));
+        load(dir.path(), &EnvOverrides::default()).map(|w| w.settings.sign)
+    };
+    assert_eq!(
+        sign("key = \"ci/cosign.key\"\n").unwrap(),
+        Some(Signer::Key {
+            key: "ci/cosign.key".into(),
+            public: "ci/cosign.pub".into()
+        })
+    );
+    assert_eq!(
+        sign("key = \"awskms:///alias/sign\"\n").unwrap(),
+        Some(Signer::Key {
+            key: "awskms:///alias/sign".into(),
+            public: "awskms:///alias/sign".into()
+        })
+    );
+    assert_eq!(
+        sign("identity = \"https://x/y\"\nissuer = \"https://token\"\n").unwrap(),
+        Some(Signer::Keyless {
+            identity: "https://x/y".into(),
+            issuer: "https://token".into()
+        })
+    );
+    assert_eq!(sign("enabled = false\nkey = \"k.key\"\n").unwrap(), None);
+    let err = sign("key = \"env://COSIGN_KEY\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs `public_key`"), "{err}");
+    let err = sign("identity = \"https://x/y\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[workspace.metadata.images.sign]") && err.contains("issuer"),
+        "{err}"
+    );
+}

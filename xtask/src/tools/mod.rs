@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod cargo;
+pub mod cosign;
 pub mod docker;
 pub mod skopeo;
 pub mod trivy;

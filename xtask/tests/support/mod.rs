@@ -307,3 +307,73 @@ exit 1
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     bin
 }
+
+/// A directory with a fake `cosign` (no package ships cosign) that records argv and speaks
+/// cosign's registry format: `sign --key K REPO@DIGEST` pushes a simple-signing payload as an
+/// OCI manifest under `REPO:sha256-<hex>.sig`; `verify --key P REPO@DIGEST` reads it back and
+/// checks the payload names that digest and the signature matches the key pair (`x.key` signs,
+/// `x.pub` verifies). Plain-http loopback registries only.
+pub fn fake_cosign(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = r##"#!/bin/sh
+echo "$*" >> "$(dirname "$0")/../cosign.log"
+[ "$1" = version ] && { echo "GitVersion:    v2.4.1"; exit 0; }
+cmd=$1; shift
+key=""; ref=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --key) key=$2; shift ;;
+    --yes|--recursive) ;;
+    --*) shift ;;
+    *) ref=$1 ;;
+  esac
+  shift
+done
+case "$ref" in *@sha256:*) ;; *) echo "Error: sign by digest: $ref" >&2; exit 1 ;; esac
+reg=${ref%%/*}; rest=${ref#*/}; name=${rest%@*}; digest=${ref#*@}
+tag="$(echo "$digest" | tr ':' '-').sig"
+stem=${key%.*}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+sig() { printf 'fake-key:%s:%s' "$stem" "$(cat "$1")" | sha256sum | cut -c1-64 | base64 -w0; }
+case "$cmd" in
+sign)
+  [ -n "${FAKE_COSIGN_FAIL:-}" ] && { echo "Error: signing $ref: fake failure" >&2; exit 1; }
+  printf '{"critical":{"identity":{"docker-reference":"%s/%s"},"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"},"optional":null}' "$reg" "$name" "$digest" > "$tmp/payload"
+  upload() {
+    d="sha256:$(sha256sum "$1" | cut -c1-64)"
+    loc=$(curl -sf -X POST -D - -o /dev/null "http://$reg/v2/$name/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+    case "$loc" in http*) ;; *) loc="http://$reg$loc" ;; esac
+    case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
+    curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$1" "$loc" -o /dev/null || { echo "Error: uploading a blob to $reg/$name" >&2; exit 1; }
+    echo "$d"
+  }
+  pd=$(upload "$tmp/payload") || exit 1
+  printf '{"architecture":"","created":"0001-01-01T00:00:00Z","os":"","rootfs":{"type":"layers","diff_ids":["%s"]},"config":{}}' "$pd" > "$tmp/config"
+  cd=$(upload "$tmp/config") || exit 1
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":%s,"digest":"%s"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":%s,"digest":"%s","annotations":{"dev.cosignproject.cosign/signature":"%s"}}]}' \
+    "$(wc -c < "$tmp/config")" "$cd" "$(wc -c < "$tmp/payload")" "$pd" "$(sig "$tmp/payload")" > "$tmp/manifest"
+  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @"$tmp/manifest" "http://$reg/v2/$name/manifests/$tag" -o /dev/null \
+    || { echo "Error: pushing the signature to $reg/$name:$tag" >&2; exit 1; }
+  echo "Pushing signature to: $reg/$name" >&2
+  ;;
+verify)
+  curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$reg/v2/$name/manifests/$tag" -o "$tmp/manifest" \
+    || { echo "Error: no signatures found for $ref" >&2; exit 1; }
+  pd=$(sed -n 's/.*"layers":\[{[^}]*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p' "$tmp/manifest")
+  want=$(sed -n 's/.*"dev.cosignproject.cosign\/signature":"\([^"]*\)".*/\1/p' "$tmp/manifest")
+  curl -sf "http://$reg/v2/$name/blobs/$pd" -o "$tmp/payload" || { echo "Error: no signature payload" >&2; exit 1; }
+  grep -q "\"docker-manifest-digest\":\"$digest\"" "$tmp/payload" || { echo "Error: no matching signatures: the payload names another digest" >&2; exit 1; }
+  [ "$(sig "$tmp/payload")" = "$want" ] || { echo "Error: no matching signatures: invalid signature when validating ASN.1 encoded signature" >&2; exit 1; }
+  printf '\nVerification for %s --\nThe following checks were performed on each of these signatures:\n  - The cosign claims were validated\n  - The signatures were verified against the specified public key\n' "$ref" >&2
+  printf '[%s]\n' "$(cat "$tmp/payload")"
+  ;;
+*) echo "fake cosign: unexpected: $cmd" >&2; exit 1 ;;
+esac
+"##;
+    let path = bin.join("cosign");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
