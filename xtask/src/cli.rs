@@ -56,6 +56,10 @@ pub enum Command {
         after_help = "Examples:\n  cargo xtask push --changed -j 4 --keep-going\n  cargo xtask push api --dry-run"
     )]
     Push(BuildArgs),
+    /// Sign (and verify) what `push` published for this commit, by digest, without building
+    /// or pushing: for images pushed before signing was configured, or a signing that failed.
+    #[command(after_help = "Example:\n  cargo xtask sign --all --dry-run")]
+    Sign(BuildArgs),
     /// Show what a build would do: per service, selected or not and why, every image
     /// reference, and the exact commands.
     #[command(

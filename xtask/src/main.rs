@@ -122,6 +122,10 @@ fn main() -> ExitCode {
             args.select.push = true;
             cmd::build::run(&ctx, &args)
         }
+        Command::Sign(mut args) => {
+            args.select.push = true;
+            cmd::build::sign(&ctx, &args)
+        }
         Command::Plan(args) => cmd::plan::run(&ctx, &args),
         Command::Changed(args) => cmd::changed::run(&ctx, &args),
         Command::Bench(args) => cmd::bench::run(&ctx, &args),

@@ -33,7 +33,8 @@ pub struct Outcome {
     pub has_healthcheck: bool,
     /// Findings per severity, when the image was scanned.
     pub vulnerabilities: Option<BTreeMap<String, usize>>,
-    /// `repo@digest` signed (and verified) by this run, or found already signed.
+    /// `repo@digest` signed (and verified) by this run, or found already signed, with the
+    /// command that verifies it.
     pub signed: Vec<String>,
     pub seconds: f64,
 }
@@ -443,11 +444,13 @@ fn sign_repository(
             })?
     };
     let at = format!("{repo}@{digest}");
+    let verify = cs::verify(cosign, signer, &at);
+    let shown = |note: &str| format!("{at}{note}; check it with: {}", runner.display(&verify));
     if !runner.dry_run {
         let sig = format!("{repo}:{}", cs::signature_tag(&digest));
         let probe = runner.probe(&crate::tools::skopeo::inspect(skopeo, &sig))?;
         if probe.success() {
-            out.signed.push(format!("{at} (already signed)"));
+            out.signed.push(shown(" (already signed)"));
             return Ok(());
         }
         if !crate::tools::skopeo::is_not_found(&probe.stderr) {
@@ -459,10 +462,10 @@ fn sign_repository(
     }
     runner.run_retrying(&cs::sign(cosign, signer, &at, recursive), 3)?;
     runner
-        .run(&cs::verify(cosign, signer, &at))
+        .run(&verify)
         .with_context(|| format!("{at} was signed but its signature does not verify"))?;
     if !runner.dry_run {
-        out.signed.push(at);
+        out.signed.push(shown(""));
     }
     Ok(())
 }

@@ -22,11 +22,11 @@ pub fn finish(outcomes: &[Outcome], pushed: bool, ui: &Ui) -> Result<()> {
             }
             (Some(_), true) => "FAILED".to_string(),
             (None, true) if pushed && !o.signed.is_empty() => format!(
-                "pushed {} reference(s), signed {} digest(s)",
+                "published {} reference(s), signed {} digest(s)",
                 o.digests.len(),
                 o.signed.len()
             ),
-            (None, true) if pushed => format!("pushed {} reference(s)", o.digests.len()),
+            (None, true) if pushed => format!("published {} reference(s)", o.digests.len()),
             (None, true) => "built".to_string(),
         };
         ui.info(format!(

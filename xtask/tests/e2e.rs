@@ -813,7 +813,9 @@ fn pushed_images_are_signed_by_digest_and_the_signature_is_in_the_registry() {
         "never a tag, only the digest: {log1}"
     );
     assert!(
-        stderr(&out).contains(&format!("signed {repo}@{digest}")),
+        stderr(&out).contains(&format!(
+            "signed {repo}@{digest}; check it with: cosign verify --key ci/cosign.pub {repo}@{digest}"
+        )),
         "{}",
         stderr(&out)
     );
@@ -830,7 +832,8 @@ fn pushed_images_are_signed_by_digest_and_the_signature_is_in_the_registry() {
         cosign_log()
     );
 
-    // A signing failure fails the run, names the step, and the next run signs.
+    // A signing failure fails the run, names the step; `sign` then signs what was pushed
+    // without building or pushing anything.
     f.write("services/static/page.txt", "changed\n");
     let sha2 = f.commit("main");
     let out = push(&[("FAKE_COSIGN_FAIL", "1")]);
@@ -840,16 +843,36 @@ fn pushed_images_are_signed_by_digest_and_the_signature_is_in_the_registry() {
         err.contains("static: sign") && err.contains("fake failure"),
         "{err}"
     );
-    let out = push(&[]);
+    let tags_before = registry_tags(&repo);
+    let out = stack.xtask(f.path(), &["sign", "static"], &[("PATH", path.as_str())]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("[static] build"), "nothing built: {err}");
     let digest2 = stdout(&out)
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{repo}:{}@", &sha2[..7])))
         .map(str::to_string)
         .unwrap_or_else(|| panic!("{}", stdout(&out)));
-    assert!(
-        registry_tags(&repo).contains(&format!("{}.sig", digest2.replace(':', "-"))),
-        "{:?}",
-        registry_tags(&repo)
+    let sig2 = format!("{}.sig", digest2.replace(':', "-"));
+    let mut expected = tags_before.clone();
+    expected.push(sig2);
+    expected.sort();
+    assert_eq!(
+        registry_tags(&repo),
+        expected,
+        "only the signature was added"
     );
+
+    // `sign` of a commit that was never pushed: an error naming the service, nothing pushed.
+    f.write("services/static/page.txt", "changed again\n");
+    f.commit("main");
+    let out = stack.xtask(f.path(), &["sign", "static"], &[("PATH", path.as_str())]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("not published with this commit's inputs")
+            && err.contains("cargo xtask push static"),
+        "{err}"
+    );
+    assert_eq!(registry_tags(&repo), expected);
 }

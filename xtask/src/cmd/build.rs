@@ -5,11 +5,58 @@ use anyhow::{bail, Result};
 
 use crate::cli::BuildArgs;
 use crate::pipeline::{self, Options};
+use crate::plan::{Plan, Step};
 use crate::{report, world, Ctx};
 
 pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
     let runner = ctx.runner(args.dry_run);
     let (plan, _) = world::plan(ctx, &args.select, &runner, world::Purpose::Build)?;
+    execute(ctx, args, &runner, plan)
+}
+
+/// `cargo xtask sign`: the push plan cut down to reading each published digest back from the
+/// registry and signing it. A service not published with these inputs is an error: signing
+/// never builds or pushes.
+pub fn sign(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
+    let runner = ctx.runner(args.dry_run);
+    let (mut plan, ws) = world::plan(ctx, &args.select, &runner, world::Purpose::Build)?;
+    if ws.settings.sign.is_none() {
+        bail!("signing is not configured: add [workspace.metadata.images.sign] to Cargo.toml with `key` (a file, env://VAR or a KMS URI), or `identity` and `issuer` for keyless signing");
+    }
+    let mut unpublished = Vec::new();
+    for svc in plan.services.iter_mut().filter(|s| s.selected) {
+        if svc.steps.iter().any(|s| matches!(s, Step::Build { .. })) {
+            unpublished.push(svc.name.clone());
+            continue;
+        }
+        svc.steps = std::mem::take(&mut svc.steps)
+            .into_iter()
+            .filter_map(|s| match s {
+                // Only the digest the registry holds is wanted; no tag is added.
+                Step::Tag {
+                    reference, digest, ..
+                } => Some(Step::Tag {
+                    command: None,
+                    reference,
+                    digest,
+                }),
+                s @ Step::Sign { .. } => Some(s),
+                _ => None,
+            })
+            .collect();
+        svc.notes.clear();
+    }
+    if !unpublished.is_empty() {
+        bail!(
+            "not published with this commit's inputs, so there is nothing to sign: {} (run `cargo xtask push {}` first: it signs what it pushes)",
+            unpublished.join(", "),
+            unpublished.join(" ")
+        );
+    }
+    execute(ctx, args, &runner, plan)
+}
+
+fn execute(ctx: &Ctx, args: &BuildArgs, runner: &crate::exec::Runner, plan: Plan) -> Result<()> {
     for svc in plan.services.iter().filter(|s| s.selected) {
         for note in &svc.notes {
             ctx.ui.info(format!("[{}] {note}", svc.name));
@@ -17,7 +64,7 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
     }
     let outcomes = pipeline::execute(
         &plan,
-        &runner,
+        runner,
         &ctx.ui,
         &Options {
             jobs: args.jobs,
