@@ -31,6 +31,8 @@ pub struct Outcome {
     pub size: Option<u64>,
     /// The built image declares a HEALTHCHECK (read by the verify step).
     pub has_healthcheck: bool,
+    /// Seconds the image's HEALTHCHECK settings may need to report (0: none).
+    pub health_budget: u64,
     /// Findings per severity, when the image was scanned.
     pub vulnerabilities: Option<BTreeMap<String, usize>>,
     /// `repo@digest` signed (and verified) by this run, or found already signed, with the
@@ -287,6 +289,7 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             check_image(&info, platform, *non_root)?;
             out.size = Some(info.size);
             out.has_healthcheck = info.has_healthcheck();
+            out.health_budget = info.health_budget_secs();
             if let Some(max) = max_size {
                 if info.size > *max {
                     bail!(
@@ -312,18 +315,44 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             if !out.has_healthcheck {
                 return Ok(());
             }
-            let _ = runner.probe(remove); // a container left by an interrupted run
-            runner.run(run)?;
-            let verdict = wait_healthy(runner, status, *timeout_secs);
-            let logs = runner
-                .probe(logs)
+            // The planned name plus this process: two runs of one commit on one daemon (two
+            // clones, a matrix) must not remove or read each other's container.
+            let planned = remove.args.last().cloned().unwrap_or_default();
+            let name = format!("{planned}-{}", std::process::id());
+            let named = |c: &crate::tools::CommandSpec| {
+                let mut c = c.clone();
+                for a in c.args.iter_mut().filter(|a| **a == planned) {
+                    a.clone_from(&name);
+                }
+                c
+            };
+            let (run, status, logs, remove) =
+                (named(run), named(status), named(logs), named(remove));
+            let _ = runner.probe(&remove); // left by an interrupted run of this process id
+            if let Err(e) = runner.run(&run) {
+                let _ = runner.probe(&remove); // `run` can fail after creating it
+                return Err(e);
+            }
+            // The image's own settings may need longer than the plan's floor.
+            let timeout = (*timeout_secs).max(out.health_budget.min(900));
+            let verdict = wait_healthy(runner, &status, timeout);
+            let mut seen = runner
+                .probe(&logs)
                 .map(|o| format!("{}{}", o.stdout, o.stderr))
                 .unwrap_or_default();
-            let _ = runner.probe(remove);
+            let probes = runner
+                .probe(&docker::health_log(&run.program, &name))
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            let _ = runner.probe(&remove);
             if let Err(why) = verdict {
+                if seen.trim().is_empty() {
+                    seen = "(none)".into();
+                }
                 bail!(
-                    "the image's HEALTHCHECK did not pass ({why}); nothing was pushed. The container's last lines:\n{}",
-                    logs.trim_end()
+                    "the image's HEALTHCHECK did not pass ({why}); nothing was pushed. It ran with --network none, so a check must not need the network (health_check = false in service.toml skips it).\nThe check's last results:\n{}\nThe container's last lines:\n{}",
+                    if probes.trim().is_empty() { "(none)" } else { probes.trim_end() },
+                    seen.trim_end()
                 );
             }
         }
@@ -450,10 +479,19 @@ fn sign_repository(
         let sig = format!("{repo}:{}", cs::signature_tag(&digest));
         let probe = runner.probe(&crate::tools::skopeo::inspect(skopeo, &sig))?;
         if probe.success() {
-            out.signed.push(shown(" (already signed)"));
-            return Ok(());
-        }
-        if !crate::tools::skopeo::is_not_found(&probe.stderr) {
+            // A signature is there: it counts only if it verifies with our key or identity
+            // (another key, a rotated one, or a broken signature is signed again).
+            match runner.run_retrying(&verify, 3) {
+                Ok(_) => {
+                    out.signed.push(shown(" (already signed)"));
+                    return Ok(());
+                }
+                Err(e) => eprintln!(
+                    "{at} has a signature that does not verify with the configured key or identity; signing it: {}",
+                    format!("{e:#}").lines().next().unwrap_or_default()
+                ),
+            }
+        } else if !crate::tools::skopeo::is_not_found(&probe.stderr) {
             bail!(
                 "cannot tell whether {at} is signed: {}",
                 crate::tools::skopeo::error_message(&probe.stderr)
@@ -462,7 +500,7 @@ fn sign_repository(
     }
     runner.run_retrying(&cs::sign(cosign, signer, &at, recursive), 3)?;
     runner
-        .run(&verify)
+        .run_retrying(&verify, 3)
         .with_context(|| format!("{at} was signed but its signature does not verify"))?;
     if !runner.dry_run {
         out.signed.push(shown(""));
@@ -480,12 +518,13 @@ fn wait_healthy(
     loop {
         let out = runner.probe(status).map_err(|e| format!("{e:#}"))?;
         let text = out.stdout.trim().to_string();
+        // An exited container also reads `unhealthy`: say that it stopped.
         match text.split_whitespace().collect::<Vec<_>>().as_slice() {
-            [_, "healthy"] => return Ok(()),
-            [_, "unhealthy"] => return Err("unhealthy".into()),
             [state, ..] if *state == "exited" || *state == "dead" => {
                 return Err(format!("the container {state} before it was healthy"))
             }
+            [_, "healthy"] => return Ok(()),
+            [_, "unhealthy"] => return Err("unhealthy".into()),
             _ => {}
         }
         if start.elapsed().as_secs() >= timeout {

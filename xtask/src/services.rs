@@ -79,10 +79,23 @@ fn signer(c: Option<config::SignConfig>) -> Result<Option<crate::tools::cosign::
         return Ok(None);
     };
     let table = "Cargo.toml [workspace.metadata.images.sign]";
-    Ok(Some(match (c.key, c.identity, c.issuer) {
-        (Some(key), _, _) => {
+    let given = |v: Option<String>, field: &str| -> Result<Option<String>> {
+        match v {
+            Some(v) if v.trim().is_empty() => bail!("{table}: `{field}` is empty"),
+            v => Ok(v),
+        }
+    };
+    let key = given(c.key, "key")?;
+    let public_key = given(c.public_key, "public_key")?;
+    let identity = given(c.identity, "identity")?;
+    let issuer = given(c.issuer, "issuer")?;
+    Ok(Some(match (key, identity, issuer) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => bail!(
+            "{table}: set either `key` (signing with a key) or `identity` and `issuer` (keyless), not both"
+        ),
+        (Some(key), None, None) => {
             // cosign's key pair is `x.key` + `x.pub`; a KMS URI verifies with itself.
-            let public = match c.public_key {
+            let public = match public_key {
                 Some(p) => p,
                 None if key.ends_with(".key") => format!("{}.pub", &key[..key.len() - 4]),
                 None if key.contains("://") && !key.starts_with("env://") => key.clone(),
@@ -92,10 +105,19 @@ fn signer(c: Option<config::SignConfig>) -> Result<Option<crate::tools::cosign::
             };
             Signer::Key { key, public }
         }
-        (None, Some(identity), Some(issuer)) => Signer::Keyless { identity, issuer },
-        _ => bail!(
-            "{table}: set `key` (a file, env://VAR or a KMS URI), or `identity` and `issuer` for keyless signing"
-        ),
+        (None, identity, issuer) => {
+            if public_key.is_some() {
+                bail!("{table}: `public_key` goes with `key`; keyless signing is verified by `identity` and `issuer`");
+            }
+            match (identity, issuer) {
+                (Some(identity), Some(issuer)) => Signer::Keyless { identity, issuer },
+                (Some(_), None) => bail!("{table}: keyless signing needs `issuer` too (e.g. https://token.actions.githubusercontent.com)"),
+                (None, Some(_)) => bail!("{table}: keyless signing needs `identity` too (e.g. https://github.com/OWNER/REPO/.github/workflows/publish.yml@refs/heads/main)"),
+                (None, None) => bail!(
+                    "{table}: set `key` (a file, env://VAR or a KMS URI), or `identity` and `issuer` for keyless signing"
+                ),
+            }
+        }
     }))
 }
 

@@ -234,7 +234,10 @@ pub fn plan(
     if signs {
         if let Err(why) = signing_ready(&ws) {
             match purpose {
-                Purpose::Build => bail!("{why}; nothing was built or pushed"),
+                Purpose::Build if !runner.dry_run => bail!("{why}; nothing was built or pushed"),
+                Purpose::Build => ctx
+                    .ui
+                    .warn(format!("{why} (a push without --dry-run would stop here)")),
                 Purpose::Show => ctx
                     .ui
                     .warn(format!("{why} (a push on this machine would stop here)")),
@@ -256,7 +259,11 @@ fn signing_ready(ws: &Workspace) -> Result<()> {
     }
     if let Some(Signer::Key { key, public }) = &ws.settings.sign {
         for (what, k) in [("key", key), ("public_key", public)] {
-            if !k.contains("://") && !ws.root.join(k).is_file() {
+            if let Some(var) = k.strip_prefix("env://") {
+                if std::env::var(var).map_or(true, |v| v.is_empty()) {
+                    bail!("{table}: {what} `{k}` names the environment variable {var}, which is not set: export it (in CI, from a secret)");
+                }
+            } else if !k.contains("://") && !ws.root.join(k).is_file() {
                 bail!(
                     "{table}: {what} `{k}` is not a file (paths are relative to the repository root): create it with `cosign generate-key-pair`, or use env://VAR or a KMS URI"
                 );

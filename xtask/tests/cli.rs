@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{fake_buildx, stderr, stdout, xtask, Fixture};
+use support::{fake_buildx, fake_cosign, stderr, stdout, xtask, Fixture};
 
 const IMAGES: &str = r#"registries = ["registry.example.invalid:5000"]
 prefix = "acme"
@@ -535,5 +535,59 @@ fn the_scan_gate_refuses_what_it_cannot_guarantee() {
         stderr(&out).contains("the scan gate runs before any tag is pushed"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn signing_is_checked_before_any_build_and_shown_by_dry_run() {
+    let f = Fixture::new(&format!(
+        "{IMAGES}\n[workspace.metadata.images.sign]\nkey = \"env://SLIPWAY_TEST_COSIGN_KEY\"\npublic_key = \"ci/cosign.pub\"\n"
+    ));
+    f.write("services/web/Dockerfile", "FROM busybox:1.35\nUSER 65534\n");
+    f.write("ci/cosign.pub", "public\n");
+    f.commit("main");
+    let env = |path: &str| {
+        vec![
+            ("PATH", path.to_string()),
+            ("SLIPWAY_BUILDER", "classic".to_string()),
+            ("DOCKER_REGISTRY", "127.0.0.1:5999".to_string()),
+        ]
+    };
+    let run = |args: &[&str], path: &str| {
+        let e = env(path);
+        let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        xtask(f.path(), args, &e)
+    };
+    // A dry run without cosign still shows the signing, and says a real push would stop.
+    let out = run(&["push", "web", "--dry-run"], &fake_path(&f));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cosign is not installed")
+            && stderr(&out).contains("a push without --dry-run would stop here"),
+        "{}",
+        stderr(&out)
+    );
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("cosign sign --yes --key env://SLIPWAY_TEST_COSIGN_KEY '127.0.0.1:5999/acme/web@<digest>'")
+            && printed.contains("cosign verify --key ci/cosign.pub '127.0.0.1:5999/acme/web@<digest>'"),
+        "{printed}"
+    );
+    // With cosign but without the key's variable: refused before the build.
+    let cosign = fake_cosign(&f.path().join("fake-cosign"));
+    let path = format!("{}:{}", cosign.display(), fake_path(&f));
+    let out = run(&["push", "web"], &path);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Cargo.toml [workspace.metadata.images.sign]: key `env://SLIPWAY_TEST_COSIGN_KEY` names the environment variable SLIPWAY_TEST_COSIGN_KEY, which is not set")
+            && err.contains("nothing was built or pushed"),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(f.path().join("fake/docker.log")).unwrap_or_default();
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("build ") || l.starts_with("buildx build")),
+        "{log}"
     );
 }

@@ -707,17 +707,44 @@ fn an_image_whose_healthcheck_fails_is_not_pushed() {
     let f = fixture(&stack.registry, &prefix);
     f.write(
         "services/sick/Dockerfile",
-        "FROM busybox:1.35\nUSER 65534:65534\nHEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD [\"false\"]\nCMD [\"sh\", \"-c\", \"echo starting; sleep 60\"]\n",
+        "FROM busybox:1.35\nUSER 65534:65534\nHEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD [\"sh\", \"-c\", \"echo probe-said-no; false\"]\nCMD [\"sh\", \"-c\", \"echo starting; sleep 60\"]\n",
+    );
+    // A container that stops, and one whose command cannot even start.
+    f.write(
+        "services/quits/Dockerfile",
+        "FROM busybox:1.35\nUSER 65534:65534\nHEALTHCHECK --interval=1s --timeout=1s --retries=30 CMD [\"true\"]\nCMD [\"sh\", \"-c\", \"echo missing DATABASE_URL; exit 3\"]\n",
+    );
+    f.write(
+        "services/badexec/Dockerfile",
+        "FROM busybox:1.35\nUSER 65534:65534\nHEALTHCHECK --interval=1s CMD [\"true\"]\nCMD [\"/nonexistent\"]\n",
     );
     f.commit("main");
-    let out = stack.xtask(f.path(), &["push", "sick", "greeter", "--keep-going"], &[]);
+    let out = stack.xtask(
+        f.path(),
+        &[
+            "push",
+            "sick",
+            "quits",
+            "badexec",
+            "greeter",
+            "--keep-going",
+        ],
+        &[],
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
         err.contains("- sick: health check: the image's HEALTHCHECK did not pass (unhealthy); nothing was pushed")
-            && err.contains("starting"),
+            && err.contains("starting")
+            && err.contains("exit 1: probe-said-no"),
         "{err}"
     );
+    assert!(
+        err.contains("- quits: health check: the image's HEALTHCHECK did not pass (the container exited before it was healthy)")
+            && err.contains("missing DATABASE_URL"),
+        "{err}"
+    );
+    assert!(err.contains("- badexec: health check: "), "{err}");
     let listed = std::process::Command::new("skopeo")
         .args(["list-tags", "--tls-verify=false"])
         .arg(format!("docker://{}/{prefix}/sick", stack.registry))
@@ -733,11 +760,22 @@ fn an_image_whose_healthcheck_fails_is_not_pushed() {
         registry_tags(&format!("{}/{prefix}/greeter", stack.registry)).len(),
         2
     );
-    let left = run_ok("docker", &["ps", "-aq", "--filter", "name=slipway-health-"]);
-    assert!(
-        left.trim().is_empty(),
-        "health containers are removed: {left}"
-    );
+    // (greeter is left out: other tests run health checks of their own greeter meanwhile.)
+    for svc in ["sick", "quits", "badexec"] {
+        let left = run_ok(
+            "docker",
+            &[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("name=slipway-health-{svc}-"),
+            ],
+        );
+        assert!(
+            left.trim().is_empty(),
+            "{svc}'s health container is removed, also when `docker run` failed: {left}"
+        );
+    }
 }
 
 #[test]
@@ -861,6 +899,38 @@ fn pushed_images_are_signed_by_digest_and_the_signature_is_in_the_registry() {
         registry_tags(&repo),
         expected,
         "only the signature was added"
+    );
+
+    // A signature by another key (rotated, or anyone who can push a tag) is not "signed":
+    // the next run verifies it, finds it wrong, and signs with the configured key.
+    run_ok(
+        bin.join("cosign").to_str().unwrap(),
+        &[
+            "sign",
+            "--yes",
+            "--key",
+            "ci/old.key",
+            &format!("{repo}@{digest2}"),
+        ],
+    );
+    let before = signs(&cosign_log());
+    let out = stack.xtask(f.path(), &["sign", "static"], &[("PATH", path.as_str())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("does not verify with the configured key")
+            && !err.contains("(already signed)"),
+        "{err}"
+    );
+    assert_eq!(signs(&cosign_log()), before + 1, "{}", cosign_log());
+    run_ok(
+        bin.join("cosign").to_str().unwrap(),
+        &[
+            "verify",
+            "--key",
+            "ci/cosign.pub",
+            &format!("{repo}@{digest2}"),
+        ],
     );
 
     // `sign` of a commit that was never pushed: an error naming the service, nothing pushed.

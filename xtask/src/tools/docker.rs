@@ -161,6 +161,16 @@ pub fn logs(docker: &str, name: &str) -> CommandSpec {
     CommandSpec::new(docker).args(["logs", "--tail", "20", name])
 }
 
+/// What the container's health probes printed, oldest first (Docker keeps the last five).
+pub fn health_log(docker: &str, name: &str) -> CommandSpec {
+    CommandSpec::new(docker).args([
+        "inspect",
+        "--format",
+        "{{if .State.Health}}{{range .State.Health.Log}}exit {{.ExitCode}}: {{.Output}}\n{{end}}{{end}}",
+        name,
+    ])
+}
+
 pub fn remove(docker: &str, name: &str) -> CommandSpec {
     CommandSpec::new(docker).args(["rm", "--force", name])
 }
@@ -243,6 +253,15 @@ pub struct ImageConfig {
 pub struct Healthcheck {
     #[serde(rename = "Test", default)]
     pub test: Vec<String>,
+    /// Nanoseconds; 0 or absent: Docker's defaults (30 s, 30 s, 0 s, 3).
+    #[serde(rename = "Interval", default)]
+    pub interval: i64,
+    #[serde(rename = "Timeout", default)]
+    pub timeout: i64,
+    #[serde(rename = "StartPeriod", default)]
+    pub start_period: i64,
+    #[serde(rename = "Retries", default)]
+    pub retries: i64,
 }
 
 pub fn parse_inspect(json: &str) -> Result<ImageInfo> {
@@ -264,6 +283,23 @@ impl ImageInfo {
             .healthcheck
             .as_ref()
             .is_some_and(|h| !h.test.is_empty() && h.test[0] != "NONE")
+    }
+
+    /// Seconds the image's own HEALTHCHECK settings may take to report: the start period,
+    /// then `retries + 1` rounds of interval and timeout (Docker's defaults where unset).
+    pub fn health_budget_secs(&self) -> u64 {
+        let Some(h) = self.config.healthcheck.as_ref() else {
+            return 0;
+        };
+        let secs = |ns: i64, default: u64| {
+            if ns > 0 {
+                (ns as u64).div_ceil(1_000_000_000)
+            } else {
+                default
+            }
+        };
+        let rounds = if h.retries > 0 { h.retries as u64 } else { 3 } + 1;
+        secs(h.start_period, 0) + rounds * (secs(h.interval, 30) + secs(h.timeout, 30))
     }
 
     /// An empty user, `root`, `0` or `0:…` means the container runs as root.
@@ -500,5 +536,26 @@ mod tests {
         }
         let arm = r#"{"Id":"x","Architecture":"arm64","Os":"linux","Variant":"v8","Config":{"User":"app","Labels":null}}"#;
         assert_eq!(parse_inspect(arm).unwrap().platform(), "linux/arm64/v8");
+    }
+
+    #[test]
+    fn health_budget_follows_the_images_healthcheck_settings() {
+        let with = |hc: &str| {
+            parse_inspect(&format!(
+                r#"{{"Id":"x","Architecture":"amd64","Os":"linux","Config":{{"User":"1","Healthcheck":{hc}}}}}"#
+            ))
+            .unwrap()
+        };
+        // Docker's defaults: 4 rounds of 30 s interval + 30 s timeout.
+        let d = with(r#"{"Test":["CMD","true"]}"#);
+        assert!(d.has_healthcheck());
+        assert_eq!(d.health_budget_secs(), 240);
+        // --start-period=120s --interval=1s --timeout=2s --retries=20.
+        let s = with(
+            r#"{"Test":["CMD","true"],"Interval":1000000000,"Timeout":2000000000,"StartPeriod":120000000000,"Retries":20}"#,
+        );
+        assert_eq!(s.health_budget_secs(), 120 + 21 * 3);
+        let none = with(r#"{"Test":["NONE"]}"#);
+        assert!(!none.has_healthcheck());
     }
 }
