@@ -449,6 +449,8 @@ fn login(
 ) -> Result<()> {
     use crate::tools::aws;
     let mut hosts: Vec<(String, Option<String>)> = Vec::new();
+    // ECR repositories (the path after the host) each pushed image needs.
+    let mut repositories: Vec<(String, String)> = Vec::new();
     for svc in ws
         .services
         .iter()
@@ -463,6 +465,15 @@ fn login(
                     .ecr_login
                     .iter()
                     .any(|e| e.split('/').next() == Some(host.as_str()));
+            if ecr {
+                let path = r.split_once('/').map_or("", |(_, p)| p);
+                let name = format!("{path}/{}", svc.repository)
+                    .trim_start_matches('/')
+                    .to_string();
+                if !repositories.contains(&(host.clone(), name.clone())) {
+                    repositories.push((host.clone(), name));
+                }
+            }
             if ecr && !hosts.iter().any(|(h, _)| *h == host) {
                 hosts.push((host, region));
             }
@@ -520,9 +531,58 @@ fn login(
             .run(&cmd)
             .with_context(|| format!("docker login to {host} failed: nothing was pushed"))?;
         ctx.ui.info(format!("logged in to {host} (ECR token)"));
+        for (_, name) in repositories.iter().filter(|(h, _)| h == host) {
+            ensure_ecr_repository(
+                ctx,
+                runner,
+                &aws_cli,
+                region.as_deref(),
+                endpoint.as_deref(),
+                host,
+                name,
+            )?;
+        }
     }
     // Everything after this (docker push, buildx, skopeo) uses the run's own config.
     std::env::set_var("DOCKER_CONFIG", &config);
+    Ok(())
+}
+
+/// Creates the ECR repository a push needs when `describe-repositories` says it is missing
+/// (ECR, unlike most registries, does not create repositories on push).
+fn ensure_ecr_repository(
+    ctx: &Ctx,
+    runner: &Runner,
+    aws_cli: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    host: &str,
+    name: &str,
+) -> Result<()> {
+    use crate::tools::aws;
+    let found = runner.probe(&aws::ecr_describe_repository(
+        aws_cli, region, endpoint, name,
+    ))?;
+    if found.success() {
+        return Ok(());
+    }
+    if !aws::is_repository_not_found(&found.stderr) && !runner.dry_run {
+        bail!(
+            "cannot tell whether the ECR repository {name} exists on {host}: {}; nothing was built or pushed",
+            found.stderr.trim()
+        );
+    }
+    let create = aws::ecr_create_repository(aws_cli, region, endpoint, name);
+    runner.run(&create).with_context(|| {
+        format!(
+            "the ECR repository {name} does not exist on {host} and could not be created: create it (`{}`) or grant ecr:CreateRepository; nothing was built or pushed",
+            runner.display(&create)
+        )
+    })?;
+    if !runner.dry_run {
+        ctx.ui
+            .info(format!("created the ECR repository {name} on {host}"));
+    }
     Ok(())
 }
 

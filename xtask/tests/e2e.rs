@@ -574,6 +574,30 @@ fn pushes_to_a_registry_that_needs_the_ecr_login_through_the_real_aws_cli() {
         !err.contains("123456789012-auth-token"),
         "the password never shows: {err}"
     );
+    // ECR does not create repositories on push: the run did, through the ECR API (moto).
+    assert!(
+        err.contains(&format!(
+            "created the ECR repository {prefix}/static on {ecr}"
+        )),
+        "{err}"
+    );
+    let aws = std::env::var("SLIPWAY_AWS").unwrap_or_else(|_| "aws".into());
+    let described = run_ok(
+        &aws,
+        &[
+            "ecr",
+            "describe-repositories",
+            "--repository-names",
+            &format!("{prefix}/static"),
+            "--output",
+            "json",
+        ],
+    );
+    let described: serde_json::Value = serde_json::from_str(&described).unwrap();
+    assert_eq!(
+        described["repositories"][0]["imageScanningConfiguration"]["scanOnPush"], true,
+        "{described}"
+    );
     let pushed = stdout(&out);
     assert!(
         pushed.contains(&format!("{ecr}/{prefix}/static:{}@sha256:", &sha[..7])),

@@ -6,7 +6,45 @@ use super::CommandSpec;
 
 /// `aws ecr get-login-password`: the password for `docker login --username AWS`.
 pub fn ecr_login_password(aws: &str, region: Option<&str>, endpoint: Option<&str>) -> CommandSpec {
-    let mut cmd = CommandSpec::new(aws).args(["ecr", "get-login-password"]);
+    ecr(aws, "get-login-password", region, endpoint)
+}
+
+/// `aws ecr describe-repositories` of one repository (fails with
+/// `RepositoryNotFoundException` when it does not exist).
+pub fn ecr_describe_repository(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    name: &str,
+) -> CommandSpec {
+    ecr(aws, "describe-repositories", region, endpoint)
+        .args(["--repository-names", name])
+        .args(["--output", "json"])
+}
+
+/// `aws ecr create-repository`: tags stay mutable (branch tags and `latest` move; released
+/// versions are protected by the tag policy), images are scanned on push.
+pub fn ecr_create_repository(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    name: &str,
+) -> CommandSpec {
+    ecr(aws, "create-repository", region, endpoint)
+        .args(["--repository-name", name])
+        .args(["--image-tag-mutability", "MUTABLE"])
+        .args(["--image-scanning-configuration", "scanOnPush=true"])
+        .args(["--output", "json"])
+}
+
+/// The repository does not exist (as `describe-repositories` says it).
+pub fn is_repository_not_found(stderr: &str) -> bool {
+    stderr.contains("RepositoryNotFoundException")
+}
+
+/// `aws ecr <operation>` with the region and endpoint after it.
+fn ecr(aws: &str, operation: &str, region: Option<&str>, endpoint: Option<&str>) -> CommandSpec {
+    let mut cmd = CommandSpec::new(aws).args(["ecr", operation]);
     if let Some(r) = region {
         cmd = cmd.args(["--region", r]);
     }
@@ -48,6 +86,23 @@ mod tests {
             ecr_region("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/api"),
             Some("us-east-1")
         );
+        assert_eq!(
+            ecr_create_repository("aws", None, None, "team/api").argv(),
+            [
+                "aws",
+                "ecr",
+                "create-repository",
+                "--repository-name",
+                "team/api",
+                "--image-tag-mutability",
+                "MUTABLE",
+                "--image-scanning-configuration",
+                "scanOnPush=true",
+                "--output",
+                "json"
+            ]
+        );
+        assert!(is_repository_not_found("An error occurred (RepositoryNotFoundException) when calling the DescribeRepositories operation: The repository with name 'x' does not exist"));
         assert_eq!(ecr_region("ghcr.io/acme"), None);
         assert_eq!(ecr_region("127.0.0.1:5002"), None);
     }
