@@ -49,9 +49,25 @@ pub struct GlobalConfig {
     /// besides `*.dkr.ecr.*.amazonaws.com`, which always do: an ECR-compatible endpoint.
     #[serde(default)]
     pub ecr_login: Vec<Spanned<String>>,
+    /// Registries logged in to with a token from the environment (GHCR, Docker Hub, …).
+    #[serde(default)]
+    pub logins: Vec<LoginConfig>,
     /// Globs of paths every service reads (default: none; cargo config and toolchain files
     /// are inputs of every Rust service without being listed here).
     pub shared_paths: Option<Vec<Spanned<String>>>,
+}
+
+/// `[[workspace.metadata.images.logins]]`: `docker login` with a token read from the
+/// environment (never from the file), e.g. GHCR with `GITHUB_TOKEN`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    pub registry: Spanned<String>,
+    /// The user name, or the variable that holds it (`username_env`, e.g. GITHUB_ACTOR).
+    pub username: Option<String>,
+    pub username_env: Option<String>,
+    /// The variable that holds the password or token.
+    pub password_env: String,
 }
 
 /// `[workspace.metadata.images.sign]`: a key (file, `env://VAR`, KMS URI) or keyless.

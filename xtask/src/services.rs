@@ -45,9 +45,25 @@ pub struct Settings {
     pub notes: Vec<String>,
     /// Registries that log in the ECR way besides ECR's own hosts.
     pub ecr_login: Vec<String>,
+    /// Registries logged in to with a token from the environment.
+    pub logins: Vec<TokenLogin>,
     pub scan: ScanPolicy,
     /// How pushed images are signed; `None`: not signed.
     pub sign: Option<crate::tools::cosign::Signer>,
+}
+
+/// `docker login` to `registry` (a host) with a password from `password_env`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenLogin {
+    pub registry: String,
+    pub username: LoginUser,
+    pub password_env: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginUser {
+    Name(String),
+    FromEnv(String),
 }
 
 /// When images are scanned and what fails them.
@@ -453,9 +469,43 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
             check_each(src, &g.ecr_login, config::check_registry)?;
             strings(&g.ecr_login)
         },
+        logins: token_logins(g.logins, src)?,
         scan: scan_policy(g.scan, src)?,
         sign: signer(g.sign)?,
     })
+}
+
+fn token_logins(list: Vec<config::LoginConfig>, src: &Source) -> Result<Vec<TokenLogin>> {
+    let mut out: Vec<TokenLogin> = Vec::new();
+    for l in list {
+        let at = |msg: String| src.error_at(&l.registry, anyhow::anyhow!(msg));
+        config::check_registry(l.registry.get_ref()).map_err(|e| src.error_at(&l.registry, e))?;
+        let registry = l
+            .registry
+            .get_ref()
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let username = match (l.username, l.username_env) {
+            (Some(u), None) => LoginUser::Name(u),
+            (None, Some(v)) => LoginUser::FromEnv(v),
+            _ => {
+                return Err(at(format!(
+                    "the login for {registry} needs one of `username` or `username_env` (e.g. username_env = \"GITHUB_ACTOR\")"
+                )))
+            }
+        };
+        if out.iter().any(|o| o.registry == registry) {
+            return Err(at(format!("{registry} has two logins: keep one")));
+        }
+        out.push(TokenLogin {
+            registry,
+            username,
+            password_env: l.password_env,
+        });
+    }
+    Ok(out)
 }
 
 /// `base` with the keys `c` sets replaced (checked and located in `src`).

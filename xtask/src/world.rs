@@ -479,8 +479,41 @@ fn login(
             }
         }
     }
-    if hosts.is_empty() {
+    // Token logins for the other registries this run pushes to.
+    let tokens: Vec<&crate::services::TokenLogin> = ws
+        .settings
+        .logins
+        .iter()
+        .filter(|l| !hosts.iter().any(|(h, _)| *h == l.registry))
+        .filter(|l| {
+            ws.services
+                .iter()
+                .filter(|s| selection.get(&s.name).is_some_and(|x| x.selected))
+                .flat_map(|s| &s.registries)
+                .any(|r| r.split('/').next() == Some(l.registry.as_str()))
+        })
+        .collect();
+    if hosts.is_empty() && tokens.is_empty() {
         return Ok(());
+    }
+    // Every token is read before anything runs: a missing one stops the run at once.
+    let mut credentials = Vec::new();
+    for l in &tokens {
+        let read = |var: &str, what: &str| -> Result<String> {
+            std::env::var(var).ok().filter(|v| !v.is_empty()).with_context(|| {
+                format!(
+                    "the login for {} (Cargo.toml [[workspace.metadata.images.logins]]) reads the {what} from {var}, which is not set: export it (in CI, from a secret); nothing was built or pushed",
+                    l.registry
+                )
+            })
+        };
+        let password = read(&l.password_env, "password")?;
+        runner.add_secret(password.clone());
+        let user = match &l.username {
+            crate::services::LoginUser::Name(u) => u.clone(),
+            crate::services::LoginUser::FromEnv(v) => read(v, "user name")?,
+        };
+        credentials.push((l.registry.clone(), user, password));
     }
     let config = ws.root.join("target/slipway/docker-config");
     if !runner.dry_run {
@@ -542,6 +575,16 @@ fn login(
                 name,
             )?;
         }
+    }
+    for (host, user, password) in credentials {
+        let mut cmd = docker::login("docker", &host, &user)
+            .env("DOCKER_CONFIG", config.display().to_string());
+        cmd.stdin = Some(format!("{password}\n"));
+        runner
+            .run(&cmd)
+            .with_context(|| format!("docker login to {host} as {user} failed: check the token and its scope (pushing needs write access); nothing was built or pushed"))?;
+        ctx.ui
+            .info(format!("logged in to {host} as {user} (token)"));
     }
     // Everything after this (docker push, buildx, skopeo) uses the run's own config.
     std::env::set_var("DOCKER_CONFIG", &config);

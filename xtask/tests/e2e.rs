@@ -970,3 +970,62 @@ fn pushed_images_are_signed_by_digest_and_the_signature_is_in_the_registry() {
     );
     assert_eq!(registry_tags(&repo), expected);
 }
+
+#[test]
+fn logs_in_with_a_token_from_the_environment_and_never_shows_it() {
+    let Some(stack) = stack("logs_in_with_a_token_from_the_environment_and_never_shows_it") else {
+        return;
+    };
+    // The stack's htpasswd registry (user AWS, moto's token as the password) stands in for
+    // GHCR or Docker Hub.
+    let registry = std::env::var("SLIPWAY_STACK_ECR_REGISTRY")
+        .expect("the stack's env names its htpasswd registry (SLIPWAY_STACK_ECR_REGISTRY)");
+    let prefix = stack.unique_prefix("token");
+    let f = Fixture::new(&format!(
+        "registries = [\"{registry}\"]\nprefix = \"{prefix}\"\n\n[[workspace.metadata.images.logins]]\nregistry = \"{registry}\"\nusername = \"AWS\"\npassword_env = \"SLIPWAY_TEST_REGISTRY_TOKEN\"\n"
+    ));
+    f.write(
+        "services/static/Dockerfile",
+        "FROM busybox:1.35\nCOPY page.txt /page.txt\nUSER 65534:65534\n",
+    );
+    f.write("services/static/page.txt", "static\n");
+    let sha = f.commit("main");
+    let push = |token: Option<&str>| {
+        let env: Vec<(&str, &str)> = token
+            .map(|t| ("SLIPWAY_TEST_REGISTRY_TOKEN", t))
+            .into_iter()
+            .collect();
+        stack.xtask(f.path(), &["push", "static"], &env)
+    };
+    let out = push(None);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("the login for {registry}"))
+            && err.contains("SLIPWAY_TEST_REGISTRY_TOKEN, which is not set")
+            && !err.contains("[static] build"),
+        "{err}"
+    );
+    let out = push(Some("not-the-token"));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("docker login to {registry} as AWS failed"))
+            && !err.contains("not-the-token")
+            && !err.contains("[static] build"),
+        "{err}"
+    );
+    let out = push(Some("123456789012-auth-token"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("logged in to {registry} as AWS (token)"))
+            && !err.contains("123456789012-auth-token"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains(&format!("{registry}/{prefix}/static:{}@sha256:", &sha[..7])),
+        "{}",
+        stdout(&out)
+    );
+}

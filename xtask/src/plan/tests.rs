@@ -58,6 +58,7 @@ fn workspace() -> Workspace {
             shared_paths: vec![],
             notes: vec![],
             ecr_login: vec![],
+            logins: Vec::new(),
             sign: None,
             scan: crate::services::ScanPolicy {
                 when: "never".into(),

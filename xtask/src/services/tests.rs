@@ -399,3 +399,33 @@ fn signing_config_picks_key_or_keyless_and_names_what_is_missing() {
         "{err}"
     );
 }
+
+#[test]
+fn token_logins_need_a_user_and_point_at_the_entry() {
+    let load_with = |entry: &str| {
+        let dir = workspace(&format!(
+            "[[workspace.metadata.images.logins]]\nregistry = \"ghcr.io/acme\"\n{entry}"
+        ));
+        load(dir.path(), &EnvOverrides::default()).map(|w| w.settings.logins)
+    };
+    assert_eq!(
+        load_with("username_env = \"GITHUB_ACTOR\"\npassword_env = \"GITHUB_TOKEN\"\n").unwrap(),
+        [TokenLogin {
+            registry: "ghcr.io".into(),
+            username: LoginUser::FromEnv("GITHUB_ACTOR".into()),
+            password_env: "GITHUB_TOKEN".into()
+        }]
+    );
+    let err = load_with("password_env = \"GITHUB_TOKEN\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Cargo.toml:5:12")
+            && err.contains("needs one of `username` or `username_env`"),
+        "{err}"
+    );
+    let err = load_with("username = \"x\"\npassword = \"inline\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `password`"), "{err}");
+}
