@@ -199,6 +199,9 @@ pub struct SelectArgs {
     /// Push every tag to the configured registries (default: load into the local Docker).
     #[arg(long)]
     pub push: bool,
+    /// Set by `sign`: read what is published, change nothing in the registries.
+    #[arg(skip)]
+    pub sign_only: bool,
     /// Platforms to build, comma-separated (overrides the configuration), e.g. linux/arm64.
     #[arg(long, value_delimiter = ',', value_name = "PLATFORM")]
     pub platform: Vec<String>,

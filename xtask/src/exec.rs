@@ -181,7 +181,9 @@ impl Runner {
     fn spawn(&self, cmd: &CommandSpec) -> Result<Output> {
         if self.verbose {
             eprintln!("$ {}", self.display(cmd));
-            return self.spawn_streaming(cmd);
+            if !cmd.secret_output {
+                return self.spawn_streaming(cmd);
+            }
         }
         let sh = xshell::Shell::new().context("cannot set up the command runner")?;
         sh.change_dir(cmd.cwd.as_ref().unwrap_or(&self.root));

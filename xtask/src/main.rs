@@ -124,6 +124,7 @@ fn main() -> ExitCode {
         }
         Command::Sign(mut args) => {
             args.select.push = true;
+            args.select.sign_only = true;
             cmd::build::sign(&ctx, &args)
         }
         Command::Plan(args) => cmd::plan::run(&ctx, &args),

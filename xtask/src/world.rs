@@ -153,7 +153,7 @@ pub fn plan(
     }
     let any_selected = selection.values().any(|s| s.selected);
     if args.push && any_selected {
-        login(ctx, &ws, &selection, runner)?;
+        login(ctx, &ws, &selection, runner, args.sign_only)?;
     }
     let mut inputs = Inputs {
         workspace: &ws,
@@ -446,6 +446,7 @@ fn login(
     ws: &Workspace,
     selection: &BTreeMap<String, Selection>,
     runner: &Runner,
+    sign_only: bool,
 ) -> Result<()> {
     use crate::tools::aws;
     let mut hosts: Vec<(String, Option<String>)> = Vec::new();
@@ -521,16 +522,53 @@ fn login(
             .with_context(|| format!("cannot create {}", config.display()))?;
         let users = std::env::var_os("DOCKER_CONFIG")
             .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")));
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))
+            .filter(|d| *d != config);
         let seed = users
+            .as_ref()
             .map(|d| d.join("config.json"))
-            .filter(|p| p.is_file() && *p != config.join("config.json"));
-        match seed {
+            .filter(|p| p.is_file());
+        // The user's config, less the credential store: our logins must land in our file,
+        // never in the user's keychain (credential helpers of other registries stay).
+        let text = match &seed {
             Some(p) => {
-                std::fs::copy(&p, config.join("config.json"))
-                    .with_context(|| format!("cannot copy {}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(mut v) => {
+                        if let Some(o) = v.as_object_mut() {
+                            o.remove("credsStore");
+                            if let Some(h) =
+                                o.get_mut("credHelpers").and_then(|h| h.as_object_mut())
+                            {
+                                for (host, _) in hosts.iter() {
+                                    h.remove(host);
+                                }
+                                for (host, _, _) in &credentials {
+                                    h.remove(host);
+                                }
+                            }
+                        }
+                        serde_json::to_string_pretty(&v)?
+                    }
+                    Err(_) => text,
+                }
             }
-            None => std::fs::write(config.join("config.json"), "{}")?,
+            None => "{}".to_string(),
+        };
+        std::fs::write(config.join("config.json"), text)?;
+        // What else docker reads from its config directory: contexts (Docker Desktop, Colima),
+        // per-user CLI plugins (buildx) and buildx builders.
+        #[cfg(unix)]
+        if let Some(users) = &users {
+            for sub in ["contexts", "cli-plugins", "buildx"] {
+                let (from, to) = (users.join(sub), config.join(sub));
+                if from.is_dir() && std::fs::symlink_metadata(&to).is_err() {
+                    std::os::unix::fs::symlink(&from, &to).with_context(|| {
+                        format!("cannot link {} to {}", to.display(), from.display())
+                    })?;
+                }
+            }
         }
         #[cfg(unix)]
         {
@@ -564,7 +602,8 @@ fn login(
             .run(&cmd)
             .with_context(|| format!("docker login to {host} failed: nothing was pushed"))?;
         ctx.ui.info(format!("logged in to {host} (ECR token)"));
-        for (_, name) in repositories.iter().filter(|(h, _)| h == host) {
+        // `sign` changes nothing but signatures: no repository is created for it.
+        for (_, name) in repositories.iter().filter(|(h, _)| h == host && !sign_only) {
             ensure_ecr_repository(
                 ctx,
                 runner,

@@ -562,8 +562,9 @@ fn pushes_to_a_registry_that_needs_the_ecr_login_through_the_real_aws_cli() {
         "{err}"
     );
     assert!(!err.contains("[static] build"), "nothing built: {err}");
-    // With them: aws ecr get-login-password (moto) | docker login --password-stdin, then push.
-    let out = stack.xtask(f.path(), &["push", "static"], &[]);
+    // With them: aws ecr get-login-password (moto) | docker login --password-stdin, then push;
+    // under -v too (which streams every tool's output), the password never shows.
+    let out = stack.xtask(f.path(), &["-v", "push", "static"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(

@@ -6,7 +6,9 @@ use super::CommandSpec;
 
 /// `aws ecr get-login-password`: the password for `docker login --username AWS`.
 pub fn ecr_login_password(aws: &str, region: Option<&str>, endpoint: Option<&str>) -> CommandSpec {
-    ecr(aws, "get-login-password", region, endpoint)
+    let mut cmd = ecr(aws, "get-login-password", region, endpoint);
+    cmd.secret_output = true;
+    cmd
 }
 
 /// `aws ecr describe-repositories` of one repository (fails with

@@ -27,6 +27,9 @@ pub struct CommandSpec {
     pub stdin: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
+    /// Its standard output is a secret (a password): never streamed, even under `-v`.
+    #[serde(skip)]
+    pub secret_output: bool,
 }
 
 impl CommandSpec {
@@ -37,6 +40,7 @@ impl CommandSpec {
             env: BTreeMap::new(),
             stdin: None,
             cwd: None,
+            secret_output: false,
         }
     }
 
