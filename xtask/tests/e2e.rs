@@ -7,8 +7,8 @@ mod support;
 use std::collections::BTreeMap;
 
 use support::{
-    registry_tags, remove_container, run_ok, skopeo_json, stack, stderr, stdout, wait_healthy,
-    Fixture,
+    assert_not_in_registry, registry_tags, remove_container, run_ok, skopeo_json, stack, stderr,
+    stdout, wait_healthy, Fixture,
 };
 
 /// Two busybox services; `greeter` has a RUN step (the build network matters) and a health
@@ -181,16 +181,7 @@ fn a_root_image_is_refused_and_nothing_is_pushed() {
         registry_tags(&format!("{}/{prefix}/static", stack.registry)).len(),
         2
     );
-    let listed = std::process::Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false"])
-        .arg(format!("docker://{}/{prefix}/rooted", stack.registry))
-        .output()
-        .unwrap();
-    assert!(
-        !listed.status.success(),
-        "rooted must not exist in the registry: {}",
-        stdout(&listed)
-    );
+    assert_not_in_registry(&format!("{}/{prefix}/rooted", stack.registry));
 
     // `non_root = false` is the explicit way out.
     f.write("services/rooted/service.toml", "non_root = false\n");
@@ -643,16 +634,7 @@ fn an_image_over_its_size_budget_fails_before_any_push() {
         err.contains("over its budget of 1.0 kB (max_size in service.toml)"),
         "{err}"
     );
-    let listed = std::process::Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false"])
-        .arg(format!("docker://{}/{prefix}/static", stack.registry))
-        .output()
-        .unwrap();
-    assert!(
-        !listed.status.success(),
-        "nothing pushed: {}",
-        stdout(&listed)
-    );
+    assert_not_in_registry(&format!("{}/{prefix}/static", stack.registry));
     f.write("services/static/service.toml", "max_size = \"50MB\"\n");
     f.commit("main");
     let out = stack.xtask(f.path(), &["push", "static"], &[]);
@@ -689,16 +671,7 @@ fn the_scan_gate_keeps_a_vulnerable_image_out_of_every_registry() {
         err.contains("- vuln: scan: the scan gate failed (1 finding(s) at CRITICAL): CRITICAL CVE-2099-0001 in zz-vuln 1.0.0-r0 (fixed in 1.0.1-r0)"),
         "{err}"
     );
-    let listed = std::process::Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false"])
-        .arg(format!("docker://{}/{prefix}/vuln", stack.registry))
-        .output()
-        .unwrap();
-    assert!(
-        !listed.status.success(),
-        "no tag of the failing image: {}",
-        stdout(&listed)
-    );
+    assert_not_in_registry(&format!("{}/{prefix}/vuln", stack.registry));
     assert_eq!(
         registry_tags(&format!("{}/{prefix}/static", stack.registry)).len(),
         2,
@@ -770,16 +743,7 @@ fn an_image_whose_healthcheck_fails_is_not_pushed() {
         "{err}"
     );
     assert!(err.contains("- badexec: health check: "), "{err}");
-    let listed = std::process::Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false"])
-        .arg(format!("docker://{}/{prefix}/sick", stack.registry))
-        .output()
-        .unwrap();
-    assert!(
-        !listed.status.success(),
-        "nothing pushed: {}",
-        stdout(&listed)
-    );
+    assert_not_in_registry(&format!("{}/{prefix}/sick", stack.registry));
     // greeter's HEALTHCHECK passes: it is published.
     assert_eq!(
         registry_tags(&format!("{}/{prefix}/greeter", stack.registry)).len(),

@@ -215,6 +215,20 @@ pub fn registry_tags(reference: &str) -> Vec<String> {
     tags
 }
 
+/// The repository does not exist in the registry: nothing of it was ever pushed.
+pub fn assert_not_in_registry(repository: &str) {
+    let listed = Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{repository}"))
+        .output()
+        .unwrap();
+    assert!(
+        !listed.status.success(),
+        "{repository} must not exist in the registry, it holds: {}",
+        stdout(&listed)
+    );
+}
+
 /// Starts `image` detached on the host network and waits (bounded) for its health check.
 pub fn wait_healthy(image: &str, name: &str) -> String {
     let _ = Command::new("docker").args(["rm", "-f", name]).output();
