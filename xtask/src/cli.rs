@@ -60,6 +60,10 @@ pub enum Command {
     /// or pushing: for images pushed before signing was configured, or a signing that failed.
     #[command(after_help = "Example:\n  cargo xtask sign --all --dry-run")]
     Sign(BuildArgs),
+    /// Build into the local Docker and scan (the gate, the reports, SARIF), never push:
+    /// what a pull request runs.
+    #[command(after_help = "Example:\n  cargo xtask scan --changed --keep-going")]
+    Scan(BuildArgs),
     /// Show what a build would do: per service, selected or not and why, every image
     /// reference, and the exact commands.
     #[command(
@@ -202,6 +206,9 @@ pub struct SelectArgs {
     /// Set by `sign`: read what is published, change nothing in the registries.
     #[arg(skip)]
     pub sign_only: bool,
+    /// Set by `scan`: build into the local Docker and scan, whatever `scan.when` says.
+    #[arg(skip)]
+    pub scan: bool,
     /// Platforms to build, comma-separated (overrides the configuration), e.g. linux/arm64.
     #[arg(long, value_delimiter = ',', value_name = "PLATFORM")]
     pub platform: Vec<String>,
@@ -229,6 +236,10 @@ pub struct BuildArgs {
     /// Keep building the other services after one fails; report every failure at the end.
     #[arg(long)]
     pub keep_going: bool,
+    /// One JSON object on stdout (every service's result, digests, tags, size,
+    /// vulnerabilities, signatures, log) instead of the references.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

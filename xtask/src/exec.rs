@@ -80,6 +80,55 @@ pub fn is_auth_refusal(text: &str) -> bool {
 /// How many trailing lines of a failed command's output an error carries.
 const TAIL_LINES: usize = 25;
 
+/// Set by the Ctrl-C handler: nothing new is started (no further push, tag or signature);
+/// read-only probes and clean-up still run.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn interrupt() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// The error of a command not started because the run was interrupted.
+pub const INTERRUPTED_MSG: &str = "interrupted (Ctrl-C): not started";
+
+thread_local! {
+    /// The log of the service this thread works on: every command and its whole output.
+    static LOG: std::cell::RefCell<Option<std::fs::File>> = const { std::cell::RefCell::new(None) };
+}
+
+/// While the guard lives, every command this thread runs is appended to `path` (created
+/// fresh), with its output, masked.
+pub struct LogGuard;
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        LOG.with(|l| *l.borrow_mut() = None);
+    }
+}
+
+pub fn log_to(path: &std::path::Path) -> Result<LogGuard> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot write the log {}", path.display()))?;
+    LOG.with(|l| *l.borrow_mut() = Some(file));
+    Ok(LogGuard)
+}
+
+fn log_line(text: &str) {
+    use std::io::Write;
+    LOG.with(|l| {
+        if let Some(f) = l.borrow_mut().as_mut() {
+            let _ = f.write_all(text.as_bytes());
+        }
+    });
+}
+
 impl Runner {
     pub fn new(root: PathBuf, dry_run: bool, verbose: bool) -> Runner {
         Runner {
@@ -114,6 +163,9 @@ impl Runner {
     /// Runs a command that changes something. Under `--dry-run` it prints the command on
     /// stdout instead and reports success. A non-zero exit is an error with the output's tail.
     pub fn run(&self, cmd: &CommandSpec) -> Result<Output> {
+        if interrupted() {
+            bail!("{INTERRUPTED_MSG}: {}", self.display(cmd));
+        }
         if self.dry_run {
             out!("{}", self.display(cmd));
             return Ok(Output {
@@ -138,7 +190,7 @@ impl Runner {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(500);
         for attempt in 1..=attempts.max(1) {
-            if self.dry_run {
+            if self.dry_run || interrupted() {
                 return self.run(cmd);
             }
             let out = self.spawn(cmd)?;
@@ -168,7 +220,10 @@ impl Runner {
                 pause + jitter,
                 self.display(cmd)
             );
-            std::thread::sleep(Duration::from_millis(pause + jitter));
+            let until = std::time::Instant::now() + Duration::from_millis(pause + jitter);
+            while std::time::Instant::now() < until && !interrupted() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         unreachable!("the last attempt returns")
     }
@@ -179,6 +234,25 @@ impl Runner {
     }
 
     fn spawn(&self, cmd: &CommandSpec) -> Result<Output> {
+        let out = self.spawn_unlogged(cmd);
+        let shown = match &out {
+            Ok(o) if cmd.secret_output => format!(
+                "(output not shown: it is a secret)\n[exit {}]\n",
+                o.code.map_or("signal".into(), |c| c.to_string())
+            ),
+            Ok(o) => format!(
+                "{}{}[exit {}]\n",
+                o.stdout,
+                o.stderr,
+                o.code.map_or("signal".into(), |c| c.to_string())
+            ),
+            Err(e) => format!("{e:#}\n"),
+        };
+        log_line(&format!("$ {}\n{shown}\n", self.display(cmd)));
+        out
+    }
+
+    fn spawn_unlogged(&self, cmd: &CommandSpec) -> Result<Output> {
         if self.verbose {
             eprintln!("$ {}", self.display(cmd));
             if !cmd.secret_output {

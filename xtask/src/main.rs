@@ -114,6 +114,22 @@ fn main() -> ExitCode {
             .collect(),
         packages: std::sync::OnceLock::new(),
     };
+    if matches!(
+        cli.command,
+        Command::Build(_) | Command::Push(_) | Command::Sign(_) | Command::Scan(_)
+    ) {
+        // Ctrl-C: start nothing more, clean up, report which services are complete; a second
+        // one leaves at once.
+        let _ = ctrlc::set_handler(|| {
+            if exec::interrupted() {
+                std::process::exit(130);
+            }
+            exec::interrupt();
+            eprintln!(
+                "\ninterrupted: finishing nothing new, cleaning up (Ctrl-C again to leave at once)"
+            );
+        });
+    }
     let result = match cli.command {
         Command::List(args) => cmd::list::run(&ctx, &args),
         Command::Version(args) => cmd::version::run(&ctx, &args),
@@ -127,6 +143,10 @@ fn main() -> ExitCode {
             args.select.sign_only = true;
             cmd::build::sign(&ctx, &args)
         }
+        Command::Scan(mut args) => {
+            args.select.scan = true;
+            cmd::build::run(&ctx, &args)
+        }
         Command::Plan(args) => cmd::plan::run(&ctx, &args),
         Command::Changed(args) => cmd::changed::run(&ctx, &args),
         Command::Bench(args) => cmd::bench::run(&ctx, &args),
@@ -134,6 +154,10 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(&ctx, &args),
     };
     match result {
+        Err(e) if exec::interrupted() => {
+            eprintln!("{} {e:#}", ui::paint("error:", 31));
+            ExitCode::from(130)
+        }
         Ok(()) if ui::stdout_failed() => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

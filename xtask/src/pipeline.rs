@@ -39,6 +39,10 @@ pub struct Outcome {
     /// command that verifies it.
     pub signed: Vec<String>,
     pub seconds: f64,
+    /// Already published with the same inputs: nothing was built, missing tags were added.
+    pub reused: bool,
+    /// Every command this service ran, with its whole output (`target/slipway/logs/`).
+    pub log: Option<std::path::PathBuf>,
 }
 
 impl Outcome {
@@ -159,7 +163,7 @@ impl Schedule {
     fn next(&self, stop: &AtomicBool) -> Option<Next> {
         let mut st = self.state.lock().expect("schedule lock");
         loop {
-            if stop.load(Ordering::SeqCst) || st.0.is_empty() {
+            if stop.load(Ordering::SeqCst) || crate::exec::interrupted() || st.0.is_empty() {
                 return None;
             }
             let (pending, running, done) = &mut *st;
@@ -202,9 +206,35 @@ fn run_service(svc: &ServicePlan, runner: &Runner, ui: &Ui) -> Outcome {
         name: svc.name.clone(),
         images: svc.images.clone(),
         attempted: true,
+        reused: !svc.steps.iter().any(|s| matches!(s, Step::Build { .. }))
+            && svc.steps.iter().any(|s| matches!(s, Step::Tag { .. })),
         ..Outcome::default()
     };
+    let log = Path::new(crate::plan::WORK_DIR)
+        .join("logs")
+        .join(format!("{}.log", svc.name));
+    let _guard = if runner.dry_run {
+        None
+    } else {
+        match crate::exec::log_to(&runner.root.join(&log)) {
+            Ok(g) => {
+                out.log = Some(log);
+                Some(g)
+            }
+            Err(e) => {
+                ui.info(format!("[{}] {e:#}: running without a log", svc.name));
+                None
+            }
+        }
+    };
     for step in &svc.steps {
+        if crate::exec::interrupted() {
+            out.error = Some(format!(
+                "interrupted (Ctrl-C) before {}: nothing further was pushed",
+                step.label()
+            ));
+            break;
+        }
         task.step(&step.label());
         if let Err(e) = run_step(step, runner, &mut out) {
             out.error = Some(format!("{}: {:#}", step.label(), e));
@@ -516,6 +546,9 @@ fn wait_healthy(
 ) -> Result<(), String> {
     let start = Instant::now();
     loop {
+        if crate::exec::interrupted() {
+            return Err("interrupted (Ctrl-C)".into());
+        }
         let out = runner.probe(status).map_err(|e| format!("{e:#}"))?;
         let text = out.stdout.trim().to_string();
         // An exited container also reads `unhealthy`: say that it stopped.

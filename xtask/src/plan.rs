@@ -90,6 +90,8 @@ pub struct Inputs<'a> {
     pub platforms: Option<Vec<String>>,
     /// `--network` or `SLIPWAY_BUILD_NETWORK`: replaces the configured build network.
     pub network: Option<String>,
+    /// `cargo xtask scan`: scan whatever `scan.when` says.
+    pub scan: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -420,11 +422,12 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
     };
     let buildx = inp.builder.multi_platform();
     let scan = &inp.workspace.settings.scan;
-    let scanning = match scan.when.as_str() {
-        "always" => true,
-        "push" => inp.push,
-        _ => false,
-    };
+    let scanning = inp.scan
+        || match scan.when.as_str() {
+            "always" => true,
+            "push" => inp.push,
+            _ => false,
+        };
     let output = match (buildx, inp.push, platforms.len()) {
         // Scanned before any tag exists: loaded, scanned, then pushed tag by tag.
         (true, true, 1) if scanning => Output::Load,

@@ -1,67 +1,217 @@
-//! The end of a run: a summary for people on stderr, the published references on stdout, and
-//! an error naming every failure.
+//! The end of a run: a table for people on stderr, the published references (or `--json`) on
+//! stdout, and an error naming every failure.
 
 use crate::ui::out;
 use anyhow::{bail, Result};
+use serde::Serialize;
 
 use crate::pipeline::Outcome;
 use crate::ui::Ui;
 
-/// Prints the summary; fails (so the process exits non-zero) when any service failed.
-pub fn finish(outcomes: &[Outcome], pushed: bool, ui: &Ui) -> Result<()> {
-    if outcomes.is_empty() {
+/// What kind of run ended (the words the table uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Build,
+    Scan,
+    Push,
+    Sign,
+}
+
+/// One service's line, as the table and `--json` show it.
+#[derive(Debug, Serialize)]
+struct Row<'a> {
+    name: &'a str,
+    /// published, already published, signed, built, scanned, failed, not run, interrupted.
+    result: String,
+    error: Option<&'a str>,
+    image_id: Option<&'a str>,
+    /// Reference → digest, for what is in a registry.
+    digests: &'a std::collections::BTreeMap<String, String>,
+    tags: Vec<&'a str>,
+    size: Option<u64>,
+    vulnerabilities: Option<&'a std::collections::BTreeMap<String, usize>>,
+    signed: Vec<&'a str>,
+    seconds: f64,
+    log: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Json<'a, 'b> {
+    schema_version: u32,
+    interrupted: bool,
+    services: &'b [Row<'a>],
+}
+
+fn result(o: &Outcome, kind: Kind) -> String {
+    if !o.attempted {
+        return "not run".into();
+    }
+    if let Some(e) = &o.error {
+        return if e.starts_with("interrupted") || e.contains(crate::exec::INTERRUPTED_MSG) {
+            "interrupted".into()
+        } else {
+            "FAILED".into()
+        };
+    }
+    match kind {
+        Kind::Push if o.reused => "already published".into(),
+        Kind::Push => "published".into(),
+        Kind::Sign => "signed".into(),
+        Kind::Scan => "scanned".into(),
+        Kind::Build => "built".into(),
+    }
+}
+
+fn row(o: &Outcome, kind: Kind) -> Row<'_> {
+    Row {
+        name: &o.name,
+        result: result(o, kind),
+        error: o.error.as_deref(),
+        image_id: o.image_id.as_deref(),
+        digests: &o.digests,
+        tags: o
+            .images
+            .iter()
+            .map(|r| r.rsplit_once(':').map_or(r.as_str(), |(_, t)| t))
+            .fold(Vec::new(), |mut v, t| {
+                if !v.contains(&t) {
+                    v.push(t);
+                }
+                v
+            }),
+        size: o.size,
+        vulnerabilities: o.vulnerabilities.as_ref(),
+        signed: o
+            .signed
+            .iter()
+            .map(|s| s.split(['(', ';']).next().unwrap_or(s).trim_end())
+            .collect(),
+        seconds: (o.seconds * 10.0).round() / 10.0,
+        log: o.log.as_ref().map(|p| p.display().to_string()),
+    }
+}
+
+/// `sha256:0123456789ab` (12 hex digits, as docker shows ids).
+fn short(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((alg, hex)) => format!("{alg}:{}", &hex[..hex.len().min(12)]),
+        None => digest.to_string(),
+    }
+}
+
+/// The table: one line per service, columns padded to their widest cell.
+fn table(rows: &[Row]) -> Vec<String> {
+    let header = [
+        "SERVICE", "RESULT", "DIGEST", "TAGS", "SIZE", "VULNS", "SIGNED", "TIME",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for r in rows {
+        let digest = r
+            .digests
+            .values()
+            .next()
+            .map(|d| short(d))
+            .or_else(|| r.image_id.map(short))
+            .unwrap_or_else(|| "-".into());
+        let vulns = match r.vulnerabilities {
+            None => "-".to_string(),
+            Some(v) if v.is_empty() => "none".to_string(),
+            Some(v) => v
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        cells.push(vec![
+            r.name.to_string(),
+            r.result.clone(),
+            digest,
+            if r.tags.is_empty() {
+                "-".into()
+            } else {
+                r.tags.join(",")
+            },
+            r.size
+                .map(crate::config::show_size)
+                .unwrap_or_else(|| "-".into()),
+            vulns,
+            if r.signed.is_empty() { "no" } else { "yes" }.to_string(),
+            format!("{:.1}s", r.seconds),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    cells
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Prints the table (stderr) and the references or `--json` (stdout); fails (so the process
+/// exits non-zero) when any service failed or the run was interrupted.
+pub fn finish(outcomes: &[Outcome], kind: Kind, json: bool, ui: &Ui) -> Result<()> {
+    let interrupted = crate::exec::interrupted();
+    let rows: Vec<Row> = outcomes.iter().map(|o| row(o, kind)).collect();
+    if json {
+        let doc = Json {
+            schema_version: 1,
+            interrupted,
+            services: &rows,
+        };
+        out!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if outcomes.is_empty() {
         ui.info("nothing selected");
+    }
+    if outcomes.is_empty() {
         return Ok(());
     }
-    let width = outcomes.iter().map(|o| o.name.len()).max().unwrap_or(0);
-    ui.info("summary:");
-    for o in outcomes {
-        let status = match (&o.error, o.attempted) {
-            (_, false) => {
-                "not run (an earlier failure stopped the run; use --keep-going)".to_string()
-            }
-            (Some(_), true) => "FAILED".to_string(),
-            (None, true) if pushed && !o.signed.is_empty() => format!(
-                "published {} reference(s), signed {} digest(s)",
-                o.digests.len(),
-                o.signed.len()
-            ),
-            (None, true) if pushed => format!("published {} reference(s)", o.digests.len()),
-            (None, true) => "built".to_string(),
-        };
-        ui.info(format!(
-            "  {:width$}  {status}  ({:.1}s{})",
-            o.name,
-            o.seconds,
-            o.size
-                .map(|s| format!(", {}", crate::config::show_size(s)))
-                .unwrap_or_default()
-                + &o.vulnerabilities
-                    .as_ref()
-                    .map(|v| {
-                        let parts: Vec<String> =
-                            v.iter().map(|(k, n)| format!("{n} {k}")).collect();
-                        if parts.is_empty() {
-                            ", no vulnerabilities".to_string()
-                        } else {
-                            format!(", {}", parts.join(" "))
-                        }
-                    })
-                    .unwrap_or_default()
-        ));
+    for line in table(&rows) {
+        ui.info(format!("  {line}"));
     }
-    for o in outcomes.iter().filter(|o| o.ok()) {
-        for image in &o.images {
-            match o.digests.get(image) {
-                Some(d) => out!("{image}@{d}"),
-                None => out!("{image}"),
+    if !json {
+        for o in outcomes.iter().filter(|o| o.ok()) {
+            for image in &o.images {
+                match o.digests.get(image) {
+                    Some(d) => out!("{image}@{d}"),
+                    None => out!("{image}"),
+                }
+            }
+            for s in &o.signed {
+                ui.info(format!("  signed {s}"));
             }
         }
     }
-    for o in outcomes.iter().filter(|o| o.ok()) {
-        for s in &o.signed {
-            ui.info(format!("  signed {s}"));
-        }
+    if interrupted {
+        let done: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| o.ok())
+            .map(|o| o.name.as_str())
+            .collect();
+        let rest: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| !o.ok())
+            .map(|o| o.name.as_str())
+            .collect();
+        bail!(
+            "interrupted: complete: {}; not complete: {} (no further tag was pushed; run the same command again to finish)",
+            if done.is_empty() { "none".to_string() } else { done.join(", ") },
+            rest.join(", ")
+        );
     }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
     if failed.is_empty() {
@@ -71,8 +221,75 @@ pub fn finish(outcomes: &[Outcome], pushed: bool, ui: &Ui) -> Result<()> {
     for o in failed {
         match &o.error {
             Some(e) => msg.push_str(&format!("\n- {}: {e}", o.name)),
-            None => msg.push_str(&format!("\n- {}: not run", o.name)),
+            None => msg.push_str(&format!(
+                "\n- {}: not run (an earlier failure stopped the run; use --keep-going)",
+                o.name
+            )),
+        }
+        if let Some(log) = &o.log {
+            msg.push_str(&format!(
+                "\n  (every command and its output: {})",
+                log.display()
+            ));
         }
     }
     bail!(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_lines_up_and_says_what_happened() {
+        let mut ok = Outcome {
+            name: "api".into(),
+            images: vec!["r/api:1.2.3".into(), "r/api:abc1234".into()],
+            attempted: true,
+            size: Some(12_300_000),
+            seconds: 3.04,
+            ..Outcome::default()
+        };
+        ok.digests
+            .insert("r/api:1.2.3".into(), format!("sha256:{}", "a".repeat(64)));
+        ok.vulnerabilities = Some([("HIGH".to_string(), 2)].into());
+        ok.signed
+            .push("r/api@sha256:aaa; check it with: cosign verify".into());
+        let failed = Outcome {
+            name: "web-frontend".into(),
+            attempted: true,
+            error: Some("scan: the scan gate failed".into()),
+            ..Outcome::default()
+        };
+        let skipped = Outcome {
+            name: "worker".into(),
+            ..Outcome::default()
+        };
+        let rows = vec![
+            row(&ok, Kind::Push),
+            row(&failed, Kind::Push),
+            row(&skipped, Kind::Push),
+        ];
+        let t = table(&rows);
+        assert_eq!(
+            t[0],
+            "SERVICE       RESULT     DIGEST               TAGS           SIZE     VULNS   SIGNED  TIME"
+        );
+        assert_eq!(
+            t[1],
+            "api           published  sha256:aaaaaaaaaaaa  1.2.3,abc1234  12.3 MB  2 HIGH  yes     3.0s"
+        );
+        assert_eq!(
+            t[2],
+            "web-frontend  FAILED     -                    -              -        -       no      0.0s"
+        );
+        assert!(t[3].starts_with("worker        not run "), "{}", t[3]);
+        ok.reused = true;
+        assert_eq!(result(&ok, Kind::Push), "already published");
+        assert_eq!(result(&ok, Kind::Scan), "scanned");
+        let json = serde_json::to_value(row(&ok, Kind::Push)).unwrap();
+        assert_eq!(json["signed"][0], "r/api@sha256:aaa");
+        assert_eq!(json["tags"], serde_json::json!(["1.2.3", "abc1234"]));
+        assert_eq!(json["vulnerabilities"]["HIGH"], 2);
+    }
 }

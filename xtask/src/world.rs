@@ -191,6 +191,7 @@ pub fn plan(
         push: args.push,
         platforms: (!args.platform.is_empty()).then(|| args.platform.clone()),
         network,
+        scan: args.scan,
     };
     for reference in plan::latest_candidates(&inputs)? {
         let state = tag_state(runner, &repo, &build_context, &reference);

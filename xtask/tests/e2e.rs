@@ -634,16 +634,50 @@ fn an_image_over_its_size_budget_fails_before_any_push() {
         err.contains("over its budget of 1.0 kB (max_size in service.toml)"),
         "{err}"
     );
+    assert!(
+        err.contains("(every command and its output: target/slipway/logs/static.log)"),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(f.path().join("target/slipway/logs/static.log")).unwrap();
+    assert!(
+        log.contains(" inspect ") && log.contains("[exit 0]") && !log.contains("$ docker push"),
+        "the log holds every command and its output: {log}"
+    );
     assert_not_in_registry(&format!("{}/{prefix}/static", stack.registry));
     f.write("services/static/service.toml", "max_size = \"50MB\"\n");
     f.commit("main");
-    let out = stack.xtask(f.path(), &["push", "static"], &[]);
+    let out = stack.xtask(f.path(), &["push", "static", "--json"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let row = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("static "))
+        .unwrap_or_else(|| panic!("a table row for static: {err}"));
     assert!(
-        stderr(&out).contains(" MB, no vulnerabilities)"),
-        "the size is in the summary: {}",
-        stderr(&out)
+        row.contains(" published ") && row.contains(" MB ") && row.contains(" none "),
+        "result, size and vulnerabilities in the table: {row}"
     );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let svc = &json["services"][0];
+    assert_eq!(svc["name"], "static");
+    assert_eq!(svc["result"], "published");
+    assert!(svc["size"].as_u64().unwrap() > 1000, "{svc}");
+    assert_eq!(svc["vulnerabilities"], serde_json::json!({}));
+    let digest = svc["digests"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap();
+    assert!(digest.starts_with("sha256:"), "{svc}");
+    assert_eq!(svc["log"], "target/slipway/logs/static.log");
+    // A re-run says so, in the table and the JSON.
+    let out = stack.xtask(f.path(), &["push", "static", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["services"][0]["result"], "already published");
 }
 
 #[test]
@@ -664,6 +698,19 @@ fn the_scan_gate_keeps_a_vulnerable_image_out_of_every_registry() {
     );
     f.write("services/vuln/alpine-release", "3.22.2\n");
     f.commit("main");
+    // `scan` alone (what a pull request runs): the same gate, never a push.
+    let out = stack.xtask(f.path(), &["scan", "vuln"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("- vuln: scan: the scan gate failed (1 finding(s) at CRITICAL)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(f
+        .path()
+        .join("target/slipway/out/vuln/scan.sarif")
+        .is_file());
+    assert_not_in_registry(&format!("{}/{prefix}/vuln", stack.registry));
     let out = stack.xtask(f.path(), &["push", "vuln", "static", "--keep-going"], &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -687,6 +734,15 @@ fn the_scan_gate_keeps_a_vulnerable_image_out_of_every_registry() {
         "# accepted until the upstream fix: TICKET-1\nCVE-2099-0001\n",
     );
     f.commit("main");
+    let out = stack.xtask(f.path(), &["scan", "vuln", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["services"][0]["result"], "scanned");
+    assert_eq!(
+        json["services"][0]["vulnerabilities"],
+        serde_json::json!({"HIGH": 1})
+    );
+    assert_not_in_registry(&format!("{}/{prefix}/vuln", stack.registry));
     let out = stack.xtask(f.path(), &["push", "vuln"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("1 HIGH"), "{}", stderr(&out));
@@ -993,4 +1049,90 @@ fn logs_in_with_a_token_from_the_environment_and_never_shows_it() {
         "{}",
         stdout(&out)
     );
+}
+
+#[test]
+fn ctrl_c_pushes_nothing_further_and_a_rerun_finishes_the_job() {
+    use std::os::unix::process::CommandExt;
+    let Some(stack) = stack("ctrl_c_pushes_nothing_further_and_a_rerun_finishes_the_job") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("ctrlc");
+    let f = fixture(&stack.registry, &prefix);
+    // Healthy only after a few seconds: the run waits in its health check.
+    f.write(
+        "services/slow/Dockerfile",
+        "FROM busybox:1.35\nUSER 65534:65534\nHEALTHCHECK --interval=1s --timeout=1s --retries=60 CMD [\"test\", \"-f\", \"/tmp/ready\"]\nCMD [\"sh\", \"-c\", \"sleep 5; touch /tmp/ready; sleep 600\"]\n",
+    );
+    f.commit("main");
+    let mut cmd = stack.xtask_command(f.path(), &["push", "static", "slow", "-j", "2"]);
+    cmd.process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let health = |all: bool| {
+        let mut args = vec!["ps", "-q", "--filter", "name=slipway-health-slow-"];
+        if all {
+            args.insert(1, "-a");
+        }
+        run_ok("docker", &args)
+    };
+    let static_repo = format!("{}/{prefix}/static", stack.registry);
+    let start = std::time::Instant::now();
+    while health(false).trim().is_empty() || skopeo_tags(&static_repo) < 2 {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "the run never reached the health check of slow with static published"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Ctrl-C in a terminal: SIGINT to the whole process group.
+    run_ok("kill", &["-INT", "--", &format!("-{pid}")]);
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains(
+            "interrupted: complete: static; not complete: slow (no further tag was pushed"
+        ),
+        "{err}"
+    );
+    assert_not_in_registry(&format!("{}/{prefix}/slow", stack.registry));
+    assert_eq!(
+        health(true).trim(),
+        "",
+        "the health check's container is removed"
+    );
+    // The same command again finishes the job: static is already there, slow is published.
+    let out = stack.xtask(
+        f.path(),
+        &["push", "static", "slow", "-j", "2", "--json"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results: Vec<(&str, &str)> = json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        results,
+        [("slow", "published"), ("static", "already published")]
+    );
+}
+
+/// How many tags the repository has (0 when it does not exist yet).
+fn skopeo_tags(repository: &str) -> usize {
+    let out = std::process::Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{repository}"))
+        .output()
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["Tags"].as_array().map(Vec::len))
+        .unwrap_or(0)
 }

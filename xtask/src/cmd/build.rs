@@ -77,5 +77,14 @@ fn execute(ctx: &Ctx, args: &BuildArgs, runner: &crate::exec::Runner, plan: Plan
             None => Ok(()),
         };
     }
-    report::finish(&outcomes, args.select.push, &ctx.ui)
+    let kind = if args.select.sign_only {
+        report::Kind::Sign
+    } else if args.select.push {
+        report::Kind::Push
+    } else if args.select.scan {
+        report::Kind::Scan
+    } else {
+        report::Kind::Build
+    };
+    report::finish(&outcomes, kind, args.json, &ctx.ui)
 }

@@ -118,6 +118,7 @@ fn inputs<'a>(ws: &'a Workspace, version: &'a Version, cx: &'a BuildContext) -> 
         push: true,
         platforms: None,
         network: None,
+        scan: false,
     }
 }
 

@@ -77,6 +77,11 @@ impl Fixture {
 
 /// Runs the xtask binary on `repo` with extra environment.
 pub fn xtask(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    xtask_command(repo, args, env).output().unwrap()
+}
+
+/// The xtask command `xtask` runs, to spawn it yourself.
+pub fn xtask_command(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.arg("--repo").arg(repo).args(args);
     // The tests decide these, not the shell that runs them.
@@ -102,7 +107,7 @@ pub fn xtask(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    cmd
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -170,6 +175,15 @@ impl Stack {
         }
         all.extend_from_slice(env);
         xtask(repo, args, &all)
+    }
+
+    /// The command `Stack::xtask` runs, to spawn it yourself.
+    pub fn xtask_command(&self, repo: &Path, args: &[&str]) -> Command {
+        let mut all: Vec<(&str, &str)> = Vec::new();
+        if let Some(n) = &self.network {
+            all.push(("SLIPWAY_BUILD_NETWORK", n));
+        }
+        xtask_command(repo, args, &all)
     }
 
     /// A repository prefix no other test run uses.
