@@ -39,6 +39,8 @@ pub struct Outcome {
     /// command that verifies it.
     pub signed: Vec<String>,
     pub seconds: f64,
+    /// What the run decided for this service on the way (base images it read).
+    pub notes: Vec<String>,
     /// Already published with the same inputs: nothing was built, missing tags were added.
     pub reused: bool,
     /// Every command this service ran, with its whole output (`target/slipway/logs/`).
@@ -90,7 +92,10 @@ pub fn execute(plan: &Plan, runner: &Runner, ui: &Ui, opts: &Options) -> Vec<Out
                 while let Some(next) = sched.next(&stop) {
                     let i = next.index();
                     let outcome = match next {
-                        Next::Run(i) => run_service(selected[i], runner, ui),
+                        Next::Run(i) => {
+                            let bases = bases_built(&selected, i, &results);
+                            run_service(selected[i], runner, ui, &bases)
+                        }
                         Next::Skip(i, why) => Outcome {
                             attempted: true,
                             error: Some(why),
@@ -108,6 +113,61 @@ pub fn execute(plan: &Plan, runner: &Runner, ui: &Ui, opts: &Options) -> Vec<Out
         }
     });
     results.into_inner().expect("results lock")
+}
+
+/// The base images service `i` reads that this run built, with what their build produced.
+fn bases_built(
+    selected: &[&ServicePlan],
+    i: usize,
+    results: &Mutex<Vec<Outcome>>,
+) -> Vec<(String, Outcome)> {
+    let results = results.lock().expect("results lock");
+    selected[i]
+        .base_images
+        .iter()
+        .filter_map(|b| {
+            let j = selected.iter().position(|s| s.name == b.service)?;
+            let o = &results[j];
+            (o.ok() && o.image_id.is_some()).then(|| (b.reference.clone(), o.clone()))
+        })
+        .collect()
+}
+
+/// Makes the build read each base image this run built (by digest where it was pushed, else
+/// the image id), never what the reference held before. buildx gets a named context; the
+/// other builders read the local image store, where the reference is tagged.
+fn pin_bases(
+    build: &crate::tools::CommandSpec,
+    bases: &[(String, Outcome)],
+    runner: &Runner,
+    out: &mut Outcome,
+) -> Result<crate::tools::CommandSpec> {
+    let mut build = build.clone();
+    for (reference, base) in bases {
+        let repo = match reference.rfind(':') {
+            Some(i) if !reference[i..].contains('/') => &reference[..i],
+            _ => reference.as_str(),
+        };
+        let digest = base.digests.iter().find_map(|(r, d)| {
+            (r.rsplit_once(':').map(|(x, _)| x) == Some(repo)).then(|| d.clone())
+        });
+        let id = base.image_id.clone().unwrap_or_default();
+        let what = match (&digest, docker::is_buildx(&build)) {
+            (Some(d), true) => {
+                build = docker::with_named_image(&build, reference, &format!("{repo}@{d}"));
+                format!("{repo}@{d}")
+            }
+            _ => {
+                runner.run(&docker::tag(&build.program, &id, reference))?;
+                id
+            }
+        };
+        out.notes.push(format!(
+            "reads {reference} as {what}, built by {} in this run",
+            base.name
+        ));
+    }
+    Ok(build)
 }
 
 /// What a worker does next.
@@ -199,7 +259,12 @@ impl Schedule {
     }
 }
 
-fn run_service(svc: &ServicePlan, runner: &Runner, ui: &Ui) -> Outcome {
+fn run_service(
+    svc: &ServicePlan,
+    runner: &Runner,
+    ui: &Ui,
+    bases: &[(String, Outcome)],
+) -> Outcome {
     let start = Instant::now();
     let task = ui.task(&svc.name);
     let mut out = Outcome {
@@ -236,6 +301,31 @@ fn run_service(svc: &ServicePlan, runner: &Runner, ui: &Ui) -> Outcome {
             break;
         }
         task.step(&step.label());
+        let pinned;
+        let step = match step {
+            Step::Build {
+                command,
+                iidfile,
+                metadata_file,
+            } if !bases.is_empty() => match pin_bases(command, bases, runner, &mut out) {
+                Ok(c) => {
+                    pinned = Step::Build {
+                        command: c,
+                        iidfile: iidfile.clone(),
+                        metadata_file: metadata_file.clone(),
+                    };
+                    for n in &out.notes {
+                        ui.info(format!("[{}] {n}", svc.name));
+                    }
+                    &pinned
+                }
+                Err(e) => {
+                    out.error = Some(format!("{}: {:#}", step.label(), e));
+                    break;
+                }
+            },
+            _ => step,
+        };
         if let Err(e) = run_step(step, runner, &mut out) {
             out.error = Some(format!("{}: {:#}", step.label(), e));
             break;

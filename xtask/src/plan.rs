@@ -70,9 +70,9 @@ pub struct Inputs<'a> {
     pub tags_unknown: bool,
     /// What `registry/repo:latest` points to now, per reference that would get it.
     pub latest: BTreeMap<String, LatestState>,
-    /// Services each builds on without saying so (images of this repository's services its
-    /// Dockerfile reads).
-    pub implicit_deps: BTreeMap<String, Vec<String>>,
+    /// Images of this repository's services each service's Dockerfile reads (FROM, COPY
+    /// --from, mounts): (service, reference as written). Built first; pinned to this run's.
+    pub implicit_deps: BTreeMap<String, Vec<(String, String)>>,
     /// Each service's input digest (recorded as a label).
     pub input_digests: BTreeMap<String, String>,
     /// What each selected service's commit tag holds now, per registry (when pushing).
@@ -130,7 +130,18 @@ pub struct ServicePlan {
     /// that a service of this repository produces): built first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// References to another service's image the Dockerfile reads (as written), with that
+    /// service: when it is built in this run, the build reads the image this run made (by
+    /// digest), never what the tag held before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub base_images: Vec<BaseImage>,
     pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BaseImage {
+    pub reference: String,
+    pub service: String,
 }
 
 // A plan holds a handful of steps per service: boxing the health check's four commands
@@ -255,6 +266,7 @@ pub fn make(inp: &Inputs) -> Result<Plan> {
                 platforms: svc.platforms.clone(),
                 labels: BTreeMap::new(),
                 depends_on: Vec::new(),
+                base_images: Vec::new(),
                 steps: Vec::new(),
             });
             continue;
@@ -539,9 +551,18 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         steps = reuse.1.into_iter().chain(sign).collect();
     }
     let mut depends_on = svc.depends_on.clone();
-    for d in inp.implicit_deps.get(&svc.name).into_iter().flatten() {
+    let mut base_images = Vec::new();
+    for (d, reference) in inp.implicit_deps.get(&svc.name).into_iter().flatten() {
         if !depends_on.contains(d) {
             depends_on.push(d.clone());
+        }
+        // A reference pinned by digest already names one image; one with a variable left
+        // unresolved cannot be named (it is still built after its base).
+        if !reference.contains('@') && !reference.contains('$') {
+            base_images.push(BaseImage {
+                reference: reference.clone(),
+                service: d.clone(),
+            });
         }
     }
     depends_on.sort();
@@ -555,6 +576,7 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         platforms,
         labels,
         depends_on,
+        base_images,
         steps,
     })
 }

@@ -33,6 +33,8 @@ struct Row<'a> {
     signed: Vec<&'a str>,
     seconds: f64,
     log: Option<String>,
+    /// What the run decided on the way (the base images a build read).
+    notes: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -88,6 +90,7 @@ fn row(o: &Outcome, kind: Kind) -> Row<'_> {
             .collect(),
         seconds: (o.seconds * 10.0).round() / 10.0,
         log: o.log.as_ref().map(|p| p.display().to_string()),
+        notes: &o.notes,
     }
 }
 

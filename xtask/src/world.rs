@@ -275,15 +275,16 @@ fn signing_ready(ws: &Workspace) -> Result<()> {
 }
 
 /// Images of this repository's services that each service's Dockerfile reads (FROM, COPY
-/// --from, mounts) without a `depends_on`: the build order must respect them too.
-fn implicit_deps(ws: &Workspace) -> BTreeMap<String, Vec<String>> {
+/// --from, mounts), with the reference as written: the build order must respect them (with
+/// or without a `depends_on`), and the build reads this run's image.
+fn implicit_deps(ws: &Workspace) -> BTreeMap<String, Vec<(String, String)>> {
     let index = changes::ImageIndex::new(&ws.services);
     let mut out = BTreeMap::new();
     for svc in &ws.services {
         let Ok(text) = std::fs::read_to_string(ws.root.join(&svc.dockerfile)) else {
             continue;
         };
-        let mut deps: Vec<String> = Vec::new();
+        let mut deps: Vec<(String, String)> = Vec::new();
         for platform in &svc.platforms {
             let parsed = crate::dockerfile::parse(
                 &text,
@@ -294,11 +295,9 @@ fn implicit_deps(ws: &Workspace) -> BTreeMap<String, Vec<String>> {
             );
             for img in parsed.images {
                 if let Some(d) = index.find(&img.reference) {
-                    if d.name != svc.name
-                        && !svc.depends_on.contains(&d.name)
-                        && !deps.contains(&d.name)
-                    {
-                        deps.push(d.name.clone());
+                    let read = (d.name.clone(), img.reference.clone());
+                    if d.name != svc.name && !deps.contains(&read) {
+                        deps.push(read);
                     }
                 }
             }

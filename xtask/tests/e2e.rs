@@ -1136,3 +1136,70 @@ fn skopeo_tags(repository: &str) -> usize {
         .and_then(|v| v["Tags"].as_array().map(Vec::len))
         .unwrap_or(0)
 }
+
+#[test]
+fn a_dependent_builds_from_the_image_its_base_made_in_this_run() {
+    let Some(stack) = stack("a_dependent_builds_from_the_image_its_base_made_in_this_run") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("deps");
+    let f = fixture(&stack.registry, &prefix);
+    f.write(
+        "services/base/Dockerfile",
+        "FROM busybox:1.35\nCOPY base.txt /base.txt\nUSER 65534:65534\n",
+    );
+    f.write("services/base/base.txt", "one\n");
+    // `stable` is a tag no run writes: without pinning it would not exist (or be stale).
+    f.write(
+        "services/app/Dockerfile",
+        &format!(
+            "FROM {}/{prefix}/base:stable\nUSER 65534:65534\nCMD [\"cat\", \"/base.txt\"]\n",
+            stack.registry
+        ),
+    );
+    f.commit("main");
+    let app = |sha: &str| format!("{}/{prefix}/app:{}", stack.registry, &sha[..7]);
+    // Sorted by name, app comes first; under -j 2 it still waits for base.
+    let out = stack.xtask(f.path(), &["push", "app", "base", "-j", "2", "--json"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "[app] reads {}/{prefix}/base:stable as sha256:",
+            stack.registry
+        )),
+        "{err}"
+    );
+    let sha = run_ok(
+        "git",
+        &["-C", &f.path().display().to_string(), "rev-parse", "HEAD"],
+    );
+    let read = run_ok(
+        "docker",
+        &["run", "--rm", "--network", "none", &app(sha.trim())],
+    );
+    assert_eq!(read, "one\n");
+    // The base changes: the dependent is selected too and reads the new base.
+    f.write("services/base/base.txt", "two\n");
+    f.commit("main");
+    let out = stack.xtask(
+        f.path(),
+        &["push", "--changed", "--base", "HEAD~1", "-j", "2"],
+        &[],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("[app] reads "),
+        "app is selected with its base: {err}"
+    );
+    let sha = run_ok(
+        "git",
+        &["-C", &f.path().display().to_string(), "rev-parse", "HEAD"],
+    );
+    let read = run_ok(
+        "docker",
+        &["run", "--rm", "--network", "none", &app(sha.trim())],
+    );
+    assert_eq!(read, "two\n", "never a stale base");
+}

@@ -175,6 +175,27 @@ pub fn remove(docker: &str, name: &str) -> CommandSpec {
     CommandSpec::new(docker).args(["rm", "--force", name])
 }
 
+/// `docker tag IMAGE REFERENCE`.
+pub fn tag(docker: &str, image: &str, reference: &str) -> CommandSpec {
+    CommandSpec::new(docker).args(["tag", image, reference])
+}
+
+/// `build` reading `reference` (as a Dockerfile writes it) as `repo@digest` instead: a buildx
+/// named context, inserted before the build context (the last argument).
+pub fn with_named_image(build: &CommandSpec, reference: &str, pinned: &str) -> CommandSpec {
+    let mut c = build.clone();
+    let at = c.args.len().saturating_sub(1);
+    c.args.insert(at, "--build-context".into());
+    c.args
+        .insert(at + 1, format!("{reference}=docker-image://{pinned}"));
+    c
+}
+
+/// Whether `build` runs through buildx (which takes named contexts).
+pub fn is_buildx(build: &CommandSpec) -> bool {
+    build.args.first().is_some_and(|a| a == "buildx")
+}
+
 pub fn push(docker: &str, reference: &str) -> CommandSpec {
     CommandSpec::new(docker).args(["push", reference])
 }
@@ -557,5 +578,31 @@ mod tests {
         assert_eq!(s.health_budget_secs(), 120 + 21 * 3);
         let none = with(r#"{"Test":["NONE"]}"#);
         assert!(!none.has_healthcheck());
+    }
+}
+
+#[cfg(test)]
+mod pin_tests {
+    use super::*;
+
+    #[test]
+    fn a_named_image_goes_before_the_context() {
+        let build = CommandSpec::new("docker").args(["buildx", "build", "--push", "ctx"]);
+        assert!(is_buildx(&build));
+        let pinned = with_named_image(&build, "r/base:stable", "r/base@sha256:ab");
+        assert_eq!(
+            pinned.args,
+            [
+                "buildx",
+                "build",
+                "--push",
+                "--build-context",
+                "r/base:stable=docker-image://r/base@sha256:ab",
+                "ctx"
+            ]
+        );
+        assert!(!is_buildx(
+            &CommandSpec::new("docker").args(["build", "ctx"])
+        ));
     }
 }
