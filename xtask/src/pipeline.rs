@@ -553,7 +553,24 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             }
         }
         Step::Push { command, reference } => {
-            let res = runner.run_retrying(command, 3)?;
+            let res = match runner.run_retrying(command, 3) {
+                Ok(res) => res,
+                Err(e) if crate::tools::docker::is_immutable_refusal(&format!("{e:#}")) => {
+                    let theirs = runner
+                        .probe(&crate::tools::skopeo::inspect("skopeo", reference))
+                        .ok()
+                        .filter(|o| o.success())
+                        .and_then(|o| crate::tools::skopeo::parse_inspect(&o.stdout).ok())
+                        .map_or("another image (its digest could not be read)".into(), |i| {
+                            i.digest
+                        });
+                    bail!(
+                        "{reference} already holds {theirs}, and the repository keeps tags immutable; this run built image {} (different content, or it would have been reused). Nothing was overwritten. Bump VERSION for a new release, or let moving tags stay mutable (ECR: IMMUTABLE_WITH_EXCLUSION).\n{e:#}",
+                        out.image_id.as_deref().unwrap_or("(unknown)")
+                    );
+                }
+                Err(e) => return Err(e),
+            };
             if runner.dry_run {
                 return Ok(());
             }

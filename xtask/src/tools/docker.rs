@@ -175,6 +175,21 @@ pub fn remove(docker: &str, name: &str) -> CommandSpec {
     CommandSpec::new(docker).args(["rm", "--force", name])
 }
 
+/// The registry refused to move a tag that exists (ECR `IMMUTABLE`, Harbor, Artifactory,
+/// GAR immutable tags).
+pub fn is_immutable_refusal(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "cannot be overwritten because the repository is immutable",
+        "tag invalid",
+        "is immutable",
+        "immutable tag",
+        "tag already exists",
+    ]
+    .iter()
+    .any(|p| t.contains(p))
+}
+
 /// `docker tag IMAGE REFERENCE`.
 pub fn tag(docker: &str, image: &str, reference: &str) -> CommandSpec {
     CommandSpec::new(docker).args(["tag", image, reference])
@@ -604,5 +619,16 @@ mod pin_tests {
         assert!(!is_buildx(
             &CommandSpec::new("docker").args(["build", "ctx"])
         ));
+    }
+
+    #[test]
+    fn immutable_refusals_are_recognised() {
+        // ECR's answer to `docker push` over an existing tag in an IMMUTABLE repository.
+        assert!(is_immutable_refusal("tag invalid: The image tag '1.2.3' already exists in the 'api' repository and cannot be overwritten because the repository is immutable."));
+        assert!(is_immutable_refusal(
+            "denied: The tag 1.2.3 is immutable and cannot be overwritten"
+        ));
+        assert!(!is_immutable_refusal("manifest invalid: manifest invalid"));
+        assert!(!is_immutable_refusal("dial tcp: connection refused"));
     }
 }
