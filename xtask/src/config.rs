@@ -151,6 +151,9 @@ pub struct ServiceConfig {
     pub health_path: Option<String>,
     /// Run the image's HEALTHCHECK before pushing it (default: true).
     pub health_check: Option<bool>,
+    /// buildx provenance and SBOM attestations on pushed images (default: false: they turn
+    /// an image into an index, which AWS Lambda and some scanners reject).
+    pub attestations: Option<bool>,
     /// The largest the image may be (`"200MB"`, `"1.5GB"`, `"512MiB"`): bigger fails the service
     /// before any push.
     pub max_size: Option<Spanned<String>>,

@@ -39,6 +39,10 @@ pub struct Outcome {
     /// command that verifies it.
     pub signed: Vec<String>,
     pub seconds: f64,
+    /// The CycloneDX SBOM converted from this run's scan.
+    pub sbom: Option<std::path::PathBuf>,
+    /// `repo@digest` whose SBOM attestation this run attached (or found) and verified.
+    pub attested: Vec<String>,
     /// What the run decided for this service on the way (base images it read).
     pub notes: Vec<String>,
     /// Already published with the same inputs: nothing was built, missing tags were added.
@@ -480,6 +484,8 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             command,
             report,
             sarif,
+            sbom,
+            sbom_file,
             fail_on,
         } => {
             if !runner.dry_run {
@@ -490,6 +496,8 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             }
             runner.run(command)?;
             runner.run(sarif)?;
+            runner.run(sbom)?;
+            out.sbom = Some(sbom_file.clone());
             if runner.dry_run {
                 return Ok(());
             }
@@ -641,6 +649,44 @@ fn sign_repository(
         .with_context(|| format!("{at} was signed but its signature does not verify"))?;
     if !runner.dry_run {
         out.signed.push(shown(""));
+    }
+    attest_sbom(runner, out, repo, &at, signer, cosign, skopeo)
+}
+
+/// Attaches this run's SBOM to `at` as a signed CycloneDX attestation (the registry holds it
+/// beside the image, `sha256-<hex>.att`), unless one that verifies is there; then verifies it.
+fn attest_sbom(
+    runner: &Runner,
+    out: &mut Outcome,
+    repo: &str,
+    at: &str,
+    signer: &crate::tools::cosign::Signer,
+    cosign: &str,
+    skopeo: &str,
+) -> Result<()> {
+    use crate::tools::cosign as cs;
+    let Some(sbom) = out.sbom.clone() else {
+        return Ok(());
+    };
+    let verify = cs::verify_sbom(cosign, signer, at);
+    if !runner.dry_run {
+        let digest = at.rsplit_once('@').map_or("", |(_, d)| d);
+        let att = format!("{repo}:{}", cs::attestation_tag(digest));
+        let probe = runner.probe(&crate::tools::skopeo::inspect(skopeo, &att))?;
+        if probe.success() && runner.run_retrying(&verify, 3).is_ok() {
+            out.attested.push(at.to_string());
+            return Ok(());
+        }
+    }
+    runner.run_retrying(
+        &cs::attest_sbom(cosign, signer, at, &sbom.display().to_string()),
+        3,
+    )?;
+    runner
+        .run_retrying(&verify, 3)
+        .with_context(|| format!("the SBOM attestation of {at} does not verify"))?;
+    if !runner.dry_run {
+        out.attested.push(at.to_string());
     }
     Ok(())
 }

@@ -189,6 +189,9 @@ pub enum Step {
         command: CommandSpec,
         report: PathBuf,
         sarif: CommandSpec,
+        /// The report converted to a CycloneDX SBOM (`sbom_file`).
+        sbom: CommandSpec,
+        sbom_file: PathBuf,
         fail_on: Vec<String>,
     },
     /// Sign what was pushed, by digest, in each repository, then verify it; the digests come
@@ -447,6 +450,13 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         (true, false, 1) | (false, _, _) => Output::Load,
         (true, false, _) => Output::CacheOnly,
     };
+    if svc.attestations && output != Output::Push {
+        notes.push(if buildx {
+            "attestations: buildx attaches provenance and SBOM only when it pushes in the build; this image is loaded first (to be scanned), so the scan's CycloneDX SBOM is attached with cosign when signing is configured".to_string()
+        } else {
+            "attestations: need docker buildx (this builder cannot attach provenance or SBOM)".to_string()
+        });
+    }
     let iidfile = out_dir.join("iid");
     let metadata_file = out_dir.join("metadata.json");
     let network = inp
@@ -470,6 +480,7 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
                 output,
                 iidfile: iidfile.clone(),
                 metadata_file: metadata_file.clone(),
+                attestations: svc.attestations && output == Output::Push,
             },
         ),
         iidfile,
@@ -503,6 +514,8 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
                 },
             ),
             sarif: crate::tools::trivy::to_sarif(trivy, &report, &out_dir.join("scan.sarif")),
+            sbom: crate::tools::trivy::to_cyclonedx(trivy, &report, &out_dir.join("sbom.cdx.json")),
+            sbom_file: out_dir.join("sbom.cdx.json"),
             report,
             fail_on: scan.fail_on.clone(),
         });

@@ -31,6 +31,9 @@ struct Row<'a> {
     size: Option<u64>,
     vulnerabilities: Option<&'a std::collections::BTreeMap<String, usize>>,
     signed: Vec<&'a str>,
+    /// The CycloneDX SBOM of this run's scan, and the digests it is attached to.
+    sbom: Option<String>,
+    attested: &'a [String],
     seconds: f64,
     log: Option<String>,
     /// What the run decided on the way (the base images a build read).
@@ -88,6 +91,8 @@ fn row(o: &Outcome, kind: Kind) -> Row<'_> {
             .iter()
             .map(|s| s.split(['(', ';']).next().unwrap_or(s).trim_end())
             .collect(),
+        sbom: o.sbom.as_ref().map(|p| p.display().to_string()),
+        attested: &o.attested,
         seconds: (o.seconds * 10.0).round() / 10.0,
         log: o.log.as_ref().map(|p| p.display().to_string()),
         notes: &o.notes,

@@ -191,6 +191,8 @@ pub struct Service {
     pub max_size: Option<u64>,
     /// Run the image's HEALTHCHECK before a push.
     pub health_check: bool,
+    /// buildx provenance + SBOM attestations (`attestations` in service.toml).
+    pub attestations: bool,
     /// Host-compiled binary staged into the context (`[cargo]` in service.toml).
     pub cargo: Option<CargoBinary>,
     /// Extra globs (from the repository root) whose change selects this service.
@@ -757,6 +759,7 @@ fn load_service(
         port: cfg.port,
         health_path: cfg.health_path.clone(),
         health_check: cfg.health_check.unwrap_or(true),
+        attestations: cfg.attestations.unwrap_or(false),
         max_size: match &cfg.max_size {
             Some(m) => Some(config::parse_size(m.get_ref()).map_err(|e| at(m, e))?),
             None => None,

@@ -895,6 +895,24 @@ fn pushed_images_are_signed_by_digest_and_the_signature_is_in_the_registry() {
         !log1.contains(&format!("{repo}:")),
         "never a tag, only the digest: {log1}"
     );
+    // The scan's CycloneDX SBOM, kept with the run's outputs and attached as a signed
+    // attestation beside the image.
+    let sbom =
+        std::fs::read_to_string(f.path().join("target/slipway/out/static/sbom.cdx.json")).unwrap();
+    assert!(sbom.contains("\"bomFormat\": \"CycloneDX\""), "{sbom}");
+    assert!(
+        log1.contains(&format!(
+            "attest --yes --key ci/cosign.key --type cyclonedx --predicate target/slipway/out/static/sbom.cdx.json {repo}@{digest}"
+        )) && log1.contains(&format!(
+            "verify-attestation --key ci/cosign.pub --type cyclonedx {repo}@{digest}"
+        )),
+        "{log1}"
+    );
+    assert!(
+        registry_tags(&repo).contains(&format!("{}.att", digest.replace(':', "-"))),
+        "{:?}",
+        registry_tags(&repo)
+    );
     assert!(
         stderr(&out).contains(&format!(
             "signed {repo}@{digest}; check it with: cosign verify --key ci/cosign.pub {repo}@{digest}"

@@ -279,6 +279,7 @@ impl World<'_, '_, '_> {
             ),
             ("platforms", svc.platforms.join(",")),
             ("target", svc.target.clone().unwrap_or_default()),
+            ("attestations", svc.attestations.to_string()),
             (
                 "build_args",
                 svc.build_args

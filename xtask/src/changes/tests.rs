@@ -49,6 +49,7 @@ fn images_name_services() {
         health_path: None,
         max_size: None,
         health_check: true,
+        attestations: false,
         cargo: None,
         watch: vec![],
         depends_on: vec![],

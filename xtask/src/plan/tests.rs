@@ -28,6 +28,7 @@ fn service(name: &str, cargo: bool) -> Service {
         health_path: None,
         max_size: None,
         health_check: true,
+        attestations: false,
         watch: vec![],
         depends_on: vec![],
         cargo: cargo.then(|| CargoBinary {

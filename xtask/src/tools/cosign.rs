@@ -36,6 +36,32 @@ pub fn verify(cosign: &str, signer: &Signer, digest_ref: &str) -> CommandSpec {
     cmd.arg(digest_ref)
 }
 
+/// `cosign attest --yes [--key K] --type cyclonedx --predicate SBOM REPO@DIGEST`: the SBOM as
+/// a signed in-toto attestation, stored beside the image (`sha256-<hex>.att`).
+pub fn attest_sbom(cosign: &str, signer: &Signer, digest_ref: &str, sbom: &str) -> CommandSpec {
+    let mut cmd = CommandSpec::new(cosign).args(["attest", "--yes"]);
+    if let Signer::Key { key, .. } = signer {
+        cmd = cmd.args(["--key", key]);
+    }
+    cmd.args(["--type", "cyclonedx", "--predicate", sbom])
+        .arg(digest_ref)
+}
+
+/// `cosign verify-attestation --type cyclonedx` with the expected key or identity.
+pub fn verify_sbom(cosign: &str, signer: &Signer, digest_ref: &str) -> CommandSpec {
+    let mut v = verify(cosign, signer, digest_ref);
+    v.args[0] = "verify-attestation".into();
+    let at = v.args.len() - 1;
+    v.args.insert(at, "--type".into());
+    v.args.insert(at + 1, "cyclonedx".into());
+    v
+}
+
+/// The tag cosign stores a digest's attestations under: `sha256-<hex>.att`.
+pub fn attestation_tag(digest: &str) -> String {
+    format!("{}.att", digest.replace(':', "-"))
+}
+
 /// The tag cosign stores a digest's signature under: `sha256-<hex>.sig`.
 pub fn signature_tag(digest: &str) -> String {
     format!("{}.sig", digest.replace(':', "-"))
@@ -66,6 +92,34 @@ mod tests {
             verify("cosign", &key, "r/web@sha256:ab").argv(),
             ["cosign", "verify", "--key", "cosign.pub", "r/web@sha256:ab"]
         );
+        assert_eq!(
+            attest_sbom("cosign", &key, "r/web@sha256:ab", "sbom.json").argv(),
+            [
+                "cosign",
+                "attest",
+                "--yes",
+                "--key",
+                "env://COSIGN_KEY",
+                "--type",
+                "cyclonedx",
+                "--predicate",
+                "sbom.json",
+                "r/web@sha256:ab"
+            ]
+        );
+        assert_eq!(
+            verify_sbom("cosign", &key, "r/web@sha256:ab").argv(),
+            [
+                "cosign",
+                "verify-attestation",
+                "--key",
+                "cosign.pub",
+                "--type",
+                "cyclonedx",
+                "r/web@sha256:ab"
+            ]
+        );
+        assert_eq!(attestation_tag("sha256:ab"), "sha256-ab.att");
         let keyless = Signer::Keyless {
             identity: "https://github.com/acme/repo/.github/workflows/publish.yml@refs/heads/main"
                 .into(),

@@ -78,6 +78,8 @@ pub struct BuildOptions {
     pub iidfile: PathBuf,
     /// buildx's `--metadata-file` (digest of what was pushed).
     pub metadata_file: PathBuf,
+    /// buildx provenance (max) and SBOM attestations; otherwise none.
+    pub attestations: bool,
 }
 
 pub fn build(docker: &str, builder: &Builder, o: &BuildOptions) -> CommandSpec {
@@ -117,9 +119,14 @@ pub fn build(docker: &str, builder: &Builder, o: &BuildOptions) -> CommandSpec {
         cmd = cmd
             .arg("--metadata-file")
             .arg(o.metadata_file.display().to_string())
-            // Provenance turns a one-platform push into an index plus an unknown/unknown
-            // manifest, which breaks some consumers and ECR lifecycle rules.
-            .arg("--provenance=false");
+            .args(if o.attestations {
+                vec!["--provenance=mode=max", "--sbom=true"]
+            } else {
+                // Provenance turns a one-platform push into an index plus an unknown/unknown
+                // manifest, which breaks some consumers and ECR lifecycle rules (SBOM
+                // attestations are off by default).
+                vec!["--provenance=false"]
+            });
         match o.output {
             Output::Load => cmd = cmd.arg("--load"),
             Output::Push => cmd = cmd.arg("--push"),
@@ -369,6 +376,7 @@ mod tests {
             output: Output::Load,
             iidfile: "target/slipway/out/web/iid".into(),
             metadata_file: "target/slipway/out/web/metadata.json".into(),
+            attestations: false,
         }
     }
 
@@ -486,6 +494,18 @@ mod tests {
         o.output = Output::CacheOnly;
         let cache = build("docker", &b, &o);
         assert_eq!(cache.args[cache.args.len() - 2], "--provenance=false");
+        o.output = Output::Push;
+        o.attestations = true;
+        let attested = build("docker", &b, &o);
+        assert_eq!(
+            attested.args[attested.args.len() - 4..],
+            [
+                "--provenance=mode=max",
+                "--sbom=true",
+                "--push",
+                "services/web"
+            ]
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub fn scan_image(trivy: &str, image: &str, report: &Path, o: &ScanOptions) -> C
         "--quiet",
         "--format",
         "json",
+        // Every package, not only vulnerable ones: the SBOM is converted from this report.
+        "--list-all-pkgs",
         "--output",
     ]);
     cmd = cmd.arg(report.display().to_string());
@@ -50,6 +52,14 @@ pub fn to_sarif(trivy: &str, report: &Path, sarif: &Path) -> CommandSpec {
     CommandSpec::new(trivy)
         .args(["convert", "--format", "sarif", "--output"])
         .arg(sarif.display().to_string())
+        .arg(report.display().to_string())
+}
+
+/// `trivy convert` of the same report to a CycloneDX SBOM (every package the scan saw).
+pub fn to_cyclonedx(trivy: &str, report: &Path, sbom: &Path) -> CommandSpec {
+    CommandSpec::new(trivy)
+        .args(["convert", "--format", "cyclonedx", "--output"])
+        .arg(sbom.display().to_string())
         .arg(report.display().to_string())
 }
 

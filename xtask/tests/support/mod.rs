@@ -352,6 +352,8 @@ key=""; ref=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --key) key=$2; shift ;;
+    --predicate) predicate=$2; shift ;;
+    --type) type=$2; shift ;;
     --yes|--recursive) ;;
     --*) shift ;;
     *) ref=$1 ;;
@@ -361,36 +363,65 @@ done
 case "$ref" in *@sha256:*) ;; *) echo "Error: sign by digest: $ref" >&2; exit 1 ;; esac
 reg=${ref%%/*}; rest=${ref#*/}; name=${rest%@*}; digest=${ref#*@}
 tag="$(echo "$digest" | tr ':' '-').sig"
+att="$(echo "$digest" | tr ':' '-').att"
 stem=${key%.*}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 sig() { printf 'fake-key:%s:%s' "$stem" "$(cat "$1")" | sha256sum | cut -c1-64 | base64 -w0; }
+upload() {
+  d="sha256:$(sha256sum "$1" | cut -c1-64)"
+  loc=$(curl -sf -X POST -D - -o /dev/null "http://$reg/v2/$name/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  case "$loc" in http*) ;; *) loc="http://$reg$loc" ;; esac
+  case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$1" "$loc" -o /dev/null || { echo "Error: uploading a blob to $reg/$name" >&2; exit 1; }
+  echo "$d"
+}
+# put_manifest PAYLOAD LAYER_MEDIA_TYPE ANNOTATIONS TAG: cosign's one-layer OCI manifest.
+put_manifest() {
+  pd=$(upload "$1") || exit 1
+  printf '{"architecture":"","created":"0001-01-01T00:00:00Z","os":"","rootfs":{"type":"layers","diff_ids":["%s"]},"config":{}}' "$pd" > "$tmp/config"
+  cd=$(upload "$tmp/config") || exit 1
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":%s,"digest":"%s"},"layers":[{"mediaType":"%s","size":%s,"digest":"%s","annotations":{%s}}]}' \
+    "$(wc -c < "$tmp/config")" "$cd" "$2" "$(wc -c < "$1")" "$pd" "$3" > "$tmp/manifest"
+  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @"$tmp/manifest" "http://$reg/v2/$name/manifests/$4" -o /dev/null \
+    || { echo "Error: pushing $reg/$name:$4" >&2; exit 1; }
+}
+# get_layer TAG: the single layer's blob into $tmp/payload, its manifest into $tmp/manifest.
+get_layer() {
+  curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$reg/v2/$name/manifests/$1" -o "$tmp/manifest" || return 1
+  pd=$(sed -n 's/.*"layers":\[{[^}]*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p' "$tmp/manifest")
+  curl -sf "http://$reg/v2/$name/blobs/$pd" -o "$tmp/payload"
+}
 case "$cmd" in
 sign)
   [ -n "${FAKE_COSIGN_FAIL:-}" ] && { echo "Error: signing $ref: fake failure" >&2; exit 1; }
   printf '{"critical":{"identity":{"docker-reference":"%s/%s"},"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"},"optional":null}' "$reg" "$name" "$digest" > "$tmp/payload"
-  upload() {
-    d="sha256:$(sha256sum "$1" | cut -c1-64)"
-    loc=$(curl -sf -X POST -D - -o /dev/null "http://$reg/v2/$name/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-    case "$loc" in http*) ;; *) loc="http://$reg$loc" ;; esac
-    case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
-    curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$1" "$loc" -o /dev/null || { echo "Error: uploading a blob to $reg/$name" >&2; exit 1; }
-    echo "$d"
-  }
-  pd=$(upload "$tmp/payload") || exit 1
-  printf '{"architecture":"","created":"0001-01-01T00:00:00Z","os":"","rootfs":{"type":"layers","diff_ids":["%s"]},"config":{}}' "$pd" > "$tmp/config"
-  cd=$(upload "$tmp/config") || exit 1
-  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":%s,"digest":"%s"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":%s,"digest":"%s","annotations":{"dev.cosignproject.cosign/signature":"%s"}}]}' \
-    "$(wc -c < "$tmp/config")" "$cd" "$(wc -c < "$tmp/payload")" "$pd" "$(sig "$tmp/payload")" > "$tmp/manifest"
-  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @"$tmp/manifest" "http://$reg/v2/$name/manifests/$tag" -o /dev/null \
-    || { echo "Error: pushing the signature to $reg/$name:$tag" >&2; exit 1; }
+  put_manifest "$tmp/payload" application/vnd.dev.cosign.simplesigning.v1+json \
+    "\"dev.cosignproject.cosign/signature\":\"$(sig "$tmp/payload")\"" "$tag" || exit 1
   echo "Pushing signature to: $reg/$name" >&2
   ;;
+attest)
+  [ "$type" = cyclonedx ] || { echo "Error: fake cosign: type $type" >&2; exit 1; }
+  [ -f "$predicate" ] || { echo "Error: open $predicate: no such file or directory" >&2; exit 1; }
+  printf '{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://cyclonedx.org/bom","subject":[{"name":"%s/%s","digest":{"sha256":"%s"}}],"predicate":%s}' \
+    "$reg" "$name" "${digest#sha256:}" "$(cat "$predicate")" > "$tmp/statement"
+  printf '%s' "$(cat "$tmp/statement")" > "$tmp/signed"
+  printf '{"payloadType":"application/vnd.in-toto+json","payload":"%s","signatures":[{"keyid":"","sig":"%s"}]}' \
+    "$(base64 -w0 "$tmp/statement")" "$(sig "$tmp/signed")" > "$tmp/envelope"
+  put_manifest "$tmp/envelope" application/vnd.dsse.envelope.v1+json \
+    '"predicateType":"https://cyclonedx.org/bom"' "$att" || exit 1
+  ;;
+verify-attestation)
+  get_layer "$att" || { echo "Error: no matching attestations" >&2; exit 1; }
+  sed -n 's/.*"payload":"\([^"]*\)".*/\1/p' "$tmp/payload" | base64 -d > "$tmp/statement"
+  want=$(sed -n 's/.*"sig":"\([^"]*\)".*/\1/p' "$tmp/payload")
+  grep -q "\"sha256\":\"${digest#sha256:}\"" "$tmp/statement" || { echo "Error: no matching attestations: another subject" >&2; exit 1; }
+  grep -q '"predicateType":"https://cyclonedx.org/bom"' "$tmp/statement" || { echo "Error: none of the attestations matched the predicate type: cyclonedx" >&2; exit 1; }
+  [ "$(sig "$tmp/statement")" = "$want" ] || { echo "Error: no matching attestations: invalid signature" >&2; exit 1; }
+  cat "$tmp/payload"; echo
+  ;;
 verify)
-  curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$reg/v2/$name/manifests/$tag" -o "$tmp/manifest" \
-    || { echo "Error: no signatures found for $ref" >&2; exit 1; }
-  pd=$(sed -n 's/.*"layers":\[{[^}]*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p' "$tmp/manifest")
+  get_layer "$tag" || { echo "Error: no signatures found for $ref" >&2; exit 1; }
   want=$(sed -n 's/.*"dev.cosignproject.cosign\/signature":"\([^"]*\)".*/\1/p' "$tmp/manifest")
-  curl -sf "http://$reg/v2/$name/blobs/$pd" -o "$tmp/payload" || { echo "Error: no signature payload" >&2; exit 1; }
   grep -q "\"docker-manifest-digest\":\"$digest\"" "$tmp/payload" || { echo "Error: no matching signatures: the payload names another digest" >&2; exit 1; }
   [ "$(sig "$tmp/payload")" = "$want" ] || { echo "Error: no matching signatures: invalid signature when validating ASN.1 encoded signature" >&2; exit 1; }
   printf '\nVerification for %s --\nThe following checks were performed on each of these signatures:\n  - The cosign claims were validated\n  - The signatures were verified against the specified public key\n' "$ref" >&2
