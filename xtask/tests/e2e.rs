@@ -1221,3 +1221,62 @@ fn a_dependent_builds_from_the_image_its_base_made_in_this_run() {
     );
     assert_eq!(read, "two\n", "never a stale base");
 }
+
+#[test]
+fn a_registry_that_comes_back_mid_push_gets_the_image() {
+    use std::io::BufRead;
+    let Some(stack) = stack("a_registry_that_comes_back_mid_push_gets_the_image") else {
+        return;
+    };
+    // A registry of our own, down when the run starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}, secret: e2e}}\n",
+            dir.path().join("data").display()
+        ),
+    );
+    let registry = format!("127.0.0.1:{port}");
+    let prefix = stack.unique_prefix("flaky");
+    let f = fixture(&registry, &prefix);
+    f.commit("main");
+    let mut cmd = stack.xtask_command(f.path(), &["push", "static"]);
+    cmd.env("SLIPWAY_RETRY_BASE_MS", "1500")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut server: Option<std::process::Child> = None;
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if server.is_none() && line.starts_with("attempt 1/3 failed (connection refused)") {
+            // The push found the registry down: bring it up before the next attempt.
+            server = Some(
+                std::process::Command::new("/usr/bin/docker-registry")
+                    .arg("serve")
+                    .arg(&config)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let mut server =
+        server.unwrap_or_else(|| panic!("the push never found the registry down: {seen}"));
+    let tags = registry_tags(&format!("{registry}/{prefix}/static"));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(status.success(), "{seen}");
+    assert_eq!(tags.len(), 2, "every tag arrived: {tags:?}\n{seen}");
+}
