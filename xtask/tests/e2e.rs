@@ -1242,7 +1242,8 @@ fn a_registry_that_comes_back_mid_push_gets_the_image() {
             "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}, secret: e2e}}\n",
             dir.path().join("data").display()
         ),
-    );
+    )
+    .unwrap();
     let registry = format!("127.0.0.1:{port}");
     let prefix = stack.unique_prefix("flaky");
     let f = fixture(&registry, &prefix);
