@@ -120,6 +120,8 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// `changed` against `git diff --name-only`.
     Changes,
+    /// The publish pipeline on the local stack: overhead, nothing-to-do runs, -j 1 vs -j 2.
+    Push,
 }
 
 /// Where a change is measured from and to.

@@ -98,6 +98,13 @@ pub const INTERRUPTED_MSG: &str = "interrupted (Ctrl-C): not started";
 thread_local! {
     /// The log of the service this thread works on: every command and its whole output.
     static LOG: std::cell::RefCell<Option<std::fs::File>> = const { std::cell::RefCell::new(None) };
+    /// Time this thread spent waiting for the commands it ran (the tools' own time).
+    static TOOL_TIME: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+/// The time this thread has spent in commands so far (differences measure a stretch).
+pub fn tool_time() -> Duration {
+    TOOL_TIME.with(|t| t.get())
 }
 
 /// While the guard lives, every command this thread runs is appended to `path` (created
@@ -234,18 +241,22 @@ impl Runner {
     }
 
     fn spawn(&self, cmd: &CommandSpec) -> Result<Output> {
+        let started = std::time::Instant::now();
         let out = self.spawn_unlogged(cmd);
+        let took = started.elapsed();
+        TOOL_TIME.with(|t| t.set(t.get() + took));
+        let status = |o: &Output| {
+            format!(
+                "[exit {}, {:.2} s]",
+                o.code.map_or("signal".into(), |c| c.to_string()),
+                took.as_secs_f64()
+            )
+        };
         let shown = match &out {
-            Ok(o) if cmd.secret_output => format!(
-                "(output not shown: it is a secret)\n[exit {}]\n",
-                o.code.map_or("signal".into(), |c| c.to_string())
-            ),
-            Ok(o) => format!(
-                "{}{}[exit {}]\n",
-                o.stdout,
-                o.stderr,
-                o.code.map_or("signal".into(), |c| c.to_string())
-            ),
+            Ok(o) if cmd.secret_output => {
+                format!("(output not shown: it is a secret)\n{}\n", status(o))
+            }
+            Ok(o) => format!("{}{}{}\n", o.stdout, o.stderr, status(o)),
             Err(e) => format!("{e:#}\n"),
         };
         log_line(&format!("$ {}\n{shown}\n", self.display(cmd)));

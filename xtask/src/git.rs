@@ -46,11 +46,18 @@ impl Repo {
             .recurse_untracked_dirs(false)
             .include_ignored(false)
             .exclude_submodules(true);
-        info.dirty = !self
+        // Slipway's own outputs (`target/slipway/`: logs, reports, SBOMs), and cargo's
+        // `target/` when it is not ignored, never make the tree dirty: a re-run would
+        // otherwise tag `-dirty` and rebuild what the first run published.
+        info.dirty = self
             .repo
             .statuses(Some(&mut opts))
             .context("cannot read the working tree status")?
-            .is_empty();
+            .iter()
+            .any(|e| {
+                let p = e.path_bytes();
+                !(p == b"target/" || p.starts_with(b"target/slipway/"))
+            });
         Ok(info)
     }
 
@@ -204,6 +211,13 @@ mod tests {
         assert!(
             r.info().unwrap().dirty,
             "untracked files make the tree dirty"
+        );
+        std::fs::remove_file(dir.path().join("new.txt")).unwrap();
+        std::fs::create_dir_all(dir.path().join("target/slipway/logs")).unwrap();
+        std::fs::write(dir.path().join("target/slipway/logs/api.log"), "x").unwrap();
+        assert!(
+            !r.info().unwrap().dirty,
+            "Slipway's own outputs do not make the tree dirty"
         );
 
         let v = |s: &str| Version::parse(s).unwrap();

@@ -39,6 +39,9 @@ pub struct Outcome {
     /// command that verifies it.
     pub signed: Vec<String>,
     pub seconds: f64,
+    /// Of `seconds`, the time spent in the tools (docker, trivy, skopeo, cosign…); the rest is
+    /// Slipway's own.
+    pub tool_seconds: f64,
     /// The CycloneDX SBOM converted from this run's scan.
     pub sbom: Option<std::path::PathBuf>,
     /// `repo@digest` whose SBOM attestation this run attached (or found) and verified.
@@ -270,6 +273,7 @@ fn run_service(
     bases: &[(String, Outcome)],
 ) -> Outcome {
     let start = Instant::now();
+    let tools_before = crate::exec::tool_time();
     let task = ui.task(&svc.name);
     let mut out = Outcome {
         name: svc.name.clone(),
@@ -336,6 +340,7 @@ fn run_service(
         }
     }
     out.seconds = start.elapsed().as_secs_f64();
+    out.tool_seconds = (crate::exec::tool_time() - tools_before).as_secs_f64();
     task.finish(if out.error.is_some() {
         "FAILED"
     } else {

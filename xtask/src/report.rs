@@ -35,6 +35,8 @@ struct Row<'a> {
     sbom: Option<String>,
     attested: &'a [String],
     seconds: f64,
+    /// Of `seconds`, the tools' own time (the rest is Slipway's).
+    tool_seconds: f64,
     log: Option<String>,
     /// What the run decided on the way (the base images a build read).
     notes: &'a [String],
@@ -93,7 +95,8 @@ fn row(o: &Outcome, kind: Kind) -> Row<'_> {
             .collect(),
         sbom: o.sbom.as_ref().map(|p| p.display().to_string()),
         attested: &o.attested,
-        seconds: (o.seconds * 10.0).round() / 10.0,
+        seconds: (o.seconds * 1000.0).round() / 1000.0,
+        tool_seconds: (o.tool_seconds * 1000.0).round() / 1000.0,
         log: o.log.as_ref().map(|p| p.display().to_string()),
         notes: &o.notes,
     }

@@ -193,17 +193,30 @@ pub fn plan(
         network,
         scan: args.scan,
     };
-    for reference in plan::latest_candidates(&inputs)? {
-        let state = tag_state(runner, &repo, &build_context, &reference);
+    // Every registry read at once: round trips, not CPU, are what a plan waits for.
+    let latest = plan::latest_candidates(&inputs)?;
+    let commits = plan::commit_references(&inputs)?;
+    let versions = plan::version_candidates(&inputs)?;
+    let read = inspect_all(
+        runner,
+        latest
+            .iter()
+            .chain(&commits)
+            .chain(&versions)
+            .cloned()
+            .collect(),
+    );
+    for reference in latest {
+        let state = tag_state(read.get(&reference).cloned(), &repo, &build_context);
         inputs.latest.insert(reference, state);
     }
-    for reference in plan::commit_references(&inputs)? {
-        if let Some(found) = published(runner, &reference) {
+    for reference in commits {
+        if let Some(found) = published(read.get(&reference).cloned()) {
             inputs.published.insert(reference, found);
         }
     }
-    for reference in plan::version_candidates(&inputs)? {
-        let state = tag_state(runner, &repo, &build_context, &reference);
+    for reference in versions {
+        let state = tag_state(read.get(&reference).cloned(), &repo, &build_context);
         inputs.versions.insert(reference, state);
     }
     for note in build_context.notes.iter().chain(&ws.settings.notes) {
@@ -670,9 +683,45 @@ fn ensure_ecr_repository(
 
 /// The image under `reference` now, if the registry can say (a missing tag or an unreadable
 /// registry: none, and the service is built and pushed as usual).
-fn published(runner: &Runner, reference: &str) -> Option<plan::Published> {
-    which::which("skopeo").ok()?;
-    let out = runner.probe(&skopeo::inspect("skopeo", reference)).ok()?;
+/// What `skopeo inspect` said of a reference, or why it could not be asked.
+type Inspection = Result<crate::exec::Output, String>;
+
+/// `skopeo inspect` of each reference (duplicates once), up to 8 at a time.
+fn inspect_all(runner: &Runner, mut refs: Vec<String>) -> BTreeMap<String, Inspection> {
+    refs.sort();
+    refs.dedup();
+    let Ok(program) = which::which("skopeo") else {
+        return refs
+            .into_iter()
+            .map(|r| {
+                (
+                    r,
+                    Err("skopeo is not installed (Debian: apt-get install skopeo)".into()),
+                )
+            })
+            .collect();
+    };
+    let program = program.display().to_string();
+    let queue = std::sync::Mutex::new(refs);
+    let found = std::sync::Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| loop {
+                let Some(r) = queue.lock().expect("queue lock").pop() else {
+                    return;
+                };
+                let out = runner
+                    .probe(&skopeo::inspect(&program, &r))
+                    .map_err(|e| format!("{e:#}"));
+                found.lock().expect("results lock").insert(r, out);
+            });
+        }
+    });
+    found.into_inner().expect("results lock")
+}
+
+fn published(read: Option<Inspection>) -> Option<plan::Published> {
+    let out = read?.ok()?;
     if !out.success() {
         return None;
     }
@@ -687,15 +736,11 @@ fn published(runner: &Runner, reference: &str) -> Option<plan::Published> {
 }
 
 /// What `reference` (`:latest`, a version tag) holds now, as labels and git ancestry tell.
-fn tag_state(runner: &Runner, repo: &git::Repo, cx: &BuildContext, reference: &str) -> LatestState {
-    let Ok(program) = which::which("skopeo") else {
-        return LatestState::Unknown(
-            "skopeo is not installed (Debian: apt-get install skopeo)".into(),
-        );
-    };
-    let out = match runner.probe(&skopeo::inspect(&program.display().to_string(), reference)) {
-        Ok(o) => o,
-        Err(e) => return LatestState::Unknown(format!("{e:#}")),
+fn tag_state(read: Option<Inspection>, repo: &git::Repo, cx: &BuildContext) -> LatestState {
+    let out = match read {
+        Some(Ok(o)) => o,
+        Some(Err(e)) => return LatestState::Unknown(e),
+        None => return LatestState::Unknown("not read".into()),
     };
     if !out.success() {
         if skopeo::is_not_found(&out.stderr) {

@@ -640,7 +640,7 @@ fn an_image_over_its_size_budget_fails_before_any_push() {
     );
     let log = std::fs::read_to_string(f.path().join("target/slipway/logs/static.log")).unwrap();
     assert!(
-        log.contains(" inspect ") && log.contains("[exit 0]") && !log.contains("$ docker push"),
+        log.contains(" inspect ") && log.contains("[exit 0, ") && !log.contains("$ docker push"),
         "the log holds every command and its output: {log}"
     );
     assert_not_in_registry(&format!("{}/{prefix}/static", stack.registry));

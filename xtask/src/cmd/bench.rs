@@ -1,3 +1,5 @@
+//! `cargo xtask bench push`: the publish pipeline on the local stack (see `push`).
+//!
 //! `cargo xtask bench changes`: times change detection on synthetic monorepos (500 services,
 //! 25k to 300k files, a short history, packed) — the `changed` binary as a whole process
 //! against `git diff --name-only` on the same refs — and prints the figures. On demand, never
@@ -24,6 +26,193 @@ const LIBS: usize = 50;
 const WATCH_EACH: usize = 6;
 
 pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
+    match args.what {
+        crate::cli::BenchTarget::Changes => changes(ctx, args),
+        crate::cli::BenchTarget::Push => push(ctx, args),
+    }
+}
+
+/// Services in the push benchmark's repository.
+const PUSH_SERVICES: usize = 20;
+/// Services built per run in the `-j 1` / `-j 2` comparison.
+const PARALLEL_SERVICES: usize = 4;
+
+/// The publish pipeline on the local stack (its environment sourced), in a fresh repository
+/// of 20 busybox services whose build has a one-second RUN step (re-run per commit):
+/// publishing all of them; Slipway's own time per service (wall minus the tools' time, from
+/// `--json`); `push --changed` and `push --all` with nothing to do (zero builds expected);
+/// and 4 services at `-j 1` against `-j 2`, alternated, each on a fresh commit.
+fn push(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
+    let registry = std::env::var("SLIPWAY_STACK_REGISTRY").map_err(|_| {
+        anyhow::anyhow!("bench push needs the local stack: scripts/stack.sh up, then source the env file it prints")
+    })?;
+    let runner = ctx.runner(false);
+    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let dir = args.dir.join(format!("push-{stamp}"));
+    std::fs::create_dir_all(&dir)?;
+    let d = dir.display().to_string();
+    let write = |rel: &str, text: &str| -> Result<()> {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap_or(&dir))?;
+        std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))
+    };
+    write(
+        "Cargo.toml",
+        &format!("[workspace]\nmembers = []\n\n[workspace.metadata.images]\nregistries = [\"{registry}\"]\nprefix = \"bench-{stamp}\"\n"),
+    )?;
+    write("VERSION", "1.0.0\n")?;
+    write(".gitignore", "/target/\n")?;
+    let names: Vec<String> = (0..PUSH_SERVICES).map(|i| format!("svc-{i:02}")).collect();
+    for n in &names {
+        // The RUN step names the service: identical steps would be served from the cache.
+        write(
+            &format!("services/{n}/Dockerfile"),
+            &format!("FROM busybox:1.35\nARG VCS_REF\nRUN echo \"{n} $VCS_REF\" > /ref && sleep 1\nCOPY f.txt /f.txt\nUSER 65534:65534\n"),
+        )?;
+        write(&format!("services/{n}/f.txt"), "0\n")?;
+    }
+    let git = |a: &[&str]| -> Result<()> {
+        let mut c = CommandSpec::new("git")
+            .args(["-C", &d])
+            .args(a.iter().copied());
+        for (k, v) in [
+            ("GIT_AUTHOR_NAME", "bench"),
+            ("GIT_AUTHOR_EMAIL", "bench@example.invalid"),
+            ("GIT_COMMITTER_NAME", "bench"),
+            ("GIT_COMMITTER_EMAIL", "bench@example.invalid"),
+        ] {
+            c = c.env(k, v);
+        }
+        runner.run(&c).map(|_| ())
+    };
+    git(&["init", "-q", "-b", "main"])?;
+    let commit = |msg: &str| -> Result<()> {
+        git(&["add", "-A"])?;
+        git(&["commit", "-q", "-m", msg])
+    };
+    commit("bench")?;
+    // One run of `push ARGS --json`: (wall seconds, the JSON).
+    let push = |a: &[&str]| -> Result<(f64, serde_json::Value)> {
+        let cmd = CommandSpec::new(exe.display().to_string())
+            .args(["--repo", &d, "push", "--json"])
+            .args(a.iter().copied());
+        let t = Instant::now();
+        let out = runner.probe(&cmd)?;
+        let secs = t.elapsed().as_secs_f64();
+        if !out.success() {
+            bail!("{}", runner.failure(&cmd, &out));
+        }
+        Ok((secs, serde_json::from_str(&out.stdout)?))
+    };
+    let results = |v: &serde_json::Value, what: &str| {
+        v["services"]
+            .as_array()
+            .map_or(0, |s| s.iter().filter(|s| s["result"] == what).count())
+    };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    ctx.ui.info(format!(
+        "bench push: {} ({profile} build), {PUSH_SERVICES} services in {d}, registry {registry}",
+        exe.display()
+    ));
+
+    let (all_secs, all) = push(&["--all", "-j", "2"])?;
+    let mut own: Vec<f64> = all["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["seconds"].as_f64().unwrap_or(0.0) - s["tool_seconds"].as_f64().unwrap_or(0.0))
+        .collect();
+    own.sort_by(|a, b| a.total_cmp(b));
+    let published = results(&all, "published");
+
+    let mut nothing_changed = Vec::new();
+    let mut nothing_built = 0;
+    for _ in 0..args.runs.clamp(1, 5) {
+        let (s, v) = push(&["--changed"])?;
+        nothing_changed.push(s);
+        nothing_built += v["services"].as_array().map_or(0, Vec::len);
+    }
+    nothing_changed.sort_by(|a, b| a.total_cmp(b));
+    let (again_secs, again) = push(&["--all", "-j", "2"])?;
+    let reused = results(&again, "already published");
+
+    // -j 1 against -j 2, alternated, each on a fresh commit (so every build runs).
+    let some: Vec<&str> = names[..PARALLEL_SERVICES]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let mut j1 = Vec::new();
+    let mut j2 = Vec::new();
+    // -j 1: the wall time outside every service (plan, registry reads, report).
+    let mut outside = Vec::new();
+    for round in 0..2 {
+        for (jobs, into) in [("1", &mut j1), ("2", &mut j2)] {
+            for n in &some {
+                write(&format!("services/{n}/f.txt"), &format!("{round}-{jobs}\n"))?;
+            }
+            commit(&format!("round {round} -j {jobs}"))?;
+            let mut a = some.clone();
+            a.extend(["-j", jobs]);
+            let (s, v) = push(&a)?;
+            if results(&v, "published") != PARALLEL_SERVICES {
+                bail!("-j {jobs}: not every service was published: {v}");
+            }
+            if jobs == "1" {
+                let inside: f64 = v["services"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["seconds"].as_f64())
+                    .sum();
+                outside.push(s - inside);
+            }
+            into.push(s);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (m1, m2) = (median(&mut j1), median(&mut j2));
+    let serial = median(&mut outside);
+    out!("| measurement | figure |");
+    out!("|---|---|");
+    out!("| publish {PUSH_SERVICES} services, -j 2 (build, scan, push) | {all_secs:.2} s, {published} published |");
+    out!(
+        "| Slipway's own time per service (wall − tools), median / max | {:.1} ms / {:.1} ms |",
+        own.get(own.len() / 2).copied().unwrap_or(0.0) * 1000.0,
+        own.last().copied().unwrap_or(0.0) * 1000.0
+    );
+    out!(
+        "| `push --changed`, nothing changed, median of {} | {:.3} s, {nothing_built} services built |",
+        nothing_changed.len(),
+        nothing_changed[nothing_changed.len() / 2]
+    );
+    out!("| `push --all` again (all published) | {again_secs:.2} s, {reused} already published, {} built |", PUSH_SERVICES - reused);
+    out!(
+        "| {PARALLEL_SERVICES} services -j 1 (median of {}) | {m1:.2} s |",
+        j1.len()
+    );
+    out!(
+        "| {PARALLEL_SERVICES} services -j 2 (median of {}) | {m2:.2} s |",
+        j2.len()
+    );
+    out!("| speed-up -j 2 / -j 1 | {:.2}x |", m1 / m2);
+    out!(
+        "| -j 1: time outside the services (plan, registry reads, report) | {:.2} s |",
+        serial
+    );
+    Ok(())
+}
+
+fn changes(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
     let runner = ctx.runner(false);
     let exe = std::env::current_exe().context("cannot find the xtask binary")?;
     let profile = if cfg!(debug_assertions) {
