@@ -301,23 +301,6 @@ fn db_updated(version_text: &str) -> Option<String> {
         .map(String::from)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buildx_platforms_and_trivy_db_are_read() {
-        let inspect = "Name:   default\nDriver: docker\n\nNodes:\nName:      default\nStatus:    running\nPlatforms: linux/amd64, linux/amd64/v2, linux/386*\n";
-        assert_eq!(
-            buildx_platforms(inspect),
-            ["linux/amd64", "linux/amd64/v2", "linux/386"]
-        );
-        let version = "Version: 0.76.0\nVulnerability DB:\n  Version: 2\n  UpdatedAt: 2026-11-21 22:06:43.78 +0000 UTC\n";
-        assert_eq!(db_updated(version).as_deref(), Some("2026-11-21"));
-        assert_eq!(db_updated("Version: 0.76.0\n"), None);
-    }
-}
-
 /// The first line a tool prints for its version, when it runs.
 fn version(runner: &Runner, program: &str, args: &[&str]) -> Option<String> {
     which::which(program).ok()?;
@@ -355,5 +338,22 @@ fn missing(tool: &str, needed: bool, fix: &str) -> Check {
         needed,
         detail: "not on PATH".into(),
         fix: (!fix.is_empty()).then(|| fix.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buildx_platforms_and_trivy_db_are_read() {
+        let inspect = "Name:   default\nDriver: docker\n\nNodes:\nName:      default\nStatus:    running\nPlatforms: linux/amd64, linux/amd64/v2, linux/386*\n";
+        assert_eq!(
+            buildx_platforms(inspect),
+            ["linux/amd64", "linux/amd64/v2", "linux/386"]
+        );
+        let version = "Version: 0.76.0\nVulnerability DB:\n  Version: 2\n  UpdatedAt: 2026-11-21 22:06:43.78 +0000 UTC\n";
+        assert_eq!(db_updated(version).as_deref(), Some("2026-11-21"));
+        assert_eq!(db_updated("Version: 0.76.0\n"), None);
     }
 }
