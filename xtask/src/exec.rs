@@ -31,6 +31,20 @@ pub struct Runner {
     /// Values replaced by `***` wherever the runner prints or reports.
     /// (Behind a lock: a password fetched mid-run is masked from then on.)
     secrets: std::sync::RwLock<Vec<String>>,
+    /// The logins this run made, to make again once when a registry refuses the credentials
+    /// (an ECR token expires after 12 hours); whether that was done.
+    logins: std::sync::Mutex<(Vec<Login>, bool)>,
+}
+
+/// How to log in to one registry: the password from a command's output (`aws ecr
+/// get-login-password`) or from a value (a token read from the environment), then `login`
+/// (`docker login --password-stdin`) with it on stdin.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub host: String,
+    pub password_from: Option<CommandSpec>,
+    pub password: Option<String>,
+    pub login: CommandSpec,
 }
 
 /// What a failure worth another try looks like in a tool's output.
@@ -143,7 +157,51 @@ impl Runner {
             dry_run,
             verbose,
             secrets: std::sync::RwLock::new(Vec::new()),
+            logins: std::sync::Mutex::new((Vec::new(), false)),
         }
+    }
+
+    /// Logs in (and remembers how, for one fresh login on a 401/403 later).
+    pub fn login(&self, l: &Login) -> Result<()> {
+        let password = match (&l.password_from, &l.password) {
+            (Some(cmd), _) => self
+                .run(cmd)
+                .with_context(|| format!("cannot get a login password for {}", l.host))?
+                .stdout
+                .trim()
+                .to_string(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => bail!("no password for {}", l.host),
+        };
+        self.add_secret(password.clone());
+        let mut cmd = l.login.clone();
+        cmd.stdin = Some(format!("{password}\n"));
+        self.run(&cmd)?;
+        let mut logins = self.logins.lock().expect("logins lock");
+        if !logins.0.iter().any(|x| x.host == l.host) {
+            logins.0.push(l.clone());
+        }
+        Ok(())
+    }
+
+    /// After a registry refused the credentials: every login again, once per run. Whether
+    /// it was done (and worked), so the refused command is worth one more try.
+    fn relogin_once(&self) -> bool {
+        let mut logins = self.logins.lock().expect("logins lock");
+        if logins.1 || logins.0.is_empty() || self.dry_run {
+            return false;
+        }
+        logins.1 = true;
+        let todo = logins.0.clone();
+        drop(logins);
+        eprintln!("the registry refused the credentials: logging in again (once)");
+        todo.iter().all(|l| match self.login(l) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("the fresh login to {} failed: {e:#}", l.host);
+                false
+            }
+        })
     }
 
     /// Registers a value that must never be shown.
@@ -205,6 +263,16 @@ impl Runner {
                 return Ok(out);
             }
             let text = format!("{}{}", out.stdout, out.stderr);
+            if is_auth_refusal(&text) && self.relogin_once() {
+                // The same command once more with the fresh login.
+                let again = self.spawn(cmd)?;
+                if again.success() {
+                    return Ok(again);
+                }
+                let mut msg = self.failure(cmd, &again);
+                msg.push_str("\nthe registry refused the credentials, also after a fresh login: check the token's scope or the repository's permissions (cargo xtask doctor)");
+                bail!("{msg}");
+            }
             if attempt == attempts.max(1) || !is_transient(&text) {
                 let mut msg = self.failure(cmd, &out);
                 if is_auth_refusal(&text) {
@@ -286,9 +354,15 @@ impl Runner {
                 self.mask(&e.to_string())
             )
         })?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
         Ok(Output {
             code: out.status.code(),
-            stdout: self.mask(&String::from_utf8_lossy(&out.stdout)),
+            // A secret output is the caller's (a password): never shown, never masked away.
+            stdout: if cmd.secret_output {
+                stdout.into_owned()
+            } else {
+                self.mask(&stdout)
+            },
             stderr: self.mask(&String::from_utf8_lossy(&out.stderr)),
         })
     }
@@ -351,7 +425,11 @@ impl Runner {
             Some(c) => format!("exit status {c}"),
             None => "a signal".to_string(),
         };
-        let combined = format!("{}{}", out.stdout, out.stderr);
+        let combined = if cmd.secret_output {
+            out.stderr.clone()
+        } else {
+            format!("{}{}", out.stdout, out.stderr)
+        };
         let lines: Vec<&str> = combined.lines().collect();
         let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
         let program = std::path::Path::new(&cmd.program)
@@ -487,6 +565,52 @@ mod tests {
             .unwrap()
             .lines()
             .count()
+    }
+
+    #[test]
+    fn a_refused_push_logs_in_again_once() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("logged-in-again");
+        let logins = d.path().join("logins");
+        let r = runner();
+        // A "login" that records its stdin; the first one happens before the push.
+        let login = Login {
+            host: "registry.example".into(),
+            password_from: Some({
+                let mut c = CommandSpec::new("echo").arg("token-1234");
+                c.secret_output = true;
+                c
+            }),
+            password: None,
+            login: CommandSpec::new("sh").args([
+                "-c",
+                &format!(
+                    "cat >> {l}; [ -f {l}.first ] && touch {m}; touch {l}.first",
+                    l = logins.display(),
+                    m = marker.display()
+                ),
+            ]),
+        };
+        r.login(&login).unwrap();
+        assert!(!marker.exists());
+        // A push refused until the fresh login happened.
+        let push = CommandSpec::new("sh").args([
+            "-c",
+            &format!("[ -f {} ] || {{ echo 'unauthorized: authentication required' >&2; exit 1; }}; echo pushed", marker.display()),
+        ]);
+        assert_eq!(r.run_retrying(&push, 3).unwrap().stdout, "pushed\n");
+        assert_eq!(
+            std::fs::read_to_string(&logins).unwrap(),
+            "token-1234\ntoken-1234\n",
+            "logged in twice, the password on stdin"
+        );
+        // Only once per run: the next refusal is an error.
+        std::fs::remove_file(&marker).unwrap();
+        let err = r.run_retrying(&push, 3).unwrap_err().to_string();
+        assert!(
+            err.contains("the registry refused the credentials"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -293,6 +293,27 @@ impl Workspace {
             if let Err(e) = check_depends_on(&services) {
                 errors.push(format!("{e:#}"));
             }
+            // Two services pushing to one repository overwrite each other's tags.
+            let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+            for s in &services {
+                let registries: Vec<&str> = if s.registries.is_empty() {
+                    vec![""]
+                } else {
+                    s.registries.iter().map(String::as_str).collect()
+                };
+                for r in registries {
+                    if let Some(other) = seen.insert((r, s.repository.as_str()), &s.name) {
+                        errors.push(format!(
+                            "services `{other}` and `{}` both publish {}{}{}: their tags would overwrite each other; give one another `image` in its service.toml",
+                            s.name,
+                            r,
+                            if r.is_empty() { "" } else { "/" },
+                            s.repository
+                        ));
+                        break;
+                    }
+                }
+            }
         }
         if !want_cargo.is_empty() && errors.is_empty() {
             let packages = packages()?;

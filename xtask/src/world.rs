@@ -234,7 +234,10 @@ pub fn plan(
             ws.settings.scan.when
         );
         match purpose {
-            Purpose::Build => bail!("{why}"),
+            Purpose::Build if !runner.dry_run => bail!("{why}"),
+            Purpose::Build => ctx
+                .ui
+                .warn(format!("{why} (a run without --dry-run would stop here)")),
             Purpose::Show => ctx
                 .ui
                 .warn(format!("{why} (a build on this machine would stop here)")),
@@ -514,14 +517,27 @@ fn login(
     let mut credentials = Vec::new();
     for l in &tokens {
         let read = |var: &str, what: &str| -> Result<String> {
-            std::env::var(var).ok().filter(|v| !v.is_empty()).with_context(|| {
+            // A token read from a file (`$(cat token)`, a secret mount) often ends in a
+            // newline that is not part of it.
+            std::env::var(var)
+                .ok()
+                .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+                .filter(|v| !v.trim().is_empty())
+                .with_context(|| {
                 format!(
-                    "the login for {} (Cargo.toml [[workspace.metadata.images.logins]]) reads the {what} from {var}, which is not set: export it (in CI, from a secret); nothing was built or pushed",
+                    "the login for {} (Cargo.toml [[workspace.metadata.images.logins]]) reads the {what} from {var}, which is not set (or empty): export it (in CI, from a secret); nothing was built or pushed",
                     l.registry
                 )
             })
         };
-        let password = read(&l.password_env, "password")?;
+        let password = match read(&l.password_env, "password") {
+            Err(e) if runner.dry_run => {
+                ctx.ui
+                    .warn(format!("{e:#} (a run without --dry-run would stop here)"));
+                format!("<the token from {}>", l.password_env)
+            }
+            r => r?,
+        };
         runner.add_secret(password.clone());
         let user = match &l.username {
             crate::services::LoginUser::Name(u) => u.clone(),
@@ -529,8 +545,9 @@ fn login(
         };
         credentials.push((l.registry.clone(), user, password));
     }
-    let config = ws.root.join("target/slipway/docker-config");
+    let config = login_dir(&ws.root);
     if !runner.dry_run {
+        remove_stale_login_dirs(&ws.root);
         std::fs::create_dir_all(&config)
             .with_context(|| format!("cannot create {}", config.display()))?;
         let users = std::env::var_os("DOCKER_CONFIG")
@@ -601,19 +618,19 @@ fn login(
         .ok()
         .filter(|e| !e.is_empty());
     for (host, region) in &hosts {
-        let password = runner
-            .run(&aws::ecr_login_password(&aws_cli, region.as_deref(), endpoint.as_deref()))
-            .with_context(|| format!("cannot get an ECR login password for {host}: check the AWS credentials (aws sts get-caller-identity) and region"))?
-            .stdout
-            .trim()
-            .to_string();
-        runner.add_secret(password.clone());
-        let mut cmd =
-            docker::login("docker", host, "AWS").env("DOCKER_CONFIG", config.display().to_string());
-        cmd.stdin = Some(format!("{password}\n"));
         runner
-            .run(&cmd)
-            .with_context(|| format!("docker login to {host} failed: nothing was pushed"))?;
+            .login(&crate::exec::Login {
+                host: host.clone(),
+                password_from: Some(aws::ecr_login_password(
+                    &aws_cli,
+                    region.as_deref(),
+                    endpoint.as_deref(),
+                )),
+                password: None,
+                login: docker::login("docker", host, "AWS")
+                    .env("DOCKER_CONFIG", config.display().to_string()),
+            })
+            .with_context(|| format!("the ECR login to {host} failed: check the AWS credentials (aws sts get-caller-identity) and region; nothing was built or pushed"))?;
         ctx.ui.info(format!("logged in to {host} (ECR token)"));
         // `sign` changes nothing but signatures: no repository is created for it.
         for (_, name) in repositories.iter().filter(|(h, _)| h == host && !sign_only) {
@@ -629,11 +646,14 @@ fn login(
         }
     }
     for (host, user, password) in credentials {
-        let mut cmd = docker::login("docker", &host, &user)
-            .env("DOCKER_CONFIG", config.display().to_string());
-        cmd.stdin = Some(format!("{password}\n"));
         runner
-            .run(&cmd)
+            .login(&crate::exec::Login {
+                host: host.clone(),
+                password_from: None,
+                password: Some(password),
+                login: docker::login("docker", &host, &user)
+                    .env("DOCKER_CONFIG", config.display().to_string()),
+            })
             .with_context(|| format!("docker login to {host} as {user} failed: check the token and its scope (pushing needs write access); nothing was built or pushed"))?;
         ctx.ui
             .info(format!("logged in to {host} as {user} (token)"));
@@ -641,6 +661,39 @@ fn login(
     // Everything after this (docker push, buildx, skopeo) uses the run's own config.
     std::env::set_var("DOCKER_CONFIG", &config);
     Ok(())
+}
+
+/// This run's own docker configuration (its logins): one per process, removed when the run
+/// ends (`LoginDir`), so no credential outlives the run in `target/` (which CI may cache).
+pub fn login_dir(root: &std::path::Path) -> std::path::PathBuf {
+    root.join("target/slipway")
+        .join(format!("docker-config-{}", std::process::id()))
+}
+
+/// Removes the login directories of runs that are gone (killed before they could).
+fn remove_stale_login_dirs(root: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root.join("target/slipway")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("docker-config-") {
+            if pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Removes this run's login directory when dropped (every exit path of a command that logs in).
+pub struct LoginDir(pub std::path::PathBuf);
+
+impl Drop for LoginDir {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Creates the ECR repository a push needs when `describe-repositories` says it is missing
@@ -655,8 +708,9 @@ fn ensure_ecr_repository(
     name: &str,
 ) -> Result<()> {
     use crate::tools::aws;
+    let account = aws::ecr_account(host);
     let found = runner.probe(&aws::ecr_describe_repository(
-        aws_cli, region, endpoint, name,
+        aws_cli, region, endpoint, account, name,
     ))?;
     if found.success() {
         return Ok(());
@@ -667,7 +721,7 @@ fn ensure_ecr_repository(
             found.stderr.trim()
         );
     }
-    let create = aws::ecr_create_repository(aws_cli, region, endpoint, name);
+    let create = aws::ecr_create_repository(aws_cli, region, endpoint, account, name);
     runner.run(&create).with_context(|| {
         format!(
             "the ECR repository {name} does not exist on {host} and could not be created: create it (`{}`) or grant ecr:CreateRepository; nothing was built or pushed",

@@ -480,18 +480,21 @@ fn the_scan_gate_refuses_what_it_cannot_guarantee() {
     let f = Fixture::new("registries = [\"registry.example.invalid:5000\"]\nprefix = \"acme\"\n");
     f.write("services/web/Dockerfile", "FROM busybox:1.35\nUSER 65534\n");
     f.commit("main");
-    // No trivy on PATH: scanning is on by default for pushes.
+    // No trivy on PATH: scanning is on by default for pushes. A dry run says what a real
+    // one would stop at, and shows the commands.
     let out = xtask(
         f.path(),
         &["push", "web", "--dry-run"],
         &[("PATH", &fake_path(&f))],
     );
-    assert!(!out.status.success());
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("scanning is on (scan.when = \"push\") but trivy is not installed"),
+        stderr(&out).contains("scanning is on (scan.when = \"push\") but trivy is not installed")
+            && stderr(&out).contains("(a run without --dry-run would stop here)"),
         "{}",
         stderr(&out)
     );
+    assert!(stdout(&out).contains("trivy image "), "{}", stdout(&out));
     // With trivy: a single-platform buildx push is loaded, scanned, then pushed.
     let bin = f.path().join("fake/bin");
     std::fs::write(bin.join("trivy"), "#!/bin/sh\necho 'Version: 0.76.0'\n").unwrap();

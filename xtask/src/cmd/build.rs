@@ -9,6 +9,7 @@ use crate::plan::{Plan, Step};
 use crate::{report, world, Ctx};
 
 pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
+    let _logins = world::LoginDir(world::login_dir(&ctx.root));
     let runner = ctx.runner(args.dry_run);
     let (plan, _) = world::plan(ctx, &args.select, &runner, world::Purpose::Build)?;
     execute(ctx, args, &runner, plan)
@@ -18,6 +19,7 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
 /// registry and signing it. A service not published with these inputs is an error: signing
 /// never builds or pushes.
 pub fn sign(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
+    let _logins = world::LoginDir(world::login_dir(&ctx.root));
     let runner = ctx.runner(args.dry_run);
     let (mut plan, ws) = world::plan(ctx, &args.select, &runner, world::Purpose::Build)?;
     if ws.settings.sign.is_none() {

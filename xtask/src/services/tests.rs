@@ -429,3 +429,25 @@ fn token_logins_need_a_user_and_point_at_the_entry() {
         .to_string();
     assert!(err.contains("unknown field `password`"), "{err}");
 }
+
+#[test]
+fn two_services_publishing_one_repository_are_refused() {
+    let dir = workspace("registries = [\"ghcr.io/acme\"]\n");
+    let r = dir.path();
+    for s in ["api", "api-v2"] {
+        write(r, &format!("services/{s}/Dockerfile"), "FROM scratch\n");
+    }
+    write(r, "services/api-v2/service.toml", "image = \"api\"\n");
+    let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("services `api` and `api-v2` both publish ghcr.io/acme/api: their tags would overwrite each other"),
+        "{err}"
+    );
+    // Another registry each: no clash.
+    write(
+        r,
+        "services/api-v2/service.toml",
+        "image = \"api\"\nregistries = [\"ghcr.io/other\"]\n",
+    );
+    assert!(load(r, &EnvOverrides::default()).is_ok());
+}

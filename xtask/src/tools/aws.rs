@@ -17,11 +17,15 @@ pub fn ecr_describe_repository(
     aws: &str,
     region: Option<&str>,
     endpoint: Option<&str>,
+    registry_id: Option<&str>,
     name: &str,
 ) -> CommandSpec {
-    ecr(aws, "describe-repositories", region, endpoint)
-        .args(["--repository-names", name])
-        .args(["--output", "json"])
+    with_registry_id(
+        ecr(aws, "describe-repositories", region, endpoint),
+        registry_id,
+    )
+    .args(["--repository-names", name])
+    .args(["--output", "json"])
 }
 
 /// `aws ecr create-repository`: tags stay mutable (branch tags and `latest` move; released
@@ -30,9 +34,10 @@ pub fn ecr_create_repository(
     aws: &str,
     region: Option<&str>,
     endpoint: Option<&str>,
+    registry_id: Option<&str>,
     name: &str,
 ) -> CommandSpec {
-    ecr(aws, "create-repository", region, endpoint)
+    with_registry_id(ecr(aws, "create-repository", region, endpoint), registry_id)
         .args(["--repository-name", name])
         .args(["--image-tag-mutability", "MUTABLE"])
         .args(["--image-scanning-configuration", "scanOnPush=true"])
@@ -54,6 +59,22 @@ fn ecr(aws: &str, operation: &str, region: Option<&str>, endpoint: Option<&str>)
         cmd = cmd.args(["--endpoint-url", e]);
     }
     cmd
+}
+
+/// `--registry-id ACCOUNT`: the registry is another account's than the credentials' (ECR
+/// otherwise looks in the caller's own account).
+fn with_registry_id(cmd: CommandSpec, registry_id: Option<&str>) -> CommandSpec {
+    match registry_id {
+        Some(id) => cmd.args(["--registry-id", id]),
+        None => cmd,
+    }
+}
+
+/// The account of an ECR registry host (`123456789012.dkr.ecr.us-east-1.amazonaws.com`).
+pub fn ecr_account(registry: &str) -> Option<&str> {
+    let host = registry.split('/').next()?;
+    let (account, _) = host.split_once(".dkr.ecr.")?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
 /// The region of an ECR registry host (`123456789012.dkr.ecr.us-east-1.amazonaws.com`).
@@ -89,7 +110,7 @@ mod tests {
             Some("us-east-1")
         );
         assert_eq!(
-            ecr_create_repository("aws", None, None, "team/api").argv(),
+            ecr_create_repository("aws", None, None, None, "team/api").argv(),
             [
                 "aws",
                 "ecr",
@@ -106,6 +127,17 @@ mod tests {
         );
         assert!(is_repository_not_found("An error occurred (RepositoryNotFoundException) when calling the DescribeRepositories operation: The repository with name 'x' does not exist"));
         assert_eq!(ecr_region("ghcr.io/acme"), None);
+        // Another account's registry: describe and create name it.
+        assert_eq!(
+            ecr_account("210987654321.dkr.ecr.eu-west-1.amazonaws.com/team"),
+            Some("210987654321")
+        );
+        assert_eq!(ecr_account("127.0.0.1:5002"), None);
+        assert_eq!(
+            ecr_describe_repository("aws", None, None, Some("210987654321"), "team/api").argv()
+                [3..5],
+            ["--registry-id", "210987654321"]
+        );
         assert_eq!(ecr_region("127.0.0.1:5002"), None);
     }
 }
