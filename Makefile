@@ -16,7 +16,7 @@ XTASK := cargo xtask
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test lint stack-up stack-down stack-status list plan changed \
-	container-build container-push
+	container-build container-push container-scan check
 
 ## help: list the targets
 help:
@@ -40,6 +40,14 @@ container-push:
 ## container-push-NAME: build and push one service
 container-push-%:
 	$(XTASK) push -- '$*'
+
+## container-scan: build every service locally and run the scan gate (never pushes)
+container-scan:
+	$(XTASK) scan --all
+
+## check: the pre-build checks (VERSION, Cargo.lock, git pins, base image pins, source scan)
+check:
+	$(XTASK) check
 
 ## plan: what a build would do, and why
 plan:

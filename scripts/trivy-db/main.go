@@ -26,6 +26,18 @@ var advisories = []advisory{
 	{"alpine 3.22", "zz-unfixed", "CVE-2099-0003", "CRITICAL", "", 4},
 }
 
+// Advisories for language packages (a lockfile's entries, as `trivy fs` reads them): the
+// bucket is "<ecosystem>::<data source>", the key the package name, the value the vulnerable
+// and patched version ranges.
+type langAdvisory struct {
+	bucket, pkg, id, severity, vulnerable, patched string
+}
+
+var langAdvisories = []langAdvisory{
+	// strsim is a crate Slipway itself locks, so a test workspace can lock it offline.
+	{"cargo::Slipway fixture", "strsim", "CVE-2099-0101", "HIGH", "<99.0.0", "99.0.0"},
+}
+
 func main() {
 	if len(os.Args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: trivy-fixture-db CACHE_DIR")
@@ -67,6 +79,39 @@ func main() {
 				"VendorSeverity": map[string]int{"alpine": a.level},
 			}
 			if err := put(vulns, a.id, detail); err != nil {
+				return err
+			}
+		}
+		sources, err := tx.CreateBucketIfNotExists([]byte("data-source"))
+		if err != nil {
+			return err
+		}
+		for _, a := range langAdvisories {
+			eco, err := tx.CreateBucketIfNotExists([]byte(a.bucket))
+			if err != nil {
+				return err
+			}
+			pkg, err := eco.CreateBucketIfNotExists([]byte(a.pkg))
+			if err != nil {
+				return err
+			}
+			entry := map[string]any{
+				"VulnerableVersions": []string{a.vulnerable},
+				"PatchedVersions":    []string{a.patched},
+			}
+			if err := put(pkg, a.id, entry); err != nil {
+				return err
+			}
+			detail := map[string]any{
+				"Title":       "fixture advisory for the " + a.pkg + " crate",
+				"Description": "planted by Slipway's tests",
+				"Severity":    a.severity,
+			}
+			if err := put(vulns, a.id, detail); err != nil {
+				return err
+			}
+			source := map[string]any{"ID": "slipway", "Name": "Slipway fixture", "URL": "https://example.invalid/advisories"}
+			if err := put(sources, a.bucket, source); err != nil {
 				return err
 			}
 		}

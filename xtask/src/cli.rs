@@ -64,6 +64,11 @@ pub enum Command {
     /// what a pull request runs.
     #[command(after_help = "Example:\n  cargo xtask scan --changed --keep-going")]
     Scan(BuildArgs),
+    /// Fast checks before any build, each problem with its file and line: VERSION files,
+    /// Cargo.lock present and in sync, git dependencies pinned by rev, base images pinned,
+    /// and a source scan (trivy fs: lockfiles, secrets, misconfigurations).
+    #[command(after_help = "Example:\n  cargo xtask check --no-source-scan")]
+    Check(CheckArgs),
     /// Show what a build would do: per service, selected or not and why, every image
     /// reference, and the exact commands.
     #[command(
@@ -87,6 +92,13 @@ pub enum Command {
     /// Benchmarks, on demand (never part of the tests).
     #[command(after_help = "Example:\n  cargo run --release -p xtask -- bench changes --runs 15")]
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Leave out the source scan (trivy fs).
+    #[arg(long)]
+    pub no_source_scan: bool,
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,36 @@ pub struct GlobalConfig {
     /// Globs of paths every service reads (default: none; cargo config and toolchain files
     /// are inputs of every Rust service without being listed here).
     pub shared_paths: Option<Vec<Spanned<String>>>,
+    /// Where Docker Hub base images are read from instead (a mirror or an ECR pull-through
+    /// cache prefix, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockerhub`).
+    pub base_image_mirror: Option<Spanned<String>>,
+    /// `cargo xtask check`: what it requires.
+    pub check: Option<CheckConfig>,
+    /// Posting a run's summary to a chat webhook (Teams, Slack).
+    pub notify: Option<NotifyConfig>,
+}
+
+/// `[workspace.metadata.images.check]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Every base image pinned by digest, not only by tag (default false).
+    pub require_digests: Option<bool>,
+    /// `trivy fs` of the repository as part of `check` (default true).
+    pub source_scan: Option<bool>,
+}
+
+/// `[workspace.metadata.images.notify]`: the webhook URL is read from the environment,
+/// never from the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The variable that holds the incoming webhook's URL.
+    pub webhook_env: Spanned<String>,
+    /// `teams` (an Adaptive Card) or `slack`.
+    pub format: Option<Spanned<String>>,
+    /// `failure` (default) or `always`.
+    pub when: Option<Spanned<String>>,
 }
 
 /// `[[workspace.metadata.images.logins]]`: `docker login` with a token read from the

@@ -806,3 +806,114 @@ impl Ignore {
 
 #[cfg(test)]
 mod tests;
+
+/// The Dockerfile with every `FROM` of a Docker Hub image (`busybox:1.37`,
+/// `bitnami/redis:7`, `docker.io/library/x`) read from `mirror` instead
+/// (`<mirror>/library/busybox:1.37`): a registry mirror or a pull-through cache, without
+/// editing the file. Stages, `scratch`, images of other registries and references that hold
+/// a variable are left as written. Also returns each (from, to) rewritten, and the
+/// references left alone because they hold a variable.
+pub fn mirror(text: &str, mirror: &str) -> (String, Vec<(String, String)>, Vec<String>) {
+    let mut stages: Vec<String> = Vec::new();
+    let mut moved = Vec::new();
+    let mut unsure = Vec::new();
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let words: Vec<&str> = body.split_whitespace().collect();
+        if words
+            .first()
+            .is_none_or(|w| !w.eq_ignore_ascii_case("FROM"))
+        {
+            out.push_str(line);
+            continue;
+        }
+        let Some(at) = words
+            .iter()
+            .skip(1)
+            .position(|w| !w.starts_with("--"))
+            .map(|i| i + 1)
+        else {
+            out.push_str(line);
+            continue;
+        };
+        let image = words[at];
+        if let (Some(kw), Some(name)) = (words.get(at + 1), words.get(at + 2)) {
+            if kw.eq_ignore_ascii_case("AS") {
+                stages.push(name.to_ascii_lowercase());
+            }
+        }
+        let is_stage = stages[..stages.len().saturating_sub(usize::from(
+            words
+                .get(at + 1)
+                .is_some_and(|k| k.eq_ignore_ascii_case("AS")),
+        ))]
+            .contains(&image.to_ascii_lowercase());
+        let hub = docker_hub_path(image);
+        match hub {
+            _ if is_stage || image.eq_ignore_ascii_case("scratch") => out.push_str(line),
+            _ if image.contains('$') => {
+                unsure.push(image.to_string());
+                out.push_str(line);
+            }
+            Some(path) => {
+                let to = format!("{mirror}/{path}");
+                // Replace the image word only, keeping the rest of the line as written.
+                let start = body
+                    .match_indices(image)
+                    .map(|(i, _)| i)
+                    .find(|&i| {
+                        body[..i].ends_with(char::is_whitespace)
+                            && body[i + image.len()..]
+                                .chars()
+                                .next()
+                                .is_none_or(char::is_whitespace)
+                    })
+                    .unwrap_or(0);
+                out.push_str(indent);
+                out.push_str(&body[..start]);
+                out.push_str(&to);
+                out.push_str(&body[start + image.len()..]);
+                moved.push((image.to_string(), to));
+            }
+            None => out.push_str(line),
+        }
+    }
+    (out, moved, unsure)
+}
+
+/// The Docker Hub path of an image reference (`busybox:1` → `library/busybox:1`), or `None`
+/// for another registry's (a first part with a `.` or `:`, or `localhost`).
+fn docker_hub_path(image: &str) -> Option<String> {
+    let image = image
+        .strip_prefix("docker.io/")
+        .or_else(|| image.strip_prefix("index.docker.io/"))
+        .unwrap_or(image);
+    match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => None,
+        Some(_) => Some(image.to_string()),
+        None => Some(format!("library/{image}")),
+    }
+}
+
+#[cfg(test)]
+mod mirror_tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_bases_are_read_from_the_mirror() {
+        let text = "# syntax=docker/dockerfile:1\nARG BASE=alpine:3\nFROM --platform=$BUILDPLATFORM busybox:1.37 AS build\nRUN true\nfrom build as again\nFROM bitnami/redis:7\nFROM docker.io/library/debian:12-slim@sha256:ab\nFROM ghcr.io/acme/base:1\nFROM localhost:5000/x:1\nFROM ${BASE}\nFROM scratch\n  FROM   node:20   AS   web\n";
+        let (out, moved, unsure) = mirror(
+            text,
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockerhub",
+        );
+        let m = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockerhub";
+        assert_eq!(
+            out,
+            format!("# syntax=docker/dockerfile:1\nARG BASE=alpine:3\nFROM --platform=$BUILDPLATFORM {m}/library/busybox:1.37 AS build\nRUN true\nfrom build as again\nFROM {m}/bitnami/redis:7\nFROM {m}/library/debian:12-slim@sha256:ab\nFROM ghcr.io/acme/base:1\nFROM localhost:5000/x:1\nFROM ${{BASE}}\nFROM scratch\n  FROM   {m}/library/node:20   AS   web\n")
+        );
+        assert_eq!(moved.len(), 4);
+        assert_eq!(unsure, ["${BASE}"]);
+    }
+}

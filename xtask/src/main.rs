@@ -147,6 +147,7 @@ fn main() -> ExitCode {
             args.select.scan = true;
             cmd::build::run(&ctx, &args)
         }
+        Command::Check(args) => cmd::check::run(&ctx, &args),
         Command::Plan(args) => cmd::plan::run(&ctx, &args),
         Command::Changed(args) => cmd::changed::run(&ctx, &args),
         Command::Bench(args) => cmd::bench::run(&ctx, &args),

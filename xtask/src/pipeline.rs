@@ -374,6 +374,47 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             }
             stage(&runner.root, context, dest, files)?;
         }
+        Step::Mirror {
+            dockerfile,
+            dest,
+            mirror,
+        } => {
+            let text = std::fs::read_to_string(runner.root.join(dockerfile))
+                .with_context(|| format!("cannot read {}", dockerfile.display()))?;
+            let (rewritten, moved, unsure) = crate::dockerfile::mirror(&text, mirror);
+            for (from, to) in &moved {
+                out.notes
+                    .push(format!("reads {from} from the mirror: {to}"));
+            }
+            for r in &unsure {
+                out.notes.push(format!(
+                    "FROM {r} holds a variable: not redirected to the mirror {mirror} (write the image in the FROM line, or set the argument to the mirror's reference)"
+                ));
+            }
+            if runner.dry_run {
+                out!(
+                    "# write {} with {} base image(s) from {mirror}",
+                    dest.display(),
+                    moved.len()
+                );
+                return Ok(());
+            }
+            let dest_abs = runner.root.join(dest);
+            if let Some(dir) = dest_abs.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            std::fs::write(&dest_abs, rewritten)
+                .with_context(|| format!("cannot write {}", dest_abs.display()))?;
+            // BuildKit reads `<Dockerfile>.dockerignore` next to the Dockerfile first.
+            let ignore = runner
+                .root
+                .join(format!("{}.dockerignore", dockerfile.display()));
+            if ignore.is_file() {
+                std::fs::copy(&ignore, format!("{}.dockerignore", dest_abs.display()))
+                    .with_context(|| format!("cannot copy {}", ignore.display()))?;
+            }
+        }
         Step::Build {
             command,
             iidfile,

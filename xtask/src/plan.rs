@@ -159,6 +159,13 @@ pub enum Step {
         dest: PathBuf,
         files: Vec<(PathBuf, PathBuf)>,
     },
+    /// Write the Dockerfile to `dest` with its Docker Hub bases read from `mirror`
+    /// (`base_image_mirror`); the build reads `dest`.
+    Mirror {
+        dockerfile: PathBuf,
+        dest: PathBuf,
+        mirror: String,
+    },
     /// Build the image; `iidfile` and `metadata_file` are read afterwards.
     Build {
         command: CommandSpec,
@@ -237,6 +244,7 @@ impl Step {
             Step::Compile { .. } => "compile".into(),
             Step::Stage { .. } => "stage context".into(),
             Step::Build { .. } => "build".into(),
+            Step::Mirror { .. } => "base images from the mirror".into(),
             Step::Verify { .. } => "verify".into(),
             Step::Scan { .. } => "scan".into(),
             Step::Health { .. } => "health check".into(),
@@ -464,12 +472,24 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         .clone()
         .or_else(|| inp.workspace.settings.network.clone())
         .filter(|n| n != "default");
+    let dockerfile = match &inp.workspace.settings.base_image_mirror {
+        Some(mirror) => {
+            let dest = out_dir.join("Dockerfile");
+            steps.push(Step::Mirror {
+                dockerfile: svc.dockerfile.clone(),
+                dest: dest.clone(),
+                mirror: mirror.clone(),
+            });
+            dest
+        }
+        None => svc.dockerfile.clone(),
+    };
     steps.push(Step::Build {
         command: docker::build(
             &inp.docker,
             &inp.builder,
             &BuildOptions {
-                dockerfile: svc.dockerfile.clone(),
+                dockerfile,
                 context,
                 tags: images.clone(),
                 labels: labels.clone(),

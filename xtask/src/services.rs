@@ -50,6 +50,36 @@ pub struct Settings {
     pub scan: ScanPolicy,
     /// How pushed images are signed; `None`: not signed.
     pub sign: Option<crate::tools::cosign::Signer>,
+    /// Docker Hub base images are read from here instead (`base_image_mirror`).
+    pub base_image_mirror: Option<String>,
+    pub check: CheckPolicy,
+    pub notify: Option<Notify>,
+}
+
+/// What `cargo xtask check` requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckPolicy {
+    pub require_digests: bool,
+    pub source_scan: bool,
+}
+
+impl Default for CheckPolicy {
+    fn default() -> Self {
+        CheckPolicy {
+            require_digests: false,
+            source_scan: true,
+        }
+    }
+}
+
+/// Where and when a run's summary is posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    pub webhook_env: String,
+    /// `teams` or `slack`.
+    pub format: String,
+    /// Every run, not only failed ones.
+    pub always: bool,
 }
 
 /// `docker login` to `registry` (a host) with a password from `password_env`.
@@ -495,6 +525,61 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
         logins: token_logins(g.logins, src)?,
         scan: scan_policy(g.scan, src)?,
         sign: signer(g.sign)?,
+        base_image_mirror: match &g.base_image_mirror {
+            Some(m) => {
+                config::check_registry(m.get_ref()).map_err(|e| src.error_at(m, e))?;
+                Some(m.get_ref().trim_end_matches('/').to_string())
+            }
+            None => None,
+        },
+        check: {
+            let c = g.check.unwrap_or_default();
+            let d = CheckPolicy::default();
+            CheckPolicy {
+                require_digests: c.require_digests.unwrap_or(d.require_digests),
+                source_scan: c.source_scan.unwrap_or(d.source_scan),
+            }
+        },
+        notify: match g.notify {
+            None => None,
+            Some(n) => {
+                let pick = |v: &Option<Spanned<String>>,
+                            allowed: &[&str],
+                            default: &str,
+                            what: &str|
+                 -> Result<String> {
+                    match v {
+                        None => Ok(default.to_string()),
+                        Some(s) if allowed.contains(&s.get_ref().as_str()) => {
+                            Ok(s.get_ref().clone())
+                        }
+                        Some(s) => Err(src.error_at(
+                            s,
+                            anyhow::anyhow!(
+                                "notify.{what} must be {}",
+                                allowed
+                                    .iter()
+                                    .map(|a| format!("`{a}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(" or ")
+                            ),
+                        )),
+                    }
+                };
+                let var = n.webhook_env.get_ref();
+                if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(src.error_at(
+                        &n.webhook_env,
+                        anyhow::anyhow!("notify.webhook_env names the environment variable that holds the URL (e.g. TEAMS_WEBHOOK_URL), never the URL itself"),
+                    ));
+                }
+                Some(Notify {
+                    webhook_env: var.clone(),
+                    format: pick(&n.format, &["teams", "slack"], "teams", "format")?,
+                    always: pick(&n.when, &["failure", "always"], "failure", "when")? == "always",
+                })
+            }
+        },
     })
 }
 

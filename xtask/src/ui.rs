@@ -102,6 +102,30 @@ impl Ui {
         self.line(&format!("{} {}", paint("warning:", 33), msg.as_ref()));
     }
 
+    /// A problem at a place in a file: `file:line: error: msg`, and under GitHub Actions an
+    /// `::error` annotation the pull request shows on that line.
+    pub fn problem(&self, file: &str, line: Option<usize>, msg: &str) {
+        let at = match line {
+            Some(l) => format!("{file}:{l}"),
+            None => file.to_string(),
+        };
+        if self.github {
+            // Workflow commands end at a newline; `%`, CR and LF are escaped.
+            let esc = |s: &str| {
+                s.replace('%', "%25")
+                    .replace('\r', "%0D")
+                    .replace('\n', "%0A")
+            };
+            let prop = |s: &str| esc(s).replace(':', "%3A").replace(',', "%2C");
+            let mut props = format!("file={}", prop(file));
+            if let Some(l) = line {
+                props.push_str(&format!(",line={l}"));
+            }
+            self.line(&format!("::error {props}::{}", esc(msg)));
+        }
+        self.line(&format!("{at}: {} {msg}", paint("error:", 31)));
+    }
+
     fn line(&self, msg: &str) {
         let _guard = self.lock.lock();
         match &self.bars {

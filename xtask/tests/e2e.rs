@@ -1287,3 +1287,158 @@ fn a_registry_that_comes_back_mid_push_gets_the_image() {
     assert!(status.success(), "{seen}");
     assert_eq!(tags.len(), 2, "every tag arrived: {tags:?}\n{seen}");
 }
+
+#[test]
+fn docker_hub_bases_are_read_from_the_configured_mirror() {
+    let Some(stack) = stack("docker_hub_bases_are_read_from_the_configured_mirror") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("mirror");
+    // The "mirror": a registry path holding library/busybox:1.35, marked so that a build
+    // from it can be told apart from one from the local busybox.
+    let mirror = format!("{}/{prefix}-hub", stack.registry);
+    let marked = format!("{mirror}/library/busybox:1.35");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM busybox:1.35\nRUN echo mirrored > /mirror-marker\n",
+    )
+    .unwrap();
+    run_ok(
+        "docker",
+        &[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            &marked,
+            &dir.path().display().to_string(),
+        ],
+    );
+    run_ok("docker", &["push", &marked]);
+    run_ok("docker", &["rmi", &marked]);
+    let f = Fixture::new(&format!(
+        "registries = [\"{}\"]\nprefix = \"{prefix}\"\nbase_image_mirror = \"{mirror}\"\n",
+        stack.registry
+    ));
+    f.write(
+        "services/app/Dockerfile",
+        "FROM busybox:1.35 AS base\nFROM base\nUSER 65534:65534\nCMD [\"cat\", \"/mirror-marker\"]\n",
+    );
+    let sha = f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "app"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let image = format!("{}/{prefix}/app:{}", stack.registry, &sha[..7]);
+    let read = run_ok("docker", &["run", "--rm", "--network", "none", &image]);
+    assert_eq!(read, "mirrored\n", "the base came from the mirror: {err}");
+    let log = std::fs::read_to_string(f.path().join("target/slipway/logs/app.log")).unwrap();
+    assert!(
+        log.contains("--file target/slipway/out/app/Dockerfile"),
+        "the build reads the rewritten Dockerfile: {log}"
+    );
+}
+
+#[test]
+fn check_reports_every_problem_with_its_file_and_line() {
+    let Some(_stack) = stack("check_reports_every_problem_with_its_file_and_line") else {
+        return;
+    };
+    let f = Fixture::new("");
+    f.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"crates/app\"]\nresolver = \"2\"\n\n[workspace.metadata.images]\nregistries = []\n\n[workspace.metadata.images.scan]\nfail_on = [\"CRITICAL\", \"HIGH\"]\n",
+    );
+    // A crate that locks strsim, which the fixture trivy database has an advisory for.
+    f.write(
+        "crates/app/Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nstrsim = \"0.11\"\n",
+    );
+    f.write("crates/app/src/lib.rs", "");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_ok(
+        &cargo,
+        &[
+            "generate-lockfile",
+            "--offline",
+            "--manifest-path",
+            &f.path().join("Cargo.toml").display().to_string(),
+        ],
+    );
+    f.write("VERSION", "1.2\n");
+    f.write("services/web/Dockerfile", "FROM busybox\nUSER 65534\n");
+    f.write(
+        "services/api/Dockerfile",
+        "FROM busybox:1.35 AS base\nFROM base\nUSER 65534\n",
+    );
+    let token = format!("ghp_{}", "aB3".repeat(12));
+    f.write("ci/notes.txt", &format!("deploy with\n{token}\n"));
+    f.commit("main");
+
+    let out = stack_check(f.path(), &[("GITHUB_ACTIONS", "true")]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let lock = std::fs::read_to_string(f.path().join("Cargo.lock")).unwrap();
+    // trivy points at the `[[package]]` line, the one above the name (0-based index of the
+    // name = 1-based number of the line above it).
+    let strsim_line = lock
+        .lines()
+        .position(|l| l == "name = \"strsim\"")
+        .expect("strsim is locked");
+    for want in [
+        "VERSION:1: error: ".to_string(),
+        "services/web/Dockerfile:1: error: `busybox` has no tag: it means `latest`".to_string(),
+        format!("Cargo.lock:{strsim_line}: error: HIGH CVE-2099-0101 (vulnerability): strsim 0.11.1: update to 99.0.0"),
+        "ci/notes.txt:2: error: CRITICAL github-pat (secret)".to_string(),
+        "::error file=services/web/Dockerfile,line=1::`busybox` has no tag".to_string(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains("services/api/Dockerfile"),
+        "a stage is not an image: {err}"
+    );
+    assert!(!err.contains(&token), "the secret itself is never shown");
+    assert!(f
+        .path()
+        .join("target/slipway/out/source-scan.sarif")
+        .is_file());
+
+    // Fixed, the advisory accepted in .trivyignore: it passes. A manifest that no longer
+    // matches the lock is caught.
+    f.write("VERSION", "1.2.0\n");
+    f.write("services/web/Dockerfile", "FROM busybox:1.35\nUSER 65534\n");
+    f.write("ci/notes.txt", "deploy with the token from the vault\n");
+    f.write(".trivyignore", "# accepted: TICKET-2\nCVE-2099-0101\n");
+    let out = stack_check(f.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    f.write(
+        "crates/app/Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nstrsim = \"0.11\"\nshlex = \"1\"\n",
+    );
+    let out = stack_check(f.path(), &["--no-source-scan"].map(|a| (a, "")));
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("Cargo.lock: error: out of sync with the manifests"),
+        "{err}"
+    );
+}
+
+/// `cargo xtask check` with extra environment; an `("--flag", "")` pair is an argument.
+fn stack_check(repo: &std::path::Path, extra: &[(&str, &str)]) -> std::process::Output {
+    let args: Vec<&str> = std::iter::once("check")
+        .chain(
+            extra
+                .iter()
+                .filter(|(k, _)| k.starts_with("--"))
+                .map(|(k, _)| *k),
+        )
+        .collect();
+    let env: Vec<(&str, &str)> = extra
+        .iter()
+        .filter(|(k, _)| !k.starts_with("--"))
+        .copied()
+        .collect();
+    support::xtask(repo, &args, &env)
+}

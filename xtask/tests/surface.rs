@@ -56,6 +56,8 @@ fn seed_named_make_targets_wrap_the_xtask_and_never_touch_the_stack() {
         ("container-build-api", "cargo xtask build -- 'api'"),
         ("container-push", "cargo xtask push --all"),
         ("container-push-web", "cargo xtask push -- 'web'"),
+        ("container-scan", "cargo xtask scan --all"),
+        ("check", "cargo xtask check"),
     ] {
         let (ok, text) = make(&["-n", target, "BUILD_PLATFORMS=linux/amd64,linux/arm64"]);
         assert!(ok, "{target}");

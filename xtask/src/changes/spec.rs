@@ -281,6 +281,10 @@ impl World<'_, '_, '_> {
             ("target", svc.target.clone().unwrap_or_default()),
             ("attestations", svc.attestations.to_string()),
             (
+                "base_image_mirror",
+                self.settings.base_image_mirror.clone().unwrap_or_default(),
+            ),
+            (
                 "build_args",
                 svc.build_args
                     .iter()

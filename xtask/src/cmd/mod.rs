@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod build;
 pub mod changed;
+pub mod check;
 pub mod completions;
 pub mod doctor;
 pub mod list;

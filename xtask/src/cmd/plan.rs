@@ -177,6 +177,15 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner, verbose: bool) {
                 Step::Stage { context, dest, .. } => {
                     out!("  stage  {} -> {}", context.display(), dest.display())
                 }
+                Step::Mirror {
+                    dockerfile,
+                    dest,
+                    mirror,
+                } => out!(
+                    "  write  {} -> {} (Docker Hub bases from {mirror})",
+                    dockerfile.display(),
+                    dest.display()
+                ),
                 Step::Compile { command }
                 | Step::Build { command, .. }
                 | Step::Verify { command, .. }
@@ -186,9 +195,15 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner, verbose: bool) {
                     ..
                 } => out!("  run    {}", runner.display(command)),
                 Step::Health { run, .. } => out!("  run    {}", runner.display(run)),
-                Step::Scan { command, sarif, .. } => {
+                Step::Scan {
+                    command,
+                    sarif,
+                    sbom,
+                    ..
+                } => {
                     out!("  run    {}", runner.display(command));
                     out!("  run    {}", runner.display(sarif));
+                    out!("  run    {}", runner.display(sbom));
                 }
                 Step::Tag { reference, .. } => out!("  keep   {reference} (already there)"),
                 Step::Sign {

@@ -61,6 +61,9 @@ fn workspace() -> Workspace {
             ecr_login: vec![],
             logins: Vec::new(),
             sign: None,
+            base_image_mirror: None,
+            check: Default::default(),
+            notify: None,
             scan: crate::services::ScanPolicy {
                 when: "never".into(),
                 ..Default::default()

@@ -47,6 +47,197 @@ pub fn scan_image(trivy: &str, image: &str, report: &Path, o: &ScanOptions) -> C
     cmd.arg(image)
 }
 
+/// `trivy fs .` of the repository (run from its root): lockfiles' packages, secrets and
+/// misconfigurations (Dockerfiles, workflows), every package listed (their lines), as JSON.
+/// `target/` (build output) is skipped; `.trivyignore` in the root is honoured.
+pub fn scan_fs(trivy: &str, report: &Path, o: &ScanOptions) -> CommandSpec {
+    let mut cmd = CommandSpec::new(trivy).args([
+        "fs",
+        "--scanners",
+        "vuln,secret,misconfig",
+        "--skip-version-check",
+        "--disable-telemetry",
+        "--cache-backend",
+        "memory",
+        "--quiet",
+        "--list-all-pkgs",
+        "--skip-dirs",
+        "target",
+        "--format",
+        "json",
+        "--output",
+    ]);
+    cmd = cmd.arg(report.display().to_string());
+    if o.ignore_unfixed {
+        cmd = cmd.arg("--ignore-unfixed");
+    }
+    if let Some(c) = &o.cache_dir {
+        cmd = cmd.args(["--cache-dir", c]);
+    }
+    cmd.arg(".")
+}
+
+/// A finding of a source scan, where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFinding {
+    pub file: String,
+    pub line: Option<usize>,
+    /// `vulnerability`, `secret` or `misconfiguration`.
+    pub kind: &'static str,
+    pub id: String,
+    pub severity: String,
+    /// What and how to fix it, in a line.
+    pub what: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SourceReport {
+    #[serde(rename = "Results", default)]
+    results: Vec<SourceResult>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SourceResult {
+    #[serde(rename = "Target")]
+    target: String,
+    #[serde(rename = "Vulnerabilities", default)]
+    vulnerabilities: Vec<SourceVuln>,
+    #[serde(rename = "Packages", default)]
+    packages: Vec<SourcePackage>,
+    #[serde(rename = "Secrets", default)]
+    secrets: Vec<SourceSecret>,
+    #[serde(rename = "Misconfigurations", default)]
+    misconfigurations: Vec<SourceMisconfig>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SourceVuln {
+    #[serde(rename = "VulnerabilityID")]
+    id: String,
+    #[serde(rename = "PkgID", default)]
+    pkg_id: String,
+    #[serde(rename = "PkgName")]
+    package: String,
+    #[serde(rename = "InstalledVersion", default)]
+    installed: String,
+    #[serde(rename = "FixedVersion", default)]
+    fixed: String,
+    #[serde(rename = "Severity")]
+    severity: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SourcePackage {
+    #[serde(rename = "ID", default)]
+    id: String,
+    #[serde(rename = "Locations", default)]
+    locations: Vec<Location>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Location {
+    #[serde(rename = "StartLine")]
+    start: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct SourceSecret {
+    #[serde(rename = "RuleID")]
+    rule: String,
+    #[serde(rename = "Title", default)]
+    title: String,
+    #[serde(rename = "Severity")]
+    severity: String,
+    #[serde(rename = "StartLine", default)]
+    line: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SourceMisconfig {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "Title", default)]
+    title: String,
+    #[serde(rename = "Resolution", default)]
+    resolution: String,
+    #[serde(rename = "Severity")]
+    severity: String,
+    #[serde(rename = "Status", default)]
+    status: String,
+    #[serde(rename = "CauseMetadata", default)]
+    cause: Option<Cause>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Cause {
+    #[serde(rename = "StartLine", default)]
+    line: Option<usize>,
+}
+
+/// Every finding of a `trivy fs` JSON report with its file and line (a package's line in its
+/// lockfile; a secret's; a misconfiguration's when trivy knows it). Passed checks are not
+/// findings.
+pub fn parse_source_report(json: &str) -> Result<Vec<SourceFinding>> {
+    let r: SourceReport =
+        serde_json::from_str(json).context("cannot parse the trivy JSON report")?;
+    let mut out = Vec::new();
+    for res in r.results {
+        for v in res.vulnerabilities {
+            let line = res
+                .packages
+                .iter()
+                .find(|p| p.id == v.pkg_id)
+                .and_then(|p| p.locations.first())
+                .map(|l| l.start);
+            out.push(SourceFinding {
+                file: res.target.clone(),
+                line,
+                kind: "vulnerability",
+                what: format!(
+                    "{} {}{}",
+                    v.package,
+                    v.installed,
+                    if v.fixed.is_empty() {
+                        " (no fix yet)".to_string()
+                    } else {
+                        format!(": update to {}", v.fixed)
+                    }
+                ),
+                id: v.id,
+                severity: v.severity,
+            });
+        }
+        for s in res.secrets {
+            out.push(SourceFinding {
+                file: res.target.clone(),
+                line: s.line,
+                kind: "secret",
+                what: format!(
+                    "{}: remove it from the repository (and its history) and revoke it",
+                    s.title
+                ),
+                id: s.rule,
+                severity: s.severity,
+            });
+        }
+        for m in res
+            .misconfigurations
+            .into_iter()
+            .filter(|m| m.status != "PASS")
+        {
+            out.push(SourceFinding {
+                file: res.target.clone(),
+                line: m.cause.and_then(|c| c.line),
+                kind: "misconfiguration",
+                what: format!("{}: {}", m.title, m.resolution),
+                id: m.id,
+                severity: m.severity,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// `trivy convert` of a JSON report to SARIF 2.1.0: the same findings, not a second scan.
 pub fn to_sarif(trivy: &str, report: &Path, sarif: &Path) -> CommandSpec {
     CommandSpec::new(trivy)
@@ -142,5 +333,44 @@ mod tests {
             "a clean image has no Results"
         );
         assert!(parse_report("not json").is_err());
+    }
+
+    #[test]
+    fn source_findings_carry_file_and_line() {
+        let json = r#"{"Results":[
+          {"Target":"Cargo.lock","Class":"lang-pkgs","Type":"cargo",
+           "Packages":[{"ID":"strsim@0.11.1","Locations":[{"StartLine":180,"EndLine":184}]}],
+           "Vulnerabilities":[{"VulnerabilityID":"CVE-2099-0101","PkgID":"strsim@0.11.1","PkgName":"strsim","InstalledVersion":"0.11.1","FixedVersion":"99.0.0","Severity":"HIGH"}]},
+          {"Target":"ci/creds.txt","Class":"secret","Secrets":[{"RuleID":"github-pat","Title":"GitHub Personal Access Token","Severity":"CRITICAL","StartLine":3}]},
+          {"Target":"services/web/Dockerfile","Class":"config","Misconfigurations":[
+            {"ID":"DS-0002","Title":"Image user should not be 'root'","Resolution":"Add 'USER <non root user name>' line to the Dockerfile","Severity":"HIGH","Status":"FAIL","CauseMetadata":{"Provider":"Dockerfile"}},
+            {"ID":"DS-0001","Title":"ok","Severity":"MEDIUM","Status":"PASS"}]}]}"#;
+        let f = parse_source_report(json).unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!((f[0].file.as_str(), f[0].line), ("Cargo.lock", Some(180)));
+        assert_eq!(f[0].what, "strsim 0.11.1: update to 99.0.0");
+        assert_eq!(
+            (f[1].kind, f[1].line, f[1].severity.as_str()),
+            ("secret", Some(3), "CRITICAL")
+        );
+        assert_eq!((f[2].id.as_str(), f[2].line), ("DS-0002", None));
+        let argv = scan_fs(
+            "trivy",
+            Path::new("r.json"),
+            &ScanOptions {
+                ignore_unfixed: false,
+                cache_dir: None,
+            },
+        )
+        .argv()
+        .join(" ");
+        assert!(
+            argv.starts_with("trivy fs --scanners vuln,secret,misconfig "),
+            "{argv}"
+        );
+        assert!(
+            argv.ends_with("--skip-dirs target --format json --output r.json ."),
+            "{argv}"
+        );
     }
 }
