@@ -10,6 +10,7 @@ mod exec;
 mod files;
 mod git;
 mod globs;
+mod notify;
 mod pipeline;
 mod plan;
 mod policy;

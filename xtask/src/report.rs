@@ -49,6 +49,26 @@ struct Json<'a, 'b> {
     services: &'b [Row<'a>],
 }
 
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Build => "build",
+            Kind::Scan => "scan",
+            Kind::Push => "push",
+            Kind::Sign => "sign",
+        }
+    }
+}
+
+/// The result word of one service for the command named `command` (`push`, …).
+pub fn result_word(o: &Outcome, command: &str) -> String {
+    let kind = [Kind::Build, Kind::Scan, Kind::Push, Kind::Sign]
+        .into_iter()
+        .find(|k| k.name() == command)
+        .unwrap_or(Kind::Build);
+    result(o, kind)
+}
+
 fn result(o: &Outcome, kind: Kind) -> String {
     if !o.attempted {
         return "not run".into();

@@ -594,3 +594,153 @@ fn signing_is_checked_before_any_build_and_shown_by_dry_run() {
         "{log}"
     );
 }
+
+/// A webhook on loopback that answers every request with `status` and records the bodies.
+fn webhook(status: u16) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/hook/s3cr3t-path-token",
+        listener.local_addr().unwrap()
+    );
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let mut reader = std::io::BufReader::new(conn);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let mut conn = reader.into_inner();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            );
+        }
+    });
+    (url, got)
+}
+
+fn notify_fixture(notify: &str) -> Fixture {
+    let f = web_fixture();
+    f.write(
+        "Cargo.toml",
+        &format!("[workspace]\nmembers = []\n\n[workspace.metadata.images]\n{IMAGES}\n[workspace.metadata.images.notify]\nwebhook_env = \"SLIPWAY_TEST_WEBHOOK\"\n{notify}"),
+    );
+    f.commit("main");
+    f
+}
+
+#[test]
+fn a_failed_run_is_posted_to_the_webhook_with_the_failing_step_and_the_ci_run() {
+    let (url, got) = webhook(200);
+    let f = notify_fixture("format = \"slack\"\n");
+    let out = xtask(
+        f.path(),
+        &["build", "-j", "1"],
+        &[
+            ("PATH", &fake_path(&f)),
+            ("SLIPWAY_BUILDER", "classic"),
+            ("SLIPWAY_TEST_WEBHOOK", &url),
+            ("GITHUB_SERVER_URL", "https://github.example"),
+            ("GITHUB_REPOSITORY", "acme/shop"),
+            ("GITHUB_RUN_ID", "7"),
+        ],
+    );
+    assert!(!out.status.success(), "the build failed");
+    let err = stderr(&out);
+    assert!(
+        err.contains("notified the slack webhook (SLIPWAY_TEST_WEBHOOK)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("s3cr3t-path-token"),
+        "the URL is a secret: {err}"
+    );
+    let bodies = got.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let v: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("*Slipway build failed: 1 of 2 service(s)*"),
+        "{text}"
+    );
+    assert!(
+        text.contains("• jobs: FAILED at build: docker failed with exit status 1:"),
+        "{text}"
+    );
+    assert!(text.contains("• web: not run"), "{text}");
+    assert!(
+        text.ends_with("<https://github.example/acme/shop/actions/runs/7|Open the run>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_webhook_that_fails_or_is_down_never_changes_the_result() {
+    // Every run (`when = "always"`) in Teams' format, to a webhook answering 500: tried again,
+    // then a warning; the successful build stays successful.
+    let (url, got) = webhook(500);
+    let f = notify_fixture("format = \"teams\"\nwhen = \"always\"\n");
+    let run = |url: &str| {
+        xtask(
+            f.path(),
+            &["build", "web", "--platform", "linux/amd64,linux/arm64"],
+            &[
+                ("PATH", &fake_path(&f)),
+                ("SLIPWAY_BUILDER", "buildx"),
+                ("SLIPWAY_TEST_WEBHOOK", url),
+            ],
+        )
+    };
+    let out = run(&url);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("the notification could not be delivered (the run's result stands)"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cr3t-path-token"), "{err}");
+    let bodies = got.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 4, "one try and three retries: {bodies:?}");
+    let v: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    let card = &v["attachments"][0]["content"];
+    assert_eq!(card["type"], "AdaptiveCard");
+    assert_eq!(card["body"][0]["text"], "Slipway build: 1 service(s) done");
+    assert_eq!(card["body"][1]["facts"][0]["value"], "built");
+    // Nothing listens there: the same.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    let out = run(&dead);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("could not be delivered"), "{err}");
+    // Not configured in the environment: said, not failed.
+    let out = xtask(
+        f.path(),
+        &["build", "web", "--platform", "linux/amd64,linux/arm64"],
+        &[("PATH", &fake_path(&f)), ("SLIPWAY_BUILDER", "buildx")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("no notification: SLIPWAY_TEST_WEBHOOK (notify.webhook_env) is not set"),
+        "{}",
+        stderr(&out)
+    );
+}

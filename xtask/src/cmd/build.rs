@@ -11,8 +11,44 @@ use crate::{report, world, Ctx};
 pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
     let _logins = world::LoginDir(world::login_dir(&ctx.root));
     let runner = ctx.runner(args.dry_run);
-    let (plan, _) = world::plan(ctx, &args.select, &runner, world::Purpose::Build)?;
-    execute(ctx, args, &runner, plan)
+    let mut outcomes = Vec::new();
+    let result = world::plan(ctx, &args.select, &runner, world::Purpose::Build)
+        .and_then(|(plan, _)| execute(ctx, args, &runner, plan, &mut outcomes));
+    notify(ctx, args, &runner, &outcomes, &result);
+    result
+}
+
+/// The run's summary to the configured webhook (failures, or every run); never changes the
+/// run's result.
+fn notify(
+    ctx: &Ctx,
+    args: &BuildArgs,
+    runner: &crate::exec::Runner,
+    outcomes: &[pipeline::Outcome],
+    result: &Result<()>,
+) {
+    if args.dry_run {
+        return;
+    }
+    let Some(n) = ctx.workspace().ok().and_then(|ws| ws.settings.notify) else {
+        return;
+    };
+    let summary = crate::notify::Summary::new(kind(args).name(), outcomes, result, &|k| {
+        std::env::var(k).ok()
+    });
+    crate::notify::send(&n, &summary, runner, &ctx.ui);
+}
+
+fn kind(args: &BuildArgs) -> report::Kind {
+    if args.select.sign_only {
+        report::Kind::Sign
+    } else if args.select.push {
+        report::Kind::Push
+    } else if args.select.scan {
+        report::Kind::Scan
+    } else {
+        report::Kind::Build
+    }
 }
 
 /// `cargo xtask sign`: the push plan cut down to reading each published digest back from the
@@ -21,7 +57,16 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
 pub fn sign(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
     let _logins = world::LoginDir(world::login_dir(&ctx.root));
     let runner = ctx.runner(args.dry_run);
-    let (mut plan, ws) = world::plan(ctx, &args.select, &runner, world::Purpose::Build)?;
+    let mut outcomes = Vec::new();
+    let result = sign_plan(ctx, args, &runner)
+        .and_then(|plan| execute(ctx, args, &runner, plan, &mut outcomes));
+    notify(ctx, args, &runner, &outcomes, &result);
+    result
+}
+
+/// The push plan cut down to reading digests back and signing them.
+fn sign_plan(ctx: &Ctx, args: &BuildArgs, runner: &crate::exec::Runner) -> Result<Plan> {
+    let (mut plan, ws) = world::plan(ctx, &args.select, runner, world::Purpose::Build)?;
     if ws.settings.sign.is_none() {
         bail!("signing is not configured: add [workspace.metadata.images.sign] to Cargo.toml with `key` (a file, env://VAR or a KMS URI), or `identity` and `issuer` for keyless signing");
     }
@@ -55,16 +100,22 @@ pub fn sign(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
             unpublished.join(" ")
         );
     }
-    execute(ctx, args, &runner, plan)
+    Ok(plan)
 }
 
-fn execute(ctx: &Ctx, args: &BuildArgs, runner: &crate::exec::Runner, plan: Plan) -> Result<()> {
+fn execute(
+    ctx: &Ctx,
+    args: &BuildArgs,
+    runner: &crate::exec::Runner,
+    plan: Plan,
+    outcomes: &mut Vec<pipeline::Outcome>,
+) -> Result<()> {
     for svc in plan.services.iter().filter(|s| s.selected) {
         for note in &svc.notes {
             ctx.ui.info(format!("[{}] {note}", svc.name));
         }
     }
-    let outcomes = pipeline::execute(
+    *outcomes = pipeline::execute(
         &plan,
         runner,
         &ctx.ui,
@@ -79,14 +130,5 @@ fn execute(ctx: &Ctx, args: &BuildArgs, runner: &crate::exec::Runner, plan: Plan
             None => Ok(()),
         };
     }
-    let kind = if args.select.sign_only {
-        report::Kind::Sign
-    } else if args.select.push {
-        report::Kind::Push
-    } else if args.select.scan {
-        report::Kind::Scan
-    } else {
-        report::Kind::Build
-    };
-    report::finish(&outcomes, kind, args.json, &ctx.ui)
+    report::finish(outcomes, kind(args), args.json, &ctx.ui)
 }

@@ -242,6 +242,19 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
         },
     });
 
+    let notifying = ws.settings.notify.is_some();
+    checks.push(match version(&runner, "curl", &["--version"]) {
+        Some(v) => ok("curl", notifying, v),
+        None => Check {
+            detail: if notifying {
+                "[workspace.metadata.images.notify] is set: summaries are posted with curl".into()
+            } else {
+                "notifications are not configured".into()
+            },
+            ..missing("curl", notifying, "apt-get install curl")
+        },
+    });
+
     let failed: Vec<&Check> = checks
         .iter()
         .filter(|c| c.status == "refused" || (c.needed && c.status != "ok"))

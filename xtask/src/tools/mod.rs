@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod cargo;
 pub mod cosign;
+pub mod curl;
 pub mod docker;
 pub mod skopeo;
 pub mod trivy;
