@@ -64,6 +64,14 @@ pub enum Command {
     /// what a pull request runs.
     #[command(after_help = "Example:\n  cargo xtask scan --changed --keep-going")]
     Scan(BuildArgs),
+    /// What the registries hold for a commit (default HEAD) or a version, per service and
+    /// registry: digest, platforms, size, signed, SBOM, ECR scan, environments. Fails when a
+    /// service has no image.
+    #[command(
+        disable_version_flag = true,
+        after_help = "Examples:\n  cargo xtask status --json\n  cargo xtask status api --version 1.4.0\n  cargo xtask status --ref origin/main --wait 120"
+    )]
+    Status(StatusArgs),
     /// Fast checks before any build, each problem with its file and line: VERSION files,
     /// Cargo.lock present and in sync, git dependencies pinned by rev, base images pinned,
     /// and a source scan (trivy fs: lockfiles, secrets, misconfigurations).
@@ -92,6 +100,25 @@ pub enum Command {
     /// Benchmarks, on demand (never part of the tests).
     #[command(after_help = "Example:\n  cargo run --release -p xtask -- bench changes --runs 15")]
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Services (default: all).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// The commit whose image is looked for, by its `{sha7}` tag (default: HEAD).
+    #[arg(long = "ref", value_name = "REF", conflicts_with = "version")]
+    pub r#ref: Option<String>,
+    /// A released version's tag instead (`1.4.0`).
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait up to SECS for ECR scans still in progress.
+    #[arg(long, value_name = "SECS")]
+    pub wait: Option<u64>,
 }
 
 #[derive(Debug, Args)]

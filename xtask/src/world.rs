@@ -609,14 +609,7 @@ fn login(
             )?;
         }
     }
-    let aws_cli = std::env::var("SLIPWAY_AWS")
-        .ok()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "aws".into());
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_ECR")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .ok()
-        .filter(|e| !e.is_empty());
+    let (aws_cli, endpoint) = aws_setup();
     for (host, region) in &hosts {
         runner
             .login(&crate::exec::Login {
@@ -661,6 +654,35 @@ fn login(
     // Everything after this (docker push, buildx, skopeo) uses the run's own config.
     std::env::set_var("DOCKER_CONFIG", &config);
     Ok(())
+}
+
+/// The aws CLI to run (`SLIPWAY_AWS`, else `aws`) and the ECR endpoint it is pointed at
+/// (`AWS_ENDPOINT_URL_ECR`, else `AWS_ENDPOINT_URL`; passed as `--endpoint-url`).
+pub fn aws_setup() -> (String, Option<String>) {
+    let aws_cli = std::env::var("SLIPWAY_AWS")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "aws".into());
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_ECR")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok()
+        .filter(|e| !e.is_empty());
+    (aws_cli, endpoint)
+}
+
+/// Logs in to the registries of `services` (ECR and token logins), as a push would, for a
+/// command that only reads them.
+pub fn login_to_read(
+    ctx: &Ctx,
+    ws: &Workspace,
+    services: &[String],
+    runner: &Runner,
+) -> Result<()> {
+    let selection: BTreeMap<String, Selection> = services
+        .iter()
+        .map(|s| (s.clone(), Selection::yes("asked for")))
+        .collect();
+    login(ctx, ws, &selection, runner, true)
 }
 
 /// This run's own docker configuration (its logins): one per process, removed when the run

@@ -1442,3 +1442,156 @@ fn stack_check(repo: &std::path::Path, extra: &[(&str, &str)]) -> std::process::
         .collect();
     support::xtask(repo, &args, &env)
 }
+
+#[test]
+fn status_reads_what_each_registry_holds_for_a_commit() {
+    let Some(stack) = stack("status_reads_what_each_registry_holds_for_a_commit") else {
+        return;
+    };
+    let ecr = std::env::var("SLIPWAY_STACK_ECR_REGISTRY").expect("SLIPWAY_STACK_ECR_REGISTRY");
+    let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let aws = std::env::var("SLIPWAY_AWS").unwrap_or_else(|_| "aws".into());
+    let prefix = stack.unique_prefix("status");
+    let f = Fixture::new(&format!(
+        "registries = [\"{}\", \"{ecr}\"]\nprefix = \"{prefix}\"\necr_login = [\"{ecr}\"]\nenvironments = [\"staging\", \"prod\"]\n",
+        stack.registry
+    ));
+    for s in ["static", "other"] {
+        f.write(
+            &format!("services/{s}/Dockerfile"),
+            &format!("FROM busybox:1.35\nCOPY {s}.txt /{s}.txt\nUSER 65534:65534\n"),
+        );
+        f.write(&format!("services/{s}/{s}.txt"), s);
+    }
+    let sha = f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "static"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let local = format!("{}/{prefix}/static", stack.registry);
+    let digest = skopeo_json(&["inspect", &format!("docker://{local}:{}", &sha[..7])])["Digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Promoted to prod by hand (the same digest under the environment's tag).
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{local}@{digest}"),
+            &format!("docker://{local}:prod"),
+        ],
+    );
+    // ECR's side (moto holds the API, not the bytes): the image as ECR would list it, with a
+    // scan that found a CRITICAL.
+    let name = format!("{prefix}/static");
+    let ecr_digest = skopeo_json(&[
+        "inspect",
+        "--creds",
+        "AWS:123456789012-auth-token",
+        &format!("docker://{ecr}/{name}:{}", &sha[..7]),
+    ])["Digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "AWS:123456789012-auth-token",
+            &format!("docker://{ecr}/{name}:{}", &sha[..7]),
+        ],
+    );
+    run_ok(
+        &aws,
+        &[
+            "ecr",
+            "put-image",
+            "--endpoint-url",
+            &moto,
+            "--repository-name",
+            &name,
+            "--image-tag",
+            &sha[..7],
+            "--image-digest",
+            &ecr_digest,
+            "--image-manifest",
+            &manifest,
+        ],
+    );
+    let seed = format!(
+        r#"{{"region":"us-east-1","results":[{{"registryId":"123456789012","repositoryName":"{name}","imageId":{{"imageDigest":"{ecr_digest}"}},"imageScanStatus":{{"status":"COMPLETE","description":"seeded"}},"imageScanFindings":{{"findings":[{{"name":"CVE-2099-7777","severity":"CRITICAL","uri":"https://example.invalid/x","attributes":[]}}],"findingSeverityCounts":{{"CRITICAL":1}}}}}}]}}"#
+    );
+    run_ok(
+        "curl",
+        &[
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            &format!("{moto}/moto-api/static/ecr/scan-finding-results"),
+            "-d",
+            &seed,
+        ],
+    );
+    run_ok(
+        &aws,
+        &[
+            "ecr",
+            "start-image-scan",
+            "--endpoint-url",
+            &moto,
+            "--repository-name",
+            &name,
+            "--image-id",
+            &format!("imageDigest={ecr_digest}"),
+        ],
+    );
+
+    let out = stack.xtask(f.path(), &["status", "--json"], &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "other has no image: {err}");
+    assert!(
+        err.contains(&format!("not published for {}: other (", &sha[..7])),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["images"].as_array().unwrap();
+    let row = |service: &str, registry: &str| {
+        rows.iter()
+            .find(|r| {
+                r["service"] == service && r["reference"].as_str().unwrap().starts_with(registry)
+            })
+            .unwrap_or_else(|| panic!("{service} in {registry}: {v}"))
+            .clone()
+    };
+    let a = row("static", &stack.registry);
+    assert_eq!(a["state"], "published");
+    assert_eq!(a["digest"], digest.as_str());
+    assert_eq!(a["revision"], sha.as_str());
+    assert_eq!(a["platforms"], serde_json::json!(["linux/amd64"]));
+    assert!(a["size"].as_u64().unwrap() > 1000, "{a}");
+    assert_eq!(a["signed"], false);
+    assert_eq!(a["environments"], serde_json::json!(["prod"]));
+    assert!(a["scan"].is_null(), "not an ECR registry: {a}");
+    let b = row("static", &ecr);
+    assert_eq!(b["state"], "published");
+    assert_eq!(b["scan"]["status"], "COMPLETE");
+    assert_eq!(b["scan"]["counts"]["CRITICAL"], 1);
+    assert!(b["pushed_at"].as_str().is_some(), "{b}");
+    for reg in [stack.registry.as_str(), ecr.as_str()] {
+        assert_eq!(row("other", reg)["state"], "missing");
+    }
+    // The table for people names the same.
+    let out = stack.xtask(f.path(), &["status", "static"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.contains("CRITICAL") && table.contains("prod"),
+        "{table}"
+    );
+}

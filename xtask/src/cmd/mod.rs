@@ -8,4 +8,5 @@ pub mod completions;
 pub mod doctor;
 pub mod list;
 pub mod plan;
+pub mod status;
 pub mod version;

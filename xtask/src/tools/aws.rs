@@ -44,6 +44,78 @@ pub fn ecr_create_repository(
         .args(["--output", "json"])
 }
 
+/// `aws ecr describe-images` of one image by digest (tags, pushed at, size, scan summary).
+pub fn ecr_describe_image(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+    digest: &str,
+) -> CommandSpec {
+    with_registry_id(ecr(aws, "describe-images", region, endpoint), registry_id)
+        .args(["--repository-name", name])
+        .args(["--image-ids", &format!("imageDigest={digest}")])
+        .args(["--output", "json"])
+}
+
+/// `aws ecr describe-image-scan-findings` of one image by digest (status and counts).
+pub fn ecr_scan_findings(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+    digest: &str,
+) -> CommandSpec {
+    with_registry_id(
+        ecr(aws, "describe-image-scan-findings", region, endpoint),
+        registry_id,
+    )
+    .args(["--repository-name", name])
+    .args(["--image-id", &format!("imageDigest={digest}")])
+    .args(["--output", "json"])
+}
+
+/// ECR's scan of an image: its status and findings per severity.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct EcrScan {
+    pub status: String,
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// The scan part of `describe-image-scan-findings` (or of one `describe-images` entry).
+pub fn parse_scan(json: &str) -> Option<EcrScan> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let detail = v["imageDetails"].get(0).unwrap_or(&v);
+    let status = detail["imageScanStatus"]["status"].as_str()?.to_string();
+    let summary = if detail["imageScanFindings"].is_object() {
+        &detail["imageScanFindings"]
+    } else {
+        &detail["imageScanFindingsSummary"]
+    };
+    let counts = summary["findingSeverityCounts"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(EcrScan { status, counts })
+}
+
+/// When ECR received the image (`imagePushedAt`: epoch seconds from CLI v1, ISO 8601 from v2).
+pub fn parse_pushed_at(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let at = &v["imageDetails"][0]["imagePushedAt"];
+    match at {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => n.as_f64().map(|secs| crate::tags::rfc3339(secs as i64)),
+        _ => None,
+    }
+}
+
 /// The repository does not exist (as `describe-repositories` says it).
 pub fn is_repository_not_found(stderr: &str) -> bool {
     stderr.contains("RepositoryNotFoundException")

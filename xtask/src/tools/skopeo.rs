@@ -16,6 +16,54 @@ pub fn inspect(skopeo: &str, reference: &str) -> CommandSpec {
     cmd.arg(format!("docker://{reference}"))
 }
 
+/// `skopeo inspect --raw`: the manifest (or index) itself.
+pub fn inspect_raw(skopeo: &str, reference: &str) -> CommandSpec {
+    let mut cmd = CommandSpec::new(skopeo).args(["inspect", "--raw"]);
+    if is_loopback(reference) {
+        cmd = cmd.arg("--tls-verify=false");
+    }
+    cmd.arg(format!("docker://{reference}"))
+}
+
+/// What a raw manifest says: the platforms of an index, or the bytes of one image (its
+/// config and layers, compressed).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawManifest {
+    pub platforms: Vec<String>,
+    pub size: Option<u64>,
+}
+
+pub fn parse_raw(text: &str) -> Result<RawManifest> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).context("cannot parse `skopeo inspect --raw` output")?;
+    if let Some(list) = v["manifests"].as_array() {
+        let platforms = list
+            .iter()
+            .filter_map(|m| {
+                let p = &m["platform"];
+                let (os, arch) = (p["os"].as_str()?, p["architecture"].as_str()?);
+                // Attestation manifests are `unknown/unknown`.
+                (os != "unknown").then(|| match p["variant"].as_str() {
+                    Some(var) => format!("{os}/{arch}/{var}"),
+                    None => format!("{os}/{arch}"),
+                })
+            })
+            .collect();
+        return Ok(RawManifest {
+            platforms,
+            size: None,
+        });
+    }
+    let size = v["config"]["size"].as_u64().unwrap_or(0)
+        + v["layers"]
+            .as_array()
+            .map_or(0, |l| l.iter().filter_map(|x| x["size"].as_u64()).sum());
+    Ok(RawManifest {
+        platforms: Vec::new(),
+        size: Some(size),
+    })
+}
+
 /// `skopeo copy` of an image by digest to another tag: the same bytes under a new name, no
 /// pull, no rebuild (loopback registries are plain http).
 pub fn copy(skopeo: &str, from_digest_ref: &str, to: &str) -> CommandSpec {
@@ -49,6 +97,10 @@ pub struct Inspected {
     pub digest: String,
     #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
 }
 
 pub fn parse_inspect(stdout: &str) -> Result<Inspected> {
