@@ -16,7 +16,7 @@ XTASK := cargo xtask
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test lint stack-up stack-down stack-status list plan changed \
-	container-build container-push container-scan check
+	container-build container-push container-scan check promote status
 
 ## help: list the targets
 help:
@@ -48,6 +48,15 @@ container-scan:
 ## check: the pre-build checks (VERSION, Cargo.lock, git pins, base image pins, source scan)
 check:
 	$(XTASK) check
+
+## status: what the registries hold for this commit, per service
+status:
+	$(XTASK) status
+
+## promote: SERVICE=api FROM=staging TO=prod, by digest (signed, scan passed)
+promote:
+	@test -n "$(SERVICE)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make promote SERVICE=api FROM=staging TO=prod" >&2; exit 2; }
+	$(XTASK) promote $(SERVICE) --from '$(FROM)' --to '$(TO)'
 
 ## plan: what a build would do, and why
 plan:

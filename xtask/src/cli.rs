@@ -72,6 +72,13 @@ pub enum Command {
         after_help = "Examples:\n  cargo xtask status --json\n  cargo xtask status api --version 1.4.0\n  cargo xtask status --ref origin/main --wait 120"
     )]
     Status(StatusArgs),
+    /// Give the image an environment runs the next environment's tag, by digest: checked
+    /// (signed, scan passed), never rebuilt or pulled; prints every reference it moved.
+    #[command(
+        disable_version_flag = true,
+        after_help = "Examples:\n  cargo xtask promote api --from staging --to prod\n  make promote SERVICE=api FROM=staging TO=prod"
+    )]
+    Promote(PromoteArgs),
     /// Fast checks before any build, each problem with its file and line: VERSION files,
     /// Cargo.lock present and in sync, git dependencies pinned by rev, base images pinned,
     /// and a source scan (trivy fs: lockfiles, secrets, misconfigurations).
@@ -119,6 +126,28 @@ pub struct StatusArgs {
     /// Wait up to SECS for ECR scans still in progress.
     #[arg(long, value_name = "SECS")]
     pub wait: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The services to promote.
+    #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
+    /// The environment whose image is promoted.
+    #[arg(long, value_name = "ENV")]
+    pub from: String,
+    /// The environment that gets it.
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// `{version}` in `environment_tag` (default: the service's VERSION).
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// Print what would move, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also one JSON object on stdout with every reference moved.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

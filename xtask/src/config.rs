@@ -58,6 +58,9 @@ pub struct GlobalConfig {
     /// Where Docker Hub base images are read from instead (a mirror or an ECR pull-through
     /// cache prefix, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockerhub`).
     pub base_image_mirror: Option<Spanned<String>>,
+    /// The tag an environment's image carries (`promote`, `status`): `{env}` (default) or,
+    /// e.g., `{service}-{env}-{version}`.
+    pub environment_tag: Option<Spanned<String>>,
     /// `cargo xtask check`: what it requires.
     pub check: Option<CheckConfig>,
     /// Posting a run's summary to a chat webhook (Teams, Slack).

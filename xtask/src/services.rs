@@ -52,8 +52,20 @@ pub struct Settings {
     pub sign: Option<crate::tools::cosign::Signer>,
     /// Docker Hub base images are read from here instead (`base_image_mirror`).
     pub base_image_mirror: Option<String>,
+    /// The tag of an environment's image: `{env}`, `{service}` and `{version}` filled in.
+    pub environment_tag: String,
     pub check: CheckPolicy,
     pub notify: Option<Notify>,
+}
+
+impl Settings {
+    /// The tag of `env`'s image for a service (`environment_tag`).
+    pub fn environment_tag(&self, env: &str, service: &str, version: &str) -> String {
+        self.environment_tag
+            .replace("{env}", env)
+            .replace("{service}", service)
+            .replace("{version}", version)
+    }
 }
 
 /// What `cargo xtask check` requires.
@@ -531,6 +543,29 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                 Some(m.get_ref().trim_end_matches('/').to_string())
             }
             None => None,
+        },
+        environment_tag: match &g.environment_tag {
+            None => "{env}".to_string(),
+            Some(t) => {
+                let text = t.get_ref();
+                let mut rest = text.as_str();
+                let mut names = Vec::new();
+                while let Some(i) = rest.find('{') {
+                    let Some(j) = rest[i..].find('}') else { break };
+                    names.push(rest[i + 1..i + j].to_string());
+                    rest = &rest[i + j + 1..];
+                }
+                if let Some(bad) = names
+                    .iter()
+                    .find(|n| !["env", "service", "version"].contains(&n.as_str()))
+                {
+                    return Err(src.error_at(t, anyhow::anyhow!("environment_tag: `{{{bad}}}` is not one of {{env}}, {{service}}, {{version}}")));
+                }
+                if !names.iter().any(|n| n == "env") {
+                    return Err(src.error_at(t, anyhow::anyhow!("environment_tag must name the environment: `{{env}}`, e.g. \"{{service}}-{{env}}-{{version}}\"")));
+                }
+                text.clone()
+            }
         },
         check: {
             let c = g.check.unwrap_or_default();

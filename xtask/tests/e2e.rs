@@ -1595,3 +1595,279 @@ fn status_reads_what_each_registry_holds_for_a_commit() {
         "{table}"
     );
 }
+
+#[test]
+fn promotion_moves_a_checked_digest_and_refuses_what_is_unsigned_or_vulnerable() {
+    let Some(stack) =
+        stack("promotion_moves_a_checked_digest_and_refuses_what_is_unsigned_or_vulnerable")
+    else {
+        return;
+    };
+    let prefix = stack.unique_prefix("promote");
+    let f = Fixture::new(&format!(
+        "registries = [\"{}\"]\nprefix = \"{prefix}\"\nenvironments = [\"staging\", \"prod\"]\n[workspace.metadata.images.sign]\nkey = \"ci/cosign.key\"\n",
+        stack.registry
+    ));
+    f.write("ci/cosign.key", "fake private key\n");
+    f.write("ci/cosign.pub", "fake public key\n");
+    for s in ["static", "bare"] {
+        f.write(
+            &format!("services/{s}/Dockerfile"),
+            &format!("FROM busybox:1.35\nCOPY {s}.txt /{s}.txt\nUSER 65534:65534\n"),
+        );
+        f.write(&format!("services/{s}/{s}.txt"), s);
+    }
+    let sha = f.commit("main");
+    let tools = tempfile::tempdir().unwrap();
+    let bin = support::fake_cosign(tools.path());
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let env = [("PATH", path.as_str())];
+    let out = stack.xtask(f.path(), &["push", "static"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // `bare` is pushed but its signing fails: published, unsigned.
+    let out = stack.xtask(
+        f.path(),
+        &["push", "bare"],
+        &[("PATH", path.as_str()), ("FAKE_COSIGN_FAIL", "1")],
+    );
+    assert!(!out.status.success());
+    let repo = |s: &str| format!("{}/{prefix}/{s}", stack.registry);
+    let digest_of = |r: &str| {
+        skopeo_json(&["inspect", &format!("docker://{r}")])["Digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let deploy = |s: &str, tag: &str| {
+        run_ok(
+            "skopeo",
+            &[
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                &format!("docker://{}:{}", repo(s), &sha[..7]),
+                &format!("docker://{}:{tag}", repo(s)),
+            ],
+        );
+    };
+    deploy("static", "staging");
+    deploy("bare", "staging");
+    let digest = digest_of(&format!("{}:staging", repo("static")));
+
+    let out = stack.xtask(
+        f.path(),
+        &["promote", "static", "--from", "staging", "--to", "prod"],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!(
+            "{r}:prod -> {digest} (promoted, from {r}:staging)",
+            r = repo("static")
+        )
+    );
+    assert_eq!(digest_of(&format!("{}:prod", repo("static"))), digest);
+    let log = std::fs::read_to_string(tools.path().join("cosign.log")).unwrap();
+    assert!(
+        log.contains(&format!(
+            "verify --key ci/cosign.pub {}@{digest}",
+            repo("static")
+        )),
+        "the signature is verified, by digest: {log}"
+    );
+    // Again: nothing to do.
+    let out = stack.xtask(
+        f.path(),
+        &["promote", "static", "--from", "staging", "--to", "prod"],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(already there,"), "{}", stdout(&out));
+
+    // Unsigned: refused with the reason, prod untouched.
+    let out = stack.xtask(
+        f.path(),
+        &["promote", "bare", "--from", "staging", "--to", "prod"],
+        &env,
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not signed (no sha256-")
+            && stderr(&out).contains("cargo xtask sign"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!registry_tags(&repo("bare")).contains(&"prod".to_string()));
+
+    // Signed but vulnerable (pushed around Slipway's gate): refused by today's scan.
+    let vuln = format!("{}:staging", repo("static"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("installed"),
+        "P:zz-vuln\nV:1.0.0-r0\no:zz-vuln\n\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("alpine-release"), "3.22.2\n").unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM busybox:1.35\nCOPY installed /lib/apk/db/installed\nCOPY alpine-release /etc/alpine-release\n",
+    )
+    .unwrap();
+    run_ok(
+        "docker",
+        &[
+            "build",
+            "--network",
+            "none",
+            "-t",
+            &vuln,
+            &dir.path().display().to_string(),
+        ],
+    );
+    run_ok("docker", &["push", &vuln]);
+    let vuln_digest = digest_of(&vuln);
+    run_ok(
+        bin.join("cosign").to_str().unwrap(),
+        &[
+            "sign",
+            "--yes",
+            "--key",
+            "ci/cosign.key",
+            &format!("{}@{vuln_digest}", repo("static")),
+        ],
+    );
+    let out = stack.xtask(
+        f.path(),
+        &["promote", "static", "--from", "staging", "--to", "prod"],
+        &env,
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("did not pass the scan (CRITICAL CVE-2099-0001 in zz-vuln 1.0.0-r0)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        digest_of(&format!("{}:prod", repo("static"))),
+        digest,
+        "prod still runs what passed"
+    );
+    // An environment that does not exist.
+    let out = stack.xtask(
+        f.path(),
+        &["promote", "static", "--from", "staging", "--to", "prd"],
+        &env,
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown environment `prd` (did you mean `prod`?)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn promotion_on_ecr_puts_the_tag_on_the_same_digest_through_the_api() {
+    let Some(_stack) = stack("promotion_on_ecr_puts_the_tag_on_the_same_digest_through_the_api")
+    else {
+        return;
+    };
+    let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let aws = std::env::var("SLIPWAY_AWS").unwrap_or_else(|_| "aws".into());
+    let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let prefix = format!("promote-ecr-{nanos}");
+    let name = format!("{prefix}/api");
+    let f = Fixture::new(&format!(
+        "registries = [\"{host}\"]\nprefix = \"{prefix}\"\nenvironments = [\"staging\", \"prod\"]\n"
+    ));
+    f.write("services/api/Dockerfile", "FROM busybox:1.35\nUSER 65534\n");
+    f.commit("main");
+    let ecr = |args: &[&str]| {
+        let mut all = vec!["ecr", args[0], "--endpoint-url", &moto];
+        all.extend_from_slice(&args[1..]);
+        run_ok(&aws, &all)
+    };
+    ecr(&["create-repository", "--repository-name", &name]);
+    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":1186,"digest":"sha256:69bc636c53866ac447bc74bbdd3911952cefaecd9414062dcddad448763d7f9d"},"layers":[]}"#;
+    let digest = format!(
+        "sha256:{}",
+        run_ok(
+            "sh",
+            &[
+                "-c",
+                &format!("printf %s '{manifest}' | sha256sum | cut -c1-64")
+            ]
+        )
+        .trim()
+    );
+    ecr(&[
+        "put-image",
+        "--repository-name",
+        &name,
+        "--image-tag",
+        "staging",
+        "--image-manifest",
+        manifest,
+        "--image-digest",
+        &digest,
+    ]);
+    let promote = || {
+        support::xtask(
+            f.path(),
+            &["promote", "api", "--from", "staging", "--to", "prod"],
+            &[],
+        )
+    };
+    let out = promote();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not signed"), "{}", stderr(&out));
+    // The signature (ECR holds cosign's tag like any other) and ECR's scan.
+    let sig = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#;
+    ecr(&[
+        "put-image",
+        "--repository-name",
+        &name,
+        "--image-tag",
+        &format!("{}.sig", digest.replace(':', "-")),
+        "--image-manifest",
+        sig,
+    ]);
+    let out = promote();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("ECR has no scan of"),
+        "{}",
+        stderr(&out)
+    );
+    ecr(&[
+        "start-image-scan",
+        "--repository-name",
+        &name,
+        "--image-id",
+        &format!("imageDigest={digest}"),
+    ]);
+    // moto's default finding is one HIGH: below the CRITICAL gate.
+    let out = promote();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("{host}/{name}:prod -> {digest} (promoted, from {host}/{name}:staging)")
+    );
+    let described = ecr(&[
+        "describe-images",
+        "--repository-name",
+        &name,
+        "--image-ids",
+        "imageTag=prod",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&described).unwrap();
+    assert_eq!(v["imageDetails"][0]["imageDigest"], digest.as_str());
+    let out = promote();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(already there,"), "{}", stdout(&out));
+}

@@ -58,6 +58,7 @@ fn seed_named_make_targets_wrap_the_xtask_and_never_touch_the_stack() {
         ("container-push-web", "cargo xtask push -- 'web'"),
         ("container-scan", "cargo xtask scan --all"),
         ("check", "cargo xtask check"),
+        ("status", "cargo xtask status"),
     ] {
         let (ok, text) = make(&["-n", target, "BUILD_PLATFORMS=linux/amd64,linux/arm64"]);
         assert!(ok, "{target}");

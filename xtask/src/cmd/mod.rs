@@ -8,5 +8,6 @@ pub mod completions;
 pub mod doctor;
 pub mod list;
 pub mod plan;
+pub mod promote;
 pub mod status;
 pub mod version;

@@ -225,9 +225,21 @@ fn read(
     };
     row.signed = exists(cosign::signature_tag(&digest));
     row.attested = exists(cosign::attestation_tag(&digest));
+    let version = ws
+        .services
+        .iter()
+        .find(|s| s.name == service)
+        .and_then(|s| s.version.as_ref().map(|v| v.to_string()))
+        .or_else(|| {
+            crate::version::read(&ws.root.join("VERSION"))
+                .ok()
+                .map(|v| v.to_string())
+        })
+        .unwrap_or_default();
     for env in &ws.settings.environments {
+        let env_tag = ws.settings.environment_tag(env, service, &version);
         let same = runner
-            .probe(&skopeo::inspect("skopeo", &format!("{repo}:{env}")))
+            .probe(&skopeo::inspect("skopeo", &format!("{repo}:{env_tag}")))
             .ok()
             .filter(|o| o.success())
             .and_then(|o| skopeo::parse_inspect(&o.stdout).ok())

@@ -62,6 +62,7 @@ fn workspace() -> Workspace {
             logins: Vec::new(),
             sign: None,
             base_image_mirror: None,
+            environment_tag: "{env}".into(),
             check: Default::default(),
             notify: None,
             scan: crate::services::ScanPolicy {

@@ -77,6 +77,96 @@ pub fn ecr_scan_findings(
     .args(["--output", "json"])
 }
 
+/// `aws ecr describe-images` of one tag (its digest), or `ImageNotFoundException`.
+pub fn ecr_describe_tag(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+    tag: &str,
+) -> CommandSpec {
+    with_registry_id(ecr(aws, "describe-images", region, endpoint), registry_id)
+        .args(["--repository-name", name])
+        .args(["--image-ids", &format!("imageTag={tag}")])
+        .args(["--output", "json"])
+}
+
+/// `aws ecr batch-get-image` of one digest: its manifest, as pushed.
+pub fn ecr_get_manifest(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+    digest: &str,
+) -> CommandSpec {
+    with_registry_id(ecr(aws, "batch-get-image", region, endpoint), registry_id)
+        .args(["--repository-name", name])
+        .args(["--image-ids", &format!("imageDigest={digest}")])
+        .args([
+            "--accepted-media-types",
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        ])
+        .args(["--output", "json"])
+}
+
+/// `aws ecr put-image`: `tag` on the manifest of `digest` (checked by ECR against it) — a
+/// new tag for the same image, without pulling or pushing a layer.
+#[allow(clippy::too_many_arguments)]
+pub fn ecr_put_tag(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+    tag: &str,
+    manifest: &str,
+    media_type: Option<&str>,
+    digest: &str,
+) -> CommandSpec {
+    let mut cmd = with_registry_id(ecr(aws, "put-image", region, endpoint), registry_id)
+        .args(["--repository-name", name])
+        .args(["--image-tag", tag])
+        .args(["--image-manifest", manifest])
+        .args(["--image-digest", digest]);
+    if let Some(mt) = media_type {
+        cmd = cmd.args(["--image-manifest-media-type", mt]);
+    }
+    cmd.args(["--output", "json"])
+}
+
+/// The digest of the first image `describe-images` lists.
+pub fn parse_image_digest(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v["imageDetails"][0]["imageDigest"]
+        .as_str()
+        .map(String::from)
+}
+
+/// The manifest and its media type from `batch-get-image`.
+pub fn parse_manifest(json: &str) -> Option<(String, Option<String>)> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let image = &v["images"][0];
+    Some((
+        image["imageManifest"].as_str()?.to_string(),
+        image["imageManifestMediaType"].as_str().map(String::from),
+    ))
+}
+
+/// ECR says the image (or tag) is not there.
+pub fn is_image_not_found(stderr: &str) -> bool {
+    stderr.contains("ImageNotFoundException") || stderr.contains("RepositoryNotFoundException")
+}
+
+/// ECR's answer to a tag it already has on that very digest (success for us).
+pub fn is_already_there(stderr: &str) -> bool {
+    stderr.contains("ImageAlreadyExistsException")
+}
+
 /// ECR's scan of an image: its status and findings per severity.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct EcrScan {

@@ -47,6 +47,20 @@ pub fn scan_image(trivy: &str, image: &str, report: &Path, o: &ScanOptions) -> C
     cmd.arg(image)
 }
 
+/// `trivy image --image-src remote` of an image in a registry, by digest (loopback
+/// registries are plain http: `--insecure`), as JSON into `report`.
+pub fn scan_remote(trivy: &str, image: &str, report: &Path, o: &ScanOptions) -> CommandSpec {
+    let mut cmd = scan_image(trivy, image, report, o);
+    if let Some(i) = cmd.args.iter().position(|a| a == "docker") {
+        cmd.args[i] = "remote".into();
+    }
+    if super::skopeo::is_loopback(image) {
+        let at = cmd.args.len() - 1;
+        cmd.args.insert(at, "--insecure".into());
+    }
+    cmd
+}
+
 /// `trivy fs .` of the repository (run from its root): lockfiles' packages, secrets and
 /// misconfigurations (Dockerfiles, workflows), every package listed (their lines), as JSON.
 /// `target/` (build output) is skipped; `.trivyignore` in the root is honoured.
