@@ -46,6 +46,8 @@ pub struct Outcome {
     pub sbom: Option<std::path::PathBuf>,
     /// `repo@digest` whose SBOM attestation this run attached (or found) and verified.
     pub attested: Vec<String>,
+    /// This service's content digest (the `dev.slipway.input-digest` label it is built with).
+    pub input_digest: Option<String>,
     /// What the run decided for this service on the way (base images it read).
     pub notes: Vec<String>,
     /// Already published with the same inputs: nothing was built, missing tags were added.
@@ -122,56 +124,152 @@ pub fn execute(plan: &Plan, runner: &Runner, ui: &Ui, opts: &Options) -> Vec<Out
     results.into_inner().expect("results lock")
 }
 
-/// The base images service `i` reads that this run built, with what their build produced.
-fn bases_built(
-    selected: &[&ServicePlan],
-    i: usize,
-    results: &Mutex<Vec<Outcome>>,
-) -> Vec<(String, Outcome)> {
+/// `step` reading the image by the id this run's build produced instead of its tag (a tag in
+/// the local store can be moved by another run on the same daemon).
+fn with_image_id(step: &Step, images: &[String], id: &str) -> Step {
+    let swap = |c: &crate::tools::CommandSpec| {
+        let mut c = c.clone();
+        for a in c.args.iter_mut().filter(|a| images.contains(a)) {
+            *a = id.to_string();
+        }
+        c
+    };
+    match step {
+        Step::Verify {
+            command,
+            platform,
+            non_root,
+            max_size,
+        } => Step::Verify {
+            command: swap(command),
+            platform: platform.clone(),
+            non_root: *non_root,
+            max_size: *max_size,
+        },
+        Step::Scan {
+            command,
+            report,
+            sarif,
+            sbom,
+            sbom_file,
+            fail_on,
+        } => Step::Scan {
+            command: swap(command),
+            report: report.clone(),
+            sarif: sarif.clone(),
+            sbom: sbom.clone(),
+            sbom_file: sbom_file.clone(),
+            fail_on: fail_on.clone(),
+        },
+        Step::Health {
+            run,
+            status,
+            logs,
+            remove,
+            timeout_secs,
+        } => Step::Health {
+            run: swap(run),
+            status: status.clone(),
+            logs: logs.clone(),
+            remove: remove.clone(),
+            timeout_secs: *timeout_secs,
+        },
+        other => other.clone(),
+    }
+}
+
+/// What a base image reference is pinned to.
+#[derive(Debug, Clone)]
+struct Pin {
+    reference: String,
+    service: String,
+    /// `repo@digest` in a registry, when there is one.
+    at: Option<String>,
+    /// The image in the local Docker, when this run built it.
+    image_id: Option<String>,
+    how: &'static str,
+}
+
+/// The base images service `i` reads, pinned: to what this run built or found published for
+/// this commit (a selected base), or to what the plan found published (a base not selected).
+fn bases_built(selected: &[&ServicePlan], i: usize, results: &Mutex<Vec<Outcome>>) -> Vec<Pin> {
     let results = results.lock().expect("results lock");
     selected[i]
         .base_images
         .iter()
         .filter_map(|b| {
-            let j = selected.iter().position(|s| s.name == b.service)?;
+            let repo = repo_of(&b.reference);
+            let Some(j) = selected.iter().position(|s| s.name == b.service) else {
+                return b.published.as_ref().map(|at| Pin {
+                    reference: b.reference.clone(),
+                    service: b.service.clone(),
+                    at: Some(at.clone()),
+                    image_id: None,
+                    how: "published for this commit",
+                });
+            };
             let o = &results[j];
-            (o.ok() && o.image_id.is_some()).then(|| (b.reference.clone(), o.clone()))
+            if !o.ok() {
+                return None;
+            }
+            let at = o.digests.iter().find_map(|(r, d)| {
+                (r.rsplit_once(':').map(|(x, _)| x) == Some(repo)).then(|| format!("{repo}@{d}"))
+            });
+            (at.is_some() || o.image_id.is_some()).then(|| Pin {
+                reference: b.reference.clone(),
+                service: b.service.clone(),
+                at,
+                image_id: o.image_id.clone(),
+                how: if o.reused {
+                    "already published for this commit"
+                } else {
+                    "built in this run"
+                },
+            })
         })
         .collect()
 }
 
-/// Makes the build read each base image this run built (by digest where it was pushed, else
-/// the image id), never what the reference held before. buildx gets a named context; the
-/// other builders read the local image store, where the reference is tagged.
+/// `registry/repo` of `registry/repo:tag`.
+fn repo_of(reference: &str) -> &str {
+    match reference.rfind(':') {
+        Some(i) if !reference[i..].contains('/') => &reference[..i],
+        _ => reference,
+    }
+}
+
+/// Makes the build read each base image as pinned, never what the reference held before.
+/// buildx gets a named context by digest; the other builders read the local image store,
+/// where the reference is tagged (after pulling the pinned digest when this run did not
+/// build it).
 fn pin_bases(
     build: &crate::tools::CommandSpec,
-    bases: &[(String, Outcome)],
+    bases: &[Pin],
     runner: &Runner,
     out: &mut Outcome,
 ) -> Result<crate::tools::CommandSpec> {
     let mut build = build.clone();
-    for (reference, base) in bases {
-        let repo = match reference.rfind(':') {
-            Some(i) if !reference[i..].contains('/') => &reference[..i],
-            _ => reference.as_str(),
-        };
-        let digest = base.digests.iter().find_map(|(r, d)| {
-            (r.rsplit_once(':').map(|(x, _)| x) == Some(repo)).then(|| d.clone())
-        });
-        let id = base.image_id.clone().unwrap_or_default();
-        let what = match (&digest, docker::is_buildx(&build)) {
-            (Some(d), true) => {
-                build = docker::with_named_image(&build, reference, &format!("{repo}@{d}"));
-                format!("{repo}@{d}")
+    let docker = build.program.clone();
+    for p in bases {
+        let what = match (&p.at, &p.image_id, docker::is_buildx(&build)) {
+            (Some(at), _, true) => {
+                build = docker::with_named_image(&build, &p.reference, at);
+                at.clone()
             }
-            _ => {
-                runner.run(&docker::tag(&build.program, &id, reference))?;
-                id
+            (_, Some(id), _) => {
+                runner.run(&docker::tag(&docker, id, &p.reference))?;
+                id.clone()
             }
+            (Some(at), None, false) => {
+                runner.run_retrying(&docker::pull(&docker, at), 3)?;
+                runner.run(&docker::tag(&docker, at, &p.reference))?;
+                at.clone()
+            }
+            (None, None, _) => continue,
         };
         out.notes.push(format!(
-            "reads {reference} as {what}, built by {} in this run",
-            base.name
+            "reads {} as {what}, {} by {}",
+            p.reference, p.how, p.service
         ));
     }
     Ok(build)
@@ -266,12 +364,7 @@ impl Schedule {
     }
 }
 
-fn run_service(
-    svc: &ServicePlan,
-    runner: &Runner,
-    ui: &Ui,
-    bases: &[(String, Outcome)],
-) -> Outcome {
+fn run_service(svc: &ServicePlan, runner: &Runner, ui: &Ui, bases: &[Pin]) -> Outcome {
     let start = Instant::now();
     let tools_before = crate::exec::tool_time();
     let task = ui.task(&svc.name);
@@ -279,6 +372,7 @@ fn run_service(
         name: svc.name.clone(),
         images: svc.images.clone(),
         attempted: true,
+        input_digest: svc.labels.get(crate::plan::INPUT_LABEL).cloned(),
         reused: !svc.steps.iter().any(|s| matches!(s, Step::Build { .. }))
             && svc.steps.iter().any(|s| matches!(s, Step::Tag { .. })),
         ..Outcome::default()
@@ -309,6 +403,14 @@ fn run_service(
             break;
         }
         task.step(&step.label());
+        let by_id;
+        let step = match (&out.image_id, step) {
+            (Some(id), Step::Verify { .. } | Step::Scan { .. } | Step::Health { .. }) => {
+                by_id = with_image_id(step, &svc.images, id);
+                &by_id
+            }
+            _ => step,
+        };
         let pinned;
         let step = match step {
             Step::Build {
@@ -606,7 +708,33 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
                 sign_repository(runner, out, repo, signer, cosign, skopeo, *recursive)?;
             }
         }
+        Step::CopyTag {
+            from,
+            reference,
+            skopeo,
+        } => {
+            let repo = from.rsplit_once(':').map_or(from.as_str(), |(r, _)| r);
+            let digest = if runner.dry_run {
+                "<digest>".to_string()
+            } else {
+                out.digests.get(from).cloned().with_context(|| {
+                    format!("{from} was not pushed, so {reference} has nothing to point at")
+                })?
+            };
+            runner.run_retrying(
+                &crate::tools::skopeo::copy(skopeo, &format!("{repo}@{digest}"), reference),
+                3,
+            )?;
+            if !runner.dry_run {
+                out.digests.insert(reference.clone(), digest);
+            }
+        }
         Step::Push { command, reference } => {
+            // The local tag is shared with every run on this Docker daemon: point it at this
+            // run's image right before the push, and check what the registry received after.
+            if let (Some(id), false) = (&out.image_id, runner.dry_run) {
+                runner.run(&docker::tag(&command.program, id, reference))?;
+            }
             let res = match runner.run_retrying(command, 3) {
                 Ok(res) => res,
                 Err(e) if crate::tools::docker::is_immutable_refusal(&format!("{e:#}")) => {
@@ -634,6 +762,28 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
                     res.stdout
                 )
             })?;
+            // What the registry received must carry this run's content digest (whatever the
+            // image store: the label travels with the image).
+            if let Some(ours) = &out.input_digest {
+                let repo = reference
+                    .rsplit_once(':')
+                    .map_or(reference.as_str(), |(r, _)| r);
+                let theirs = runner
+                    .probe(&crate::tools::skopeo::inspect(
+                        "skopeo",
+                        &format!("{repo}@{digest}"),
+                    ))
+                    .ok()
+                    .filter(|o| o.success())
+                    .and_then(|o| crate::tools::skopeo::parse_inspect(&o.stdout).ok())
+                    .and_then(|i| i.labels)
+                    .and_then(|l| l.get(crate::plan::INPUT_LABEL).cloned());
+                if let Some(theirs) = theirs.filter(|t| t != ours) {
+                    bail!(
+                        "the registry received another image than this run built: {reference} is now {digest}, whose content digest is {theirs}, not this run's {ours}. Another run on this Docker daemon retagged it between build and push; re-run this one"
+                    );
+                }
+            }
             out.digests.insert(reference.clone(), digest);
         }
     }

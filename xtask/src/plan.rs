@@ -142,6 +142,10 @@ pub struct ServicePlan {
 pub struct BaseImage {
     pub reference: String,
     pub service: String,
+    /// When that service is not built in this run: `repo@digest` published for this commit
+    /// with its current inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
 }
 
 // A plan holds a handful of steps per service: boxing the health check's four commands
@@ -201,6 +205,13 @@ pub enum Step {
         sbom_file: PathBuf,
         fail_on: Vec<String>,
     },
+    /// Add `reference` to the image `from` was pushed as, registry-side, by the digest that
+    /// push returned (`skopeo copy repo@digest`).
+    CopyTag {
+        from: String,
+        reference: String,
+        skopeo: String,
+    },
     /// Sign what was pushed, by digest, in each repository, then verify it; the digests come
     /// from the pushes. A digest whose signature tag is already there is not signed again.
     Sign {
@@ -251,6 +262,7 @@ impl Step {
             Step::Sign { .. } => "sign".into(),
             Step::Push { reference, .. } => format!("push {reference}"),
             Step::Tag { reference, .. } => format!("tag {reference}"),
+            Step::CopyTag { reference, .. } => format!("tag {reference}"),
         }
     }
 }
@@ -555,11 +567,26 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         });
     }
     if inp.push && output == Output::Load {
-        for r in &images {
+        // Per repository one push from the local Docker (the commit tag: unique to this
+        // commit), the other tags copied registry-side from the digest it returned: a moving
+        // tag in the shared local store never reaches a registry.
+        for repo in &repos {
+            let mine: Vec<&String> = images
+                .iter()
+                .filter(|r| r.rsplit_once(':').map(|(x, _)| x) == Some(repo.as_str()))
+                .collect();
+            let Some(first) = mine.first() else { continue };
             steps.push(Step::Push {
-                command: docker::push(&inp.docker, r),
-                reference: r.clone(),
+                command: docker::push(&inp.docker, first),
+                reference: (*first).clone(),
             });
+            for r in &mine[1..] {
+                steps.push(Step::CopyTag {
+                    from: (*first).clone(),
+                    reference: (*r).clone(),
+                    skopeo: inp.skopeo.clone(),
+                });
+            }
         }
     }
     if inp.push && !svc.registries.is_empty() {
@@ -592,9 +619,31 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         // A reference pinned by digest already names one image; one with a variable left
         // unresolved cannot be named (it is still built after its base).
         if !reference.contains('@') && !reference.contains('$') {
+            let published = if inp.selected(d) {
+                None
+            } else {
+                let found = base_published(inp, d, reference)?;
+                if found.is_none() {
+                    let why = format!(
+                        "builds FROM {reference} (service `{d}`), which is not published for this commit with its current inputs"
+                    );
+                    if inp.push {
+                        bail!(
+                            "service `{}` {why}: its image would claim a base it was not built on; push both (cargo xtask push {d} {})",
+                            svc.name,
+                            svc.name
+                        );
+                    }
+                    notes.push(format!(
+                        "{why}: it reads whatever {reference} holds now (build {d} too)"
+                    ));
+                }
+                found
+            };
             base_images.push(BaseImage {
                 reference: reference.clone(),
                 service: d.clone(),
+                published,
             });
         }
     }
@@ -614,16 +663,48 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
     })
 }
 
+/// `repo@digest` of base service `d` published under this commit's tag with its current
+/// inputs, in the repository `reference` names (else any of its registries).
+fn base_published(inp: &Inputs, d: &str, reference: &str) -> Result<Option<String>> {
+    let Some(base) = inp.workspace.services.iter().find(|s| s.name == d) else {
+        return Ok(None);
+    };
+    let Some(ours) = inp.input_digests.get(d) else {
+        return Ok(None);
+    };
+    let sha7 = tags::short_sha(&inp.context.revision);
+    let tagged = service_tags(inp, base)?;
+    let Some(ct) = tagged.tags.iter().find(|t| t.contains(sha7)) else {
+        return Ok(None);
+    };
+    let wanted = reference.rsplit_once(':').map(|(r, _)| r);
+    let mut repos = repositories(base);
+    repos.sort_by_key(|r| Some(r.as_str()) != wanted);
+    Ok(repos.into_iter().find_map(|r| {
+        inp.published
+            .get(&format!("{r}:{ct}"))
+            .filter(|p| p.inputs.as_deref() == Some(ours.as_str()))
+            .map(|p| format!("{r}@{}", p.digest))
+    }))
+}
+
 /// The commit-tag reference of a service in each registry (`repo:<sha7>`), whose image tells
-/// whether this service is already published with the same inputs.
+/// whether this service is already published with the same inputs. Also of the services the
+/// selected ones build on (what they will read).
 pub fn commit_references(inp: &Inputs) -> Result<Vec<String>> {
     let mut out = Vec::new();
     if !inp.push {
         return Ok(out);
     }
     let sha7 = tags::short_sha(&inp.context.revision);
+    let bases: Vec<&String> = inp
+        .implicit_deps
+        .iter()
+        .filter(|(s, _)| inp.selected(s))
+        .flat_map(|(_, ds)| ds.iter().map(|(d, _)| d))
+        .collect();
     for svc in &inp.workspace.services {
-        if !inp.selected(&svc.name) || svc.registries.is_empty() {
+        if !(inp.selected(&svc.name) || bases.contains(&&svc.name)) || svc.registries.is_empty() {
             continue;
         }
         let tagged = service_tags(inp, svc)?;

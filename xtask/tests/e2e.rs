@@ -1226,6 +1226,55 @@ fn a_dependent_builds_from_the_image_its_base_made_in_this_run() {
         &["run", "--rm", "--network", "none", &app(sha.trim())],
     );
     assert_eq!(read, "two\n", "never a stale base");
+    // The base published first (then reused by the run that builds app): app reads that.
+    f.write("services/base/base.txt", "three\n");
+    f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "base"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stack.xtask(f.path(), &["push", "--all", "-j", "2"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("already published for this commit by base"),
+        "{err}"
+    );
+    let sha = run_ok(
+        "git",
+        &["-C", &f.path().display().to_string(), "rev-parse", "HEAD"],
+    );
+    let read = run_ok(
+        "docker",
+        &["run", "--rm", "--network", "none", &app(sha.trim())],
+    );
+    assert_eq!(read, "three\n", "the reused base, not the one before");
+    // app alone while its base is not published with its current inputs: refused, since
+    // app's content digest would claim a base it was not built on.
+    f.write("services/base/base.txt", "four\n");
+    f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "app"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("which is not published for this commit with its current inputs")
+            && stderr(&out).contains("cargo xtask push base app"),
+        "{}",
+        stderr(&out)
+    );
+    // Once base is published for this commit, app alone reads it.
+    let out = stack.xtask(f.path(), &["push", "base"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stack.xtask(f.path(), &["push", "app"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("published for this commit by base"), "{err}");
+    let sha = run_ok(
+        "git",
+        &["-C", &f.path().display().to_string(), "rev-parse", "HEAD"],
+    );
+    let read = run_ok(
+        "docker",
+        &["run", "--rm", "--network", "none", &app(sha.trim())],
+    );
+    assert_eq!(read, "four\n");
 }
 
 #[test]

@@ -206,6 +206,19 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner, verbose: bool) {
                     out!("  run    {}", runner.display(sbom));
                 }
                 Step::Tag { reference, .. } => out!("  keep   {reference} (already there)"),
+                Step::CopyTag {
+                    from,
+                    reference,
+                    skopeo,
+                } => {
+                    let repo = from.rsplit_once(':').map_or(from.as_str(), |(r, _)| r);
+                    let copy = crate::tools::skopeo::copy(
+                        skopeo,
+                        &format!("{repo}@<digest of {from}>"),
+                        reference,
+                    );
+                    out!("  run    {}", runner.display(&copy));
+                }
                 Step::Sign {
                     repositories,
                     signer: Some(signer),

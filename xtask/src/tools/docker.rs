@@ -197,6 +197,11 @@ pub fn is_immutable_refusal(text: &str) -> bool {
     .any(|p| t.contains(p))
 }
 
+/// `docker pull REPO@DIGEST`: one exact image (a base this run did not build).
+pub fn pull(docker: &str, at: &str) -> CommandSpec {
+    CommandSpec::new(docker).args(["pull", "--quiet", at])
+}
+
 /// `docker tag IMAGE REFERENCE`.
 pub fn tag(docker: &str, image: &str, reference: &str) -> CommandSpec {
     CommandSpec::new(docker).args(["tag", image, reference])
