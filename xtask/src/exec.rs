@@ -106,6 +106,55 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// What must not outlive the process (a health check's container, the run's logins): done
+/// by a second Ctrl-C/SIGTERM, which leaves at once, before it leaves.
+static CLEANUP: std::sync::Mutex<Vec<(u64, Cleanup)>> = std::sync::Mutex::new(Vec::new());
+static CLEANUP_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[derive(Debug, Clone)]
+pub enum Cleanup {
+    Command(CommandSpec),
+    Dir(PathBuf),
+}
+
+/// Registers a clean-up; returns its id for `cleaned`.
+pub fn on_abort(c: Cleanup) -> u64 {
+    let id = CLEANUP_ID.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if let Ok(mut l) = CLEANUP.lock() {
+        l.push((id, c));
+    }
+    id
+}
+
+/// The clean-up `id` was done the normal way.
+pub fn cleaned(id: u64) {
+    if let Ok(mut l) = CLEANUP.lock() {
+        l.retain(|(i, _)| *i != id);
+    }
+}
+
+/// Runs every registered clean-up (best effort), for a process about to leave at once.
+pub fn abort_cleanup() {
+    let todo: Vec<Cleanup> = match CLEANUP.try_lock() {
+        Ok(mut l) => l.drain(..).map(|(_, c)| c).collect(),
+        Err(_) => return,
+    };
+    for c in todo {
+        match c {
+            Cleanup::Command(cmd) => {
+                let _ = std::process::Command::new(&cmd.program)
+                    .args(&cmd.args)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+            Cleanup::Dir(d) => {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+}
+
 /// The error of a command not started because the run was interrupted.
 pub const INTERRUPTED_MSG: &str = "interrupted (Ctrl-C): not started";
 

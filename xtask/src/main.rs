@@ -121,8 +121,10 @@ fn main() -> ExitCode {
     ) {
         // Ctrl-C: start nothing more, clean up, report which services are complete; a second
         // one leaves at once.
+        // Also SIGTERM (a CI cancel, `timeout`) and SIGHUP.
         let _ = ctrlc::set_handler(|| {
             if exec::interrupted() {
+                exec::abort_cleanup();
                 std::process::exit(130);
             }
             exec::interrupt();

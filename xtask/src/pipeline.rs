@@ -559,6 +559,30 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             }
             let info = docker::parse_inspect(&res.stdout)?;
             check_image(&info, platform, *non_root)?;
+            if let (true, Some(user)) = (*non_root, info.user_name()) {
+                // A user by name is root if its uid is 0: read the image's /etc/passwd.
+                let image = command.args.last().cloned().unwrap_or_default();
+                let name = format!(
+                    "slipway-passwd-{}-{}",
+                    std::process::id(),
+                    out.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                );
+                let uid = runner
+                    .run(&docker::create(&command.program, &name, &image))
+                    .and_then(|_| {
+                        runner.probe(&docker::copy_out(&command.program, &name, "/etc/passwd"))
+                    });
+                let _ = runner.probe(&docker::remove(&command.program, &name));
+                match uid.ok().filter(|o| o.success()).and_then(|o| docker::passwd_uid(&o.stdout, user)) {
+                    Some(0) => bail!(
+                        "the image runs as root: USER `{user}` has uid 0 in its /etc/passwd; use a user with another uid, or set `non_root = false` in service.toml"
+                    ),
+                    Some(_) => {}
+                    None => bail!(
+                        "cannot tell whether USER `{user}` is root: it is not in the image's /etc/passwd; use a numeric USER (e.g. `USER 10001:10001`), or set `non_root = false` in service.toml"
+                    ),
+                }
+            }
             out.size = Some(info.size);
             out.has_healthcheck = info.has_healthcheck();
             out.health_budget = info.health_budget_secs();
@@ -601,8 +625,11 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             let (run, status, logs, remove) =
                 (named(run), named(status), named(logs), named(remove));
             let _ = runner.probe(&remove); // left by an interrupted run of this process id
+                                           // Removed also when the process must leave at once (a second Ctrl-C, SIGTERM).
+            let abort = crate::exec::on_abort(crate::exec::Cleanup::Command(remove.clone()));
             if let Err(e) = runner.run(&run) {
                 let _ = runner.probe(&remove); // `run` can fail after creating it
+                crate::exec::cleaned(abort);
                 return Err(e);
             }
             // The image's own settings may need longer than the plan's floor.
@@ -617,6 +644,7 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
                 .map(|o| o.stdout)
                 .unwrap_or_default();
             let _ = runner.probe(&remove);
+            crate::exec::cleaned(abort);
             if let Err(why) = verdict {
                 if seen.trim().is_empty() {
                     seen = "(none)".into();
@@ -861,9 +889,6 @@ fn attest_sbom(
     skopeo: &str,
 ) -> Result<()> {
     use crate::tools::cosign as cs;
-    let Some(sbom) = out.sbom.clone() else {
-        return Ok(());
-    };
     let verify = cs::verify_sbom(cosign, signer, at);
     if !runner.dry_run {
         let digest = at.rsplit_once('@').map_or("", |(_, d)| d);
@@ -874,6 +899,28 @@ fn attest_sbom(
             return Ok(());
         }
     }
+    let sbom = match out.sbom.clone() {
+        Some(s) => s,
+        // Not scanned in this run (reused, or `sign`): the SBOM of the digest in the registry.
+        None if runner.dry_run => return Ok(()),
+        None => {
+            if which::which("trivy").is_err() {
+                eprintln!("{at}: no SBOM attestation (trivy is not installed to write one)");
+                return Ok(());
+            }
+            let hex = at.rsplit_once(':').map_or("", |(_, h)| h);
+            let file = std::path::Path::new(crate::plan::WORK_DIR)
+                .join("out")
+                .join(&out.name)
+                .join(format!("sbom-{}.cdx.json", &hex[..hex.len().min(12)]));
+            if let Some(dir) = runner.root.join(&file).parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            runner.run(&crate::tools::trivy::sbom_remote("trivy", at, &file))?;
+            out.sbom = Some(file.clone());
+            file
+        }
+    };
     runner.run_retrying(
         &cs::attest_sbom(cosign, signer, at, &sbom.display().to_string()),
         3,

@@ -82,6 +82,8 @@ pub struct Inputs<'a> {
     pub trivy: Option<String>,
     /// What stable version tags (`registry/repo:1.2.3`) hold now, when pushing.
     pub versions: BTreeMap<String, LatestState>,
+    /// What branch tags (`registry/repo:main`) hold now, when pushing.
+    pub branches: BTreeMap<String, LatestState>,
     pub builder: Builder,
     pub docker: String,
     pub cargo: String,
@@ -365,6 +367,20 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
     for repo in &repos {
         for t in &tagged.tags {
             let reference = format!("{repo}:{t}");
+            if tagged.branch_tags.contains(t) {
+                if let Some(LatestState::Present {
+                    revision: Some(r),
+                    ours_descends: Some(false),
+                    ..
+                }) = inp.branches.get(&reference)
+                {
+                    notes.push(format!(
+                        "{reference}: holds {}, which this commit does not descend from (a newer build of the branch, or a re-run of an older one): a branch tag only moves forward",
+                        tags::short_sha(r)
+                    ));
+                    continue;
+                }
+            }
             if tagged.version_tags.contains(t) {
                 match inp.versions.get(&reference) {
                     Some(LatestState::Present {
@@ -553,9 +569,17 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
         });
     }
     if inp.push && output == Output::Load && svc.health_check {
+        // Container names allow [a-zA-Z0-9_.-]; a service directory may hold anything.
         let name = format!(
             "slipway-health-{}-{}",
-            svc.name,
+            svc.name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '-'
+                })
+                .collect::<String>(),
             tags::short_sha(&inp.context.revision)
         );
         steps.push(Step::Health {
@@ -777,6 +801,8 @@ pub struct ServiceTags {
     /// Tags that name a stable version (`1.2.3`, `v1.2.3`): each registry's current image
     /// under them must be ours, or they do not move.
     pub version_tags: Vec<String>,
+    /// Branch tags (`{branch}`, without a commit or a time in them): they move only forward.
+    pub branch_tags: Vec<String>,
     pub notes: Vec<String>,
 }
 
@@ -833,6 +859,7 @@ pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
             .get(&svc.name)
             .is_some_and(|h| h.iter().any(same));
     let mut version_tags = Vec::new();
+    let mut branch_tags = Vec::new();
     for template in &wanted.templates {
         // A released version is immutable: only a build of the commit its tag points at
         // writes it.
@@ -919,6 +946,13 @@ pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
         if policy::is_version_template(template) && !prerelease && !version_tags.contains(&tag) {
             version_tags.push(tag.clone());
         }
+        if template.contains("{branch}")
+            && !template.contains("{sha")
+            && !template.contains("{timestamp}")
+            && !branch_tags.contains(&tag)
+        {
+            branch_tags.push(tag.clone());
+        }
         if !tags.contains(&tag) {
             tags.push(tag);
         }
@@ -932,8 +966,27 @@ pub fn service_tags(inp: &Inputs, svc: &Service) -> Result<ServiceTags> {
         tags,
         latest: wanted.latest,
         version_tags,
+        branch_tags,
         notes,
     })
+}
+
+/// The branch tags a push would move, so what they hold now can be read first.
+pub fn branch_candidates(inp: &Inputs) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if !inp.push {
+        return Ok(out);
+    }
+    for svc in &inp.workspace.services {
+        if !inp.selected(&svc.name) || svc.registries.is_empty() {
+            continue;
+        }
+        let tagged = service_tags(inp, svc)?;
+        for repo in repositories(svc) {
+            out.extend(tagged.branch_tags.iter().map(|t| format!("{repo}:{t}")));
+        }
+    }
+    Ok(out)
 }
 
 /// The stable version tags a push would write, so what they hold now can be read first.

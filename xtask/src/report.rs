@@ -74,7 +74,11 @@ fn result(o: &Outcome, kind: Kind) -> String {
         return "not run".into();
     }
     if let Some(e) = &o.error {
-        return if e.starts_with("interrupted") || e.contains(crate::exec::INTERRUPTED_MSG) {
+        // A tool stopped by the same Ctrl-C fails too: that is the interruption.
+        return if crate::exec::interrupted()
+            || e.starts_with("interrupted")
+            || e.contains(crate::exec::INTERRUPTED_MSG)
+        {
             "interrupted".into()
         } else {
             "FAILED".into()

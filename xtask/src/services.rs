@@ -779,6 +779,17 @@ fn load_service(
     }
     let context = match &cfg.context {
         Some(c) => {
+            if Path::new(c.get_ref()).is_absolute() {
+                return Err(at(
+                    c,
+                    anyhow::anyhow!(
+                        "context `{}` is absolute: give it relative to {} (e.g. \"../..\" for the workspace root)",
+                        c.get_ref(),
+                        rel_dir.display()
+                    ),
+                ));
+            }
+            // The workspace root itself normalizes to "" (paths inside are joined to it).
             let ctx = normalize(&rel_dir.join(c.get_ref()));
             if ctx.starts_with("..") || !files.is_dir(&ctx) {
                 return Err(at(

@@ -170,6 +170,7 @@ pub fn plan(
         tags_unknown: repo.tags_unknown(),
         latest: BTreeMap::new(),
         versions: BTreeMap::new(),
+        branches: BTreeMap::new(),
         implicit_deps: implicit_deps(&ws),
         input_digests: if any_selected {
             match changes::head_digests(repo.raw(), &ws.root, &ws) {
@@ -197,12 +198,14 @@ pub fn plan(
     let latest = plan::latest_candidates(&inputs)?;
     let commits = plan::commit_references(&inputs)?;
     let versions = plan::version_candidates(&inputs)?;
+    let branches = plan::branch_candidates(&inputs)?;
     let read = inspect_all(
         runner,
         latest
             .iter()
             .chain(&commits)
             .chain(&versions)
+            .chain(&branches)
             .cloned()
             .collect(),
     );
@@ -214,6 +217,10 @@ pub fn plan(
         if let Some(found) = published(read.get(&reference).cloned()) {
             inputs.published.insert(reference, found);
         }
+    }
+    for reference in branches {
+        let state = tag_state(read.get(&reference).cloned(), &repo, &build_context);
+        inputs.branches.insert(reference, state);
     }
     for reference in versions {
         let state = tag_state(read.get(&reference).cloned(), &repo, &build_context);
@@ -532,9 +539,11 @@ fn login(
         };
         let password = match read(&l.password_env, "password") {
             Err(e) if runner.dry_run => {
-                ctx.ui
-                    .warn(format!("{e:#} (a run without --dry-run would stop here)"));
-                format!("<the token from {}>", l.password_env)
+                ctx.ui.warn(format!(
+                    "{e:#} (a run without --dry-run would stop here; {} is read without a login)",
+                    l.registry
+                ));
+                continue;
             }
             r => r?,
         };
@@ -546,7 +555,16 @@ fn login(
         credentials.push((l.registry.clone(), user, password));
     }
     let config = login_dir(&ws.root);
-    if !runner.dry_run {
+    // Logging in changes no registry: `--dry-run` logs in for real too (into the run's own
+    // config), so it reads the registries as the real run will and shows the same plan.
+    let real;
+    let login_runner = if runner.dry_run {
+        real = Runner::new(runner.root.clone(), false, runner.verbose);
+        &real
+    } else {
+        runner
+    };
+    {
         remove_stale_login_dirs(&ws.root);
         std::fs::create_dir_all(&config)
             .with_context(|| format!("cannot create {}", config.display()))?;
@@ -611,7 +629,7 @@ fn login(
     }
     let (aws_cli, endpoint) = aws_setup();
     for (host, region) in &hosts {
-        runner
+        let logged = login_runner
             .login(&crate::exec::Login {
                 host: host.clone(),
                 password_from: Some(aws::ecr_login_password(
@@ -623,7 +641,15 @@ fn login(
                 login: docker::login("docker", host, "AWS")
                     .env("DOCKER_CONFIG", config.display().to_string()),
             })
-            .with_context(|| format!("the ECR login to {host} failed: check the AWS credentials (aws sts get-caller-identity) and region; nothing was built or pushed"))?;
+            .with_context(|| format!("the ECR login to {host} failed: check the AWS credentials (aws sts get-caller-identity) and region; nothing was built or pushed"));
+        match logged {
+            Err(e) if runner.dry_run => {
+                ctx.ui
+                    .warn(format!("{e:#} (a run without --dry-run would stop here)"));
+                continue;
+            }
+            r => r?,
+        }
         ctx.ui.info(format!("logged in to {host} (ECR token)"));
         // `sign` changes nothing but signatures: no repository is created for it.
         for (_, name) in repositories.iter().filter(|(h, _)| h == host && !sign_only) {
@@ -639,7 +665,7 @@ fn login(
         }
     }
     for (host, user, password) in credentials {
-        runner
+        let logged = login_runner
             .login(&crate::exec::Login {
                 host: host.clone(),
                 password_from: None,
@@ -647,7 +673,15 @@ fn login(
                 login: docker::login("docker", &host, &user)
                     .env("DOCKER_CONFIG", config.display().to_string()),
             })
-            .with_context(|| format!("docker login to {host} as {user} failed: check the token and its scope (pushing needs write access); nothing was built or pushed"))?;
+            .with_context(|| format!("docker login to {host} as {user} failed: check the token and its scope (pushing needs write access); nothing was built or pushed"));
+        match logged {
+            Err(e) if runner.dry_run => {
+                ctx.ui
+                    .warn(format!("{e:#} (a run without --dry-run would stop here)"));
+                continue;
+            }
+            r => r?,
+        }
         ctx.ui
             .info(format!("logged in to {host} as {user} (token)"));
     }
@@ -707,11 +741,20 @@ fn remove_stale_login_dirs(root: &std::path::Path) {
     }
 }
 
-/// Removes this run's login directory when dropped (every exit path of a command that logs in).
-pub struct LoginDir(pub std::path::PathBuf);
+/// Removes this run's login directory when dropped (every exit path of a command that logs in,
+/// and a second Ctrl-C or SIGTERM that leaves at once).
+pub struct LoginDir(pub std::path::PathBuf, u64);
+
+impl LoginDir {
+    pub fn new(dir: std::path::PathBuf) -> LoginDir {
+        let id = crate::exec::on_abort(crate::exec::Cleanup::Dir(dir.clone()));
+        LoginDir(dir, id)
+    }
+}
 
 impl Drop for LoginDir {
     fn drop(&mut self) {
+        crate::exec::cleaned(self.1);
         if self.0.exists() {
             let _ = std::fs::remove_dir_all(&self.0);
         }

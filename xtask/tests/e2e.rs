@@ -961,13 +961,15 @@ fn pushed_images_are_signed_by_digest_and_the_signature_is_in_the_registry() {
         .map(str::to_string)
         .unwrap_or_else(|| panic!("{}", stdout(&out)));
     let sig2 = format!("{}.sig", digest2.replace(':', "-"));
+    let att2 = format!("{}.att", digest2.replace(':', "-"));
     let mut expected = tags_before.clone();
     expected.push(sig2);
+    expected.push(att2);
     expected.sort();
     assert_eq!(
         registry_tags(&repo),
         expected,
-        "only the signature was added"
+        "only the signature and the SBOM attestation (of the digest in the registry) were added"
     );
 
     // A signature by another key (rotated, or anyone who can push a tag) is not "signed":
@@ -1145,6 +1147,37 @@ fn ctrl_c_pushes_nothing_further_and_a_rerun_finishes_the_job() {
     assert_eq!(
         results,
         [("slow", "published"), ("static", "already published")]
+    );
+    // SIGTERM (a CI cancel, `timeout`), twice — the second leaves at once: the health check's
+    // container is still removed.
+    f.write(
+        "services/slow/Dockerfile",
+        "FROM busybox:1.35\nUSER 65534:65534\nHEALTHCHECK --interval=1s --timeout=1s --retries=60 CMD [\"test\", \"-f\", \"/tmp/ready\"]\nCMD [\"sh\", \"-c\", \"sleep 30; touch /tmp/ready; sleep 600\"]\n",
+    );
+    f.commit("main");
+    let mut cmd = stack.xtask_command(f.path(), &["push", "slow"]);
+    cmd.process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let start = std::time::Instant::now();
+    while health(false).trim().is_empty() {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "never reached the health check"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run_ok("kill", &["-TERM", &format!("{pid}")]);
+    run_ok("kill", &["-TERM", &format!("{pid}")]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(
+        health(true).trim(),
+        "",
+        "removed on the way out: {}",
+        stderr(&out)
     );
 }
 
@@ -1919,4 +1952,129 @@ fn promotion_on_ecr_puts_the_tag_on_the_same_digest_through_the_api() {
     let out = promote();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("(already there,"), "{}", stdout(&out));
+}
+
+#[test]
+fn root_is_refused_by_any_name() {
+    let Some(stack) = stack("root_is_refused_by_any_name") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("root");
+    let f = fixture(&stack.registry, &prefix);
+    f.write(
+        "services/zeros/Dockerfile",
+        "FROM busybox:1.35\nUSER 0000\n",
+    );
+    f.write(
+        "services/admin/Dockerfile",
+        "FROM busybox:1.35\nRUN echo 'admin:x:0:0:admin:/:/bin/sh' >> /etc/passwd && echo 'app:x:10001:10001::/:/bin/sh' >> /etc/passwd\nUSER admin\n",
+    );
+    f.write(
+        "services/named/Dockerfile",
+        "FROM busybox:1.35\nRUN echo 'app:x:10001:10001::/:/bin/sh' >> /etc/passwd\nUSER app\n",
+    );
+    f.commit("main");
+    let out = stack.xtask(
+        f.path(),
+        &["build", "zeros", "admin", "named", "--keep-going"],
+        &[],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("- zeros: verify: the image runs as root (USER is `0000`)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "- admin: verify: the image runs as root: USER `admin` has uid 0 in its /etc/passwd"
+        ),
+        "{err}"
+    );
+    assert!(
+        !err.contains("- named:"),
+        "a named user with another uid is fine: {err}"
+    );
+    let left = run_ok("docker", &["ps", "-aq", "--filter", "name=slipway-passwd-"]);
+    assert_eq!(left.trim(), "", "the lookup's container is removed");
+}
+
+#[test]
+fn a_branch_tag_only_moves_forward() {
+    let Some(stack) = stack("a_branch_tag_only_moves_forward") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("forward");
+    let f = fixture(&stack.registry, &prefix);
+    let a = f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "static"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    f.write("services/static/page.txt", "newer\n");
+    let b = f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "static"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let repo = format!("{}/{prefix}/static", stack.registry);
+    let revision = |tag: &str| {
+        skopeo_json(&["inspect", &format!("docker://{repo}:{tag}")])["Labels"]
+            ["org.opencontainers.image.revision"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(revision("main"), b);
+    // A re-run of the older commit (a late CI job): its own tag is fine, `main` stays.
+    run_ok(
+        "git",
+        &[
+            "-C",
+            &f.path().display().to_string(),
+            "checkout",
+            "-q",
+            "-B",
+            "main",
+            &a,
+        ],
+    );
+    let out = stack.xtask(f.path(), &["push", "static"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{repo}:main: holds {}, which this commit does not descend from",
+            &b[..7]
+        )),
+        "{err}"
+    );
+    assert_eq!(revision("main"), b, "never back to an older commit");
+}
+
+#[test]
+fn the_workspace_root_as_context_and_a_service_name_with_a_space() {
+    let Some(stack) = stack("the_workspace_root_as_context_and_a_service_name_with_a_space") else {
+        return;
+    };
+    let prefix = stack.unique_prefix("layout");
+    let f = fixture(&stack.registry, &prefix);
+    f.write(
+        "services/rooted/Dockerfile",
+        "FROM busybox:1.35\nCOPY services/rooted/page.txt /page.txt\nUSER 65534:65534\n",
+    );
+    f.write("services/rooted/page.txt", "from the root\n");
+    f.write("services/rooted/service.toml", "context = \"../..\"\n");
+    f.write(
+        "services/my svc/Dockerfile",
+        "FROM busybox:1.35\nUSER 65534:65534\nHEALTHCHECK --interval=1s CMD [\"true\"]\nCMD [\"sleep\", \"60\"]\n",
+    );
+    f.write("services/my svc/service.toml", "image = \"my-svc\"\n");
+    f.commit("main");
+    let out = stack.xtask(f.path(), &["push", "rooted", "my svc"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        registry_tags(&format!("{}/{prefix}/rooted", stack.registry)).len(),
+        2
+    );
+    assert_eq!(
+        registry_tags(&format!("{}/{prefix}/my-svc", stack.registry)).len(),
+        2
+    );
 }

@@ -9,7 +9,7 @@ use crate::plan::{Plan, Step};
 use crate::{report, world, Ctx};
 
 pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
-    let _logins = world::LoginDir(world::login_dir(&ctx.root));
+    let _logins = world::LoginDir::new(world::login_dir(&ctx.root));
     let runner = ctx.runner(args.dry_run);
     let mut outcomes = Vec::new();
     let result = world::plan(ctx, &args.select, &runner, world::Purpose::Build)
@@ -55,7 +55,7 @@ fn kind(args: &BuildArgs) -> report::Kind {
 /// registry and signing it. A service not published with these inputs is an error: signing
 /// never builds or pushes.
 pub fn sign(ctx: &Ctx, args: &BuildArgs) -> Result<()> {
-    let _logins = world::LoginDir(world::login_dir(&ctx.root));
+    let _logins = world::LoginDir::new(world::login_dir(&ctx.root));
     let runner = ctx.runner(args.dry_run);
     let mut outcomes = Vec::new();
     let result = sign_plan(ctx, args, &runner)

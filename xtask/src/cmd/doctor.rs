@@ -30,11 +30,15 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
     let runner = ctx.runner(false);
     let multi = ws.services.iter().any(|s| s.platforms.len() > 1);
     let registries = ws.services.iter().any(|s| !s.registries.is_empty());
-    let ecr = ws
-        .services
-        .iter()
-        .flat_map(|s| &s.registries)
-        .any(|r| r.contains(".dkr.ecr.") && r.contains(".amazonaws.com"));
+    // ECR's hosts, and the ECR-compatible ones `ecr_login` names (used by a service).
+    let ecr = ws.services.iter().flat_map(|s| &s.registries).any(|r| {
+        crate::tools::aws::ecr_region(r).is_some()
+            || ws
+                .settings
+                .ecr_login
+                .iter()
+                .any(|e| e.split('/').next() == r.split('/').next())
+    });
     let mut checks = Vec::new();
 
     // git, and whether this clone can answer change detection.
@@ -145,9 +149,14 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
             ..missing("skopeo", registries, "")
         },
     });
-    checks.push(match version(&runner, "aws", &["--version"]) {
+    let (aws_cli, endpoint) = crate::world::aws_setup();
+    checks.push(match version(&runner, &aws_cli, &["--version"]) {
         Some(v) if ecr => {
-            let who = runner.probe(&CommandSpec::new("aws").args(["sts", "get-caller-identity", "--output", "text", "--query", "Account"]));
+            let mut sts = CommandSpec::new(&aws_cli).args(["sts", "get-caller-identity", "--output", "text", "--query", "Account"]);
+            if let Some(e) = &endpoint {
+                sts = sts.args(["--endpoint-url", e]);
+            }
+            let who = runner.probe(&sts);
             match who {
                 Ok(o) if o.success() => ok("aws", true, format!("{v}; account {}", o.stdout.trim())),
                 _ => Check {
@@ -242,6 +251,44 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
         },
     });
 
+    // Token logins: the variables they read.
+    for l in &ws.settings.logins {
+        let used = ws
+            .services
+            .iter()
+            .flat_map(|s| &s.registries)
+            .any(|r| r.split('/').next() == Some(l.registry.as_str()));
+        let mut vars = vec![l.password_env.clone()];
+        if let crate::services::LoginUser::FromEnv(v) = &l.username {
+            vars.push(v.clone());
+        }
+        let unset: Vec<String> = vars
+            .into_iter()
+            .filter(|v| std::env::var(v).map_or(true, |x| x.trim().is_empty()))
+            .collect();
+        checks.push(if unset.is_empty() {
+            ok(
+                &format!("login {}", l.registry),
+                used,
+                "its variables are set",
+            )
+        } else {
+            Check {
+                tool: format!("login {}", l.registry),
+                status: "problem",
+                needed: used,
+                detail: format!(
+                    "{} not set: a push to {} stops at its login",
+                    unset.join(", "),
+                    l.registry
+                ),
+                fix: Some(format!(
+                    "export {} (in CI, from a secret)",
+                    unset.join(" and ")
+                )),
+            }
+        });
+    }
     let notifying = ws.settings.notify.is_some();
     checks.push(match version(&runner, "curl", &["--version"]) {
         Some(v) => ok("curl", notifying, v),

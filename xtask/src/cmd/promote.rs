@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
             s.name
         );
     }
-    let _logins = crate::world::LoginDir(crate::world::login_dir(&ws.root));
+    let _logins = crate::world::LoginDir::new(crate::world::login_dir(&ws.root));
     // ECR's own hosts are reached through its API only; the others need a registry login.
     let need_login: Vec<String> = services
         .iter()

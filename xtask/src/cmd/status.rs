@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         }
     };
     let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
-    let _logins = crate::world::LoginDir(crate::world::login_dir(&ws.root));
+    let _logins = crate::world::LoginDir::new(crate::world::login_dir(&ws.root));
     crate::world::login_to_read(ctx, &ws, &names, &runner)?;
 
     let mut jobs = Vec::new();

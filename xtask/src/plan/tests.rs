@@ -112,6 +112,7 @@ fn inputs<'a>(ws: &'a Workspace, version: &'a Version, cx: &'a BuildContext) -> 
         tags_unknown: false,
         latest: BTreeMap::new(),
         versions: BTreeMap::new(),
+        branches: BTreeMap::new(),
         implicit_deps: BTreeMap::new(),
         input_digests: BTreeMap::new(),
         published: BTreeMap::new(),

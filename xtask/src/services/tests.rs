@@ -149,6 +149,16 @@ fn bad_paths_in_service_toml_are_located() {
         err.contains("context `../../..` is not a directory inside the workspace"),
         "{err}"
     );
+    write(r, "services/a/service.toml", "context = \"/tmp\"\n");
+    let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("services/a/service.toml:1:11: context `/tmp` is absolute"),
+        "{err}"
+    );
+    // The workspace root, a common monorepo layout.
+    write(r, "services/a/service.toml", "context = \"../..\"\n");
+    let ws = load(r, &EnvOverrides::default()).unwrap();
+    assert_eq!(ws.services[0].context, Path::new(""));
 }
 
 #[test]

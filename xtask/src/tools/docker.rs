@@ -133,7 +133,12 @@ pub fn build(docker: &str, builder: &Builder, o: &BuildOptions) -> CommandSpec {
             Output::CacheOnly => {}
         }
     }
-    cmd.arg(o.context.display().to_string())
+    // The workspace root is the empty relative path: docker wants `.`.
+    if o.context.as_os_str().is_empty() {
+        cmd.arg(".")
+    } else {
+        cmd.arg(o.context.display().to_string())
+    }
 }
 
 /// `docker login --username USER --password-stdin REGISTRY` (the password is the caller's to
@@ -354,8 +359,36 @@ impl ImageInfo {
     pub fn runs_as_root(&self) -> bool {
         let user = self.config.user.trim();
         let name = user.split(':').next().unwrap_or("");
-        name.is_empty() || name == "root" || name == "0"
+        name.is_empty() || name == "root" || name.parse::<u64>() == Ok(0)
     }
+
+    /// The user by name (not a number, not `root`): its uid is in the image's /etc/passwd.
+    pub fn user_name(&self) -> Option<&str> {
+        let name = self.config.user.trim().split(':').next().unwrap_or("");
+        (!name.is_empty() && name != "root" && name.parse::<u64>().is_err()).then_some(name)
+    }
+}
+
+/// `docker create --name NAME IMAGE`: a container that never runs, to copy files out of.
+pub fn create(docker: &str, name: &str, image: &str) -> CommandSpec {
+    CommandSpec::new(docker).args(["create", "--name", name, image])
+}
+
+/// `docker cp NAME:PATH -`: the file as a tar stream on stdout.
+pub fn copy_out(docker: &str, name: &str, path: &str) -> CommandSpec {
+    CommandSpec::new(docker).args(["cp", &format!("{name}:{path}"), "-"])
+}
+
+/// The uid of `user` in an /etc/passwd (as `docker cp … -` streams it: in a tar).
+pub fn passwd_uid(passwd: &str, user: &str) -> Option<u64> {
+    passwd.lines().find_map(|line| {
+        // The tar header before the first line ends in NULs.
+        let line = line.rsplit('\0').next().unwrap_or(line);
+        let mut f = line.split(':');
+        (f.next()? == user).then_some(())?;
+        f.next()?;
+        f.next()?.parse().ok()
+    })
 }
 
 #[cfg(test)]
@@ -644,6 +677,26 @@ mod pin_tests {
         assert!(!is_buildx(
             &CommandSpec::new("docker").args(["build", "ctx"])
         ));
+    }
+
+    #[test]
+    fn root_by_any_name() {
+        let info = |user: &str| {
+            parse_inspect(&format!(
+                r#"{{"Id":"sha256:x","Architecture":"amd64","Os":"linux","Config":{{"User":"{user}"}}}}"#
+            ))
+            .unwrap()
+        };
+        assert!(info("0000").runs_as_root());
+        assert!(info("0:65534").runs_as_root());
+        assert!(!info("65534").runs_as_root());
+        assert_eq!(info("admin").user_name(), Some("admin"));
+        assert_eq!(info("10001:10001").user_name(), None);
+        let tar = "passwd\0\0\0\0ustar\0\0root:x:0:0:root:/root:/bin/sh\nadmin:x:0:0:admin:/:/bin/sh\napp:x:10001:10001::/:/bin/sh\n\0\0";
+        assert_eq!(passwd_uid(tar, "root"), Some(0));
+        assert_eq!(passwd_uid(tar, "admin"), Some(0));
+        assert_eq!(passwd_uid(tar, "app"), Some(10001));
+        assert_eq!(passwd_uid(tar, "nobody"), None);
     }
 
     #[test]

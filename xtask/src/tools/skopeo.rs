@@ -7,9 +7,15 @@ use serde::Deserialize;
 
 use super::CommandSpec;
 
+/// A registry that accepts connections but never answers must not hang a run: a read gives
+/// up after this (a timeout is a transient failure, tried again where the step retries).
+const READ_TIMEOUT: [&str; 2] = ["--command-timeout", "60s"];
+
 /// `skopeo inspect` of one reference; loopback registries are plain http, as Docker treats them.
 pub fn inspect(skopeo: &str, reference: &str) -> CommandSpec {
-    let mut cmd = CommandSpec::new(skopeo).args(["inspect", "--no-tags"]);
+    let mut cmd = CommandSpec::new(skopeo)
+        .args(READ_TIMEOUT)
+        .args(["inspect", "--no-tags"]);
     if is_loopback(reference) {
         cmd = cmd.arg("--tls-verify=false");
     }
@@ -18,7 +24,9 @@ pub fn inspect(skopeo: &str, reference: &str) -> CommandSpec {
 
 /// `skopeo inspect --raw`: the manifest (or index) itself.
 pub fn inspect_raw(skopeo: &str, reference: &str) -> CommandSpec {
-    let mut cmd = CommandSpec::new(skopeo).args(["inspect", "--raw"]);
+    let mut cmd = CommandSpec::new(skopeo)
+        .args(READ_TIMEOUT)
+        .args(["inspect", "--raw"]);
     if is_loopback(reference) {
         cmd = cmd.arg("--tls-verify=false");
     }
@@ -67,7 +75,10 @@ pub fn parse_raw(text: &str) -> Result<RawManifest> {
 /// `skopeo copy` of an image by digest to another tag: the same bytes under a new name, no
 /// pull, no rebuild (loopback registries are plain http).
 pub fn copy(skopeo: &str, from_digest_ref: &str, to: &str) -> CommandSpec {
-    let mut cmd = CommandSpec::new(skopeo).arg("copy");
+    // A copy within a registry moves manifests (and layers across repositories).
+    let mut cmd = CommandSpec::new(skopeo)
+        .args(["--command-timeout", "600s"])
+        .arg("copy");
     if is_loopback(from_digest_ref) {
         cmd = cmd.arg("--src-tls-verify=false");
     }
@@ -142,6 +153,8 @@ mod tests {
             .argv(),
             [
                 "skopeo",
+                "--command-timeout",
+                "600s",
                 "copy",
                 "--src-tls-verify=false",
                 "--dest-tls-verify=false",
@@ -153,7 +166,7 @@ mod tests {
             copy("skopeo", "ghcr.io/a/web@sha256:ab", "ghcr.io/a/web:v1")
                 .argv()
                 .len(),
-            4
+            6
         );
     }
 
@@ -163,6 +176,8 @@ mod tests {
             inspect("skopeo", "127.0.0.1:5000/a/b:latest").argv(),
             [
                 "skopeo",
+                "--command-timeout",
+                "60s",
                 "inspect",
                 "--no-tags",
                 "--tls-verify=false",
@@ -173,6 +188,8 @@ mod tests {
             inspect("skopeo", "ghcr.io/acme/api:latest").argv(),
             [
                 "skopeo",
+                "--command-timeout",
+                "60s",
                 "inspect",
                 "--no-tags",
                 "docker://ghcr.io/acme/api:latest"

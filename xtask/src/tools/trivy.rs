@@ -61,6 +61,28 @@ pub fn scan_remote(trivy: &str, image: &str, report: &Path, o: &ScanOptions) -> 
     cmd
 }
 
+/// `trivy image --image-src remote --format cyclonedx`: the SBOM of an image in a registry.
+pub fn sbom_remote(trivy: &str, image: &str, sbom: &Path) -> CommandSpec {
+    let mut cmd = CommandSpec::new(trivy).args([
+        "image",
+        "--image-src",
+        "remote",
+        "--skip-version-check",
+        "--disable-telemetry",
+        "--cache-backend",
+        "memory",
+        "--quiet",
+        "--format",
+        "cyclonedx",
+        "--output",
+    ]);
+    cmd = cmd.arg(sbom.display().to_string());
+    if super::skopeo::is_loopback(image) {
+        cmd = cmd.arg("--insecure");
+    }
+    cmd.arg(image)
+}
+
 /// `trivy fs .` of the repository (run from its root): lockfiles' packages, secrets and
 /// misconfigurations (Dockerfiles, workflows), every package listed (their lines), as JSON.
 /// `target/` (build output) is skipped; `.trivyignore` in the root is honoured.
