@@ -234,7 +234,7 @@ fn dry_run_prints_the_exact_commands_with_env_overrides() {
             format!("{d} rm --force slipway-health-web-{sha7}"),
             format!("{d} push 127.0.0.1:5999/acme/web:sha-{sha7}"),
             // The other tags by the digest the commit tag's push returned, registry-side.
-            "skopeo --command-timeout 600s copy '--src-tls-verify=false' '--dest-tls-verify=false' 'docker://127.0.0.1:5999/acme/web@<digest>' docker://127.0.0.1:5999/acme/web:1.4.0".to_string(),
+            "skopeo --command-timeout 600s copy --all '--src-tls-verify=false' '--dest-tls-verify=false' 'docker://127.0.0.1:5999/acme/web@<digest>' docker://127.0.0.1:5999/acme/web:1.4.0".to_string(),
         ]
     );
     assert!(

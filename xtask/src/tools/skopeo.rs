@@ -75,10 +75,11 @@ pub fn parse_raw(text: &str) -> Result<RawManifest> {
 /// `skopeo copy` of an image by digest to another tag: the same bytes under a new name, no
 /// pull, no rebuild (loopback registries are plain http).
 pub fn copy(skopeo: &str, from_digest_ref: &str, to: &str) -> CommandSpec {
-    // A copy within a registry moves manifests (and layers across repositories).
+    // A copy within a registry moves manifests (and layers across repositories). `--all`:
+    // an index is copied whole (every platform), so the digest stays the same.
     let mut cmd = CommandSpec::new(skopeo)
         .args(["--command-timeout", "600s"])
-        .arg("copy");
+        .args(["copy", "--all"]);
     if is_loopback(from_digest_ref) {
         cmd = cmd.arg("--src-tls-verify=false");
     }
@@ -156,6 +157,7 @@ mod tests {
                 "--command-timeout",
                 "600s",
                 "copy",
+                "--all",
                 "--src-tls-verify=false",
                 "--dest-tls-verify=false",
                 "docker://127.0.0.1:5000/a/web@sha256:ab",
@@ -166,7 +168,7 @@ mod tests {
             copy("skopeo", "ghcr.io/a/web@sha256:ab", "ghcr.io/a/web:v1")
                 .argv()
                 .len(),
-            6
+            7
         );
     }
 
