@@ -79,6 +79,13 @@ pub enum Command {
         after_help = "Examples:\n  cargo xtask promote api --from staging --to prod\n  make promote SERVICE=api FROM=staging TO=prod"
     )]
     Promote(PromoteArgs),
+    /// ECR repositories as code: scanning, encryption, tag mutability, tags and the lifecycle
+    /// policy from [workspace.metadata.images.ecr], compared with ECR (`plan`) or made so
+    /// (`apply`, idempotent).
+    #[command(
+        after_help = "Examples:\n  cargo xtask ecr plan\n  cargo xtask ecr plan --format terraform > ecr.tf\n  cargo xtask ecr apply"
+    )]
+    Ecr(EcrArgs),
     /// Fast checks before any build, each problem with its file and line: VERSION files,
     /// Cargo.lock present and in sync, git dependencies pinned by rev, base images pinned,
     /// and a source scan (trivy fs: lockfiles, secrets, misconfigurations).
@@ -148,6 +155,30 @@ pub struct PromoteArgs {
     /// Also one JSON object on stdout with every reference moved.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EcrArgs {
+    #[command(subcommand)]
+    pub action: Option<EcrAction>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum EcrAction {
+    /// What would change (create / update / unchanged / drift), with the differences.
+    Plan {
+        /// `text`, or `terraform` (aws_ecr_repository and aws_ecr_lifecycle_policy).
+        #[arg(long, value_enum, default_value_t = EcrFormat::Text)]
+        format: EcrFormat,
+    },
+    /// Create or update every repository to match; a second apply changes nothing.
+    Apply,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EcrFormat {
+    Text,
+    Terraform,
 }
 
 #[derive(Debug, Args)]

@@ -63,8 +63,36 @@ pub struct GlobalConfig {
     pub environment_tag: Option<Spanned<String>>,
     /// `cargo xtask check`: what it requires.
     pub check: Option<CheckConfig>,
+    /// ECR repositories as code (`cargo xtask ecr plan|apply`).
+    pub ecr: Option<EcrConfig>,
     /// Posting a run's summary to a chat webhook (Teams, Slack).
     pub notify: Option<NotifyConfig>,
+}
+
+/// `[workspace.metadata.images.ecr]`: how every ECR repository is set up.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcrConfig {
+    /// Scan on push (default true).
+    pub scan_on_push: Option<bool>,
+    /// `AES256` (default) or `KMS` (fixed at creation).
+    pub encryption: Option<Spanned<String>>,
+    pub kms_key: Option<String>,
+    /// `MUTABLE` (default), `IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION`, `MUTABLE_WITH_EXCLUSION`.
+    pub tag_mutability: Option<Spanned<String>>,
+    /// Wildcard filters excluded from the mutability setting (e.g. `latest`, `main`).
+    #[serde(default)]
+    pub mutability_exclusions: Vec<String>,
+    /// Resource tags on every repository.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// The lifecycle policy: keep the last N tagged with `version_prefix` (default 10, `v`),
+    /// expire untagged after D days (default 7)…
+    pub keep_versions: Option<u32>,
+    pub version_prefix: Option<String>,
+    pub expire_untagged_days: Option<u32>,
+    /// …or a policy file (ECR's JSON), relative to the workspace root.
+    pub lifecycle_policy: Option<Spanned<String>>,
 }
 
 /// `[workspace.metadata.images.check]`.

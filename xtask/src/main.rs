@@ -153,6 +153,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(&ctx, &args),
         Command::Status(args) => cmd::status::run(&ctx, &args),
         Command::Promote(args) => cmd::promote::run(&ctx, &args),
+        Command::Ecr(args) => cmd::ecr::run(&ctx, &args),
         Command::Plan(args) => cmd::plan::run(&ctx, &args),
         Command::Changed(args) => cmd::changed::run(&ctx, &args),
         Command::Bench(args) => cmd::bench::run(&ctx, &args),

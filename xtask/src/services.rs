@@ -56,6 +56,53 @@ pub struct Settings {
     pub environment_tag: String,
     pub check: CheckPolicy,
     pub notify: Option<Notify>,
+    /// How ECR repositories are set up (`ecr plan|apply`).
+    pub ecr: EcrPolicy,
+}
+
+/// The desired state of every ECR repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrPolicy {
+    pub scan_on_push: bool,
+    /// `AES256` or `KMS`.
+    pub encryption: String,
+    pub kms_key: Option<String>,
+    pub tag_mutability: String,
+    pub mutability_exclusions: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    /// The lifecycle policy text (ECR's JSON) from the settings, unless `lifecycle_file`.
+    pub lifecycle_policy: String,
+    /// A policy file (relative to the workspace root), read by `ecr` itself.
+    pub lifecycle_file: Option<String>,
+}
+
+impl Default for EcrPolicy {
+    fn default() -> Self {
+        EcrPolicy {
+            scan_on_push: true,
+            encryption: "AES256".into(),
+            kms_key: None,
+            tag_mutability: "MUTABLE".into(),
+            mutability_exclusions: Vec::new(),
+            tags: BTreeMap::new(),
+            lifecycle_policy: default_lifecycle("v", 10, 7),
+            lifecycle_file: None,
+        }
+    }
+}
+
+/// Seed 001's policy: keep the last `keep` images tagged `prefix…`, expire untagged ones after
+/// `days` days. Other tags (branches, cache, signatures) are never touched.
+pub fn default_lifecycle(prefix: &str, keep: u32, days: u32) -> String {
+    serde_json::json!({"rules": [
+        {"rulePriority": 1, "description": format!("keep the last {keep} {prefix}-tagged images"),
+         "selection": {"tagStatus": "tagged", "tagPrefixList": [prefix], "countType": "imageCountMoreThan", "countNumber": keep},
+         "action": {"type": "expire"}},
+        {"rulePriority": 2, "description": format!("expire untagged images after {days} days"),
+         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": days},
+         "action": {"type": "expire"}}
+    ]})
+    .to_string()
 }
 
 impl Settings {
@@ -565,6 +612,59 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                     return Err(src.error_at(t, anyhow::anyhow!("environment_tag must name the environment: `{{env}}`, e.g. \"{{service}}-{{env}}-{{version}}\"")));
                 }
                 text.clone()
+            }
+        },
+        ecr: match g.ecr {
+            None => EcrPolicy::default(),
+            Some(c) => {
+                let d = EcrPolicy::default();
+                let pick = |v: &Option<Spanned<String>>,
+                            allowed: &[&str],
+                            default: &str,
+                            what: &str|
+                 -> Result<String> {
+                    match v {
+                        None => Ok(default.to_string()),
+                        Some(s) if allowed.contains(&s.get_ref().as_str()) => {
+                            Ok(s.get_ref().clone())
+                        }
+                        Some(s) => Err(src.error_at(
+                            s,
+                            anyhow::anyhow!("ecr.{what} must be one of {}", allowed.join(", ")),
+                        )),
+                    }
+                };
+                let encryption = pick(&c.encryption, &["AES256", "KMS"], "AES256", "encryption")?;
+                let tag_mutability = pick(
+                    &c.tag_mutability,
+                    &[
+                        "MUTABLE",
+                        "IMMUTABLE",
+                        "IMMUTABLE_WITH_EXCLUSION",
+                        "MUTABLE_WITH_EXCLUSION",
+                    ],
+                    "MUTABLE",
+                    "tag_mutability",
+                )?;
+                if tag_mutability.ends_with("_WITH_EXCLUSION") && c.mutability_exclusions.is_empty()
+                {
+                    bail!("{}: ecr.tag_mutability = \"{tag_mutability}\" needs `mutability_exclusions` (e.g. [\"latest\", \"main\"])", src.path.display());
+                }
+                let lifecycle_policy = default_lifecycle(
+                    c.version_prefix.as_deref().unwrap_or("v"),
+                    c.keep_versions.unwrap_or(10),
+                    c.expire_untagged_days.unwrap_or(7),
+                );
+                EcrPolicy {
+                    scan_on_push: c.scan_on_push.unwrap_or(d.scan_on_push),
+                    kms_key: c.kms_key,
+                    encryption,
+                    tag_mutability,
+                    mutability_exclusions: c.mutability_exclusions,
+                    tags: c.tags,
+                    lifecycle_policy,
+                    lifecycle_file: c.lifecycle_policy.map(|f| f.into_inner()),
+                }
             }
         },
         check: {

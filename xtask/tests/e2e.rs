@@ -2078,3 +2078,161 @@ fn the_workspace_root_as_context_and_a_service_name_with_a_space() {
         2
     );
 }
+
+#[test]
+fn ecr_repositories_as_code_plan_apply_and_drift() {
+    let Some(_stack) = stack("ecr_repositories_as_code_plan_apply_and_drift") else {
+        return;
+    };
+    let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let aws = std::env::var("SLIPWAY_AWS").unwrap_or_else(|_| "aws".into());
+    let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let prefix = format!("ecr-code-{nanos}");
+    let name = format!("{prefix}/api");
+    let config = |extra: &str| {
+        format!(
+            "registries = [\"{host}\"]\nprefix = \"{prefix}\"\n[workspace.metadata.images.ecr]\ntag_mutability = \"IMMUTABLE_WITH_EXCLUSION\"\nmutability_exclusions = [\"latest\", \"main\"]\ntags = {{ team = \"core\" }}\n{extra}"
+        )
+    };
+    let f = Fixture::new(&config(""));
+    f.write("services/api/Dockerfile", "FROM busybox:1.35\nUSER 65534\n");
+    f.commit("main");
+    let ecr = |args: &[&str]| support::xtask(f.path(), &[&["ecr"], args].concat(), &[]);
+    let api = |args: &[&str]| {
+        let mut all = vec!["ecr", args[0], "--endpoint-url", &moto];
+        all.extend_from_slice(&args[1..]);
+        run_ok(&aws, &all)
+    };
+    let out = ecr(&["plan"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("create     {host}/{name}"));
+    let out = ecr(&["apply"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&api(&[
+        "describe-repositories",
+        "--repository-names",
+        &name,
+    ]))
+    .unwrap();
+    let repo = &v["repositories"][0];
+    assert_eq!(repo["imageTagMutability"], "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(
+        repo["imageTagMutabilityExclusionFilters"][1]["filter"],
+        "main"
+    );
+    assert_eq!(repo["imageScanningConfiguration"]["scanOnPush"], true);
+    assert_eq!(repo["encryptionConfiguration"]["encryptionType"], "AES256");
+    let policy = |text: &str| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        serde_json::from_str(v["lifecyclePolicyText"].as_str().unwrap()).unwrap()
+    };
+    let p = policy(&api(&["get-lifecycle-policy", "--repository-name", &name]));
+    assert_eq!(p["rules"][0]["selection"]["tagPrefixList"][0], "v");
+    assert_eq!(p["rules"][0]["selection"]["countNumber"], 10);
+    assert_eq!(p["rules"][1]["selection"]["countNumber"], 7);
+    // Twice: nothing to do.
+    let out = ecr(&["apply"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("unchanged  {host}/{name}"));
+
+    // A setting changed in config, one changed by hand: both shown, both put back.
+    f.write(
+        "Cargo.toml",
+        &format!(
+            "[workspace]\nmembers = []\n\n[workspace.metadata.images]\n{}",
+            config("keep_versions = 5\n")
+        ),
+    );
+    api(&[
+        "put-image-tag-mutability",
+        "--repository-name",
+        &name,
+        "--image-tag-mutability",
+        "MUTABLE",
+    ]);
+    let out = ecr(&["plan"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.starts_with(&format!("update     {host}/{name}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("tag mutability: MUTABLE → IMMUTABLE_WITH_EXCLUSION (except latest, main)"),
+        "{text}"
+    );
+    assert!(text.contains("lifecycle policy: {"), "{text}");
+    let out = ecr(&["apply"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = policy(&api(&["get-lifecycle-policy", "--repository-name", &name]));
+    assert_eq!(p["rules"][0]["selection"]["countNumber"], 5);
+    let out = ecr(&["plan"]);
+    assert_eq!(stdout(&out).trim(), format!("unchanged  {host}/{name}"));
+
+    // Managed by Terraform: differences are drift, never changed here.
+    let arn = format!("arn:aws:ecr:us-east-1:123456789012:repository/{name}");
+    api(&[
+        "tag-resource",
+        "--resource-arn",
+        &arn,
+        "--tags",
+        "Key=managed-by,Value=terraform",
+    ]);
+    api(&[
+        "put-image-tag-mutability",
+        "--repository-name",
+        &name,
+        "--image-tag-mutability",
+        "MUTABLE",
+    ]);
+    let out = ecr(&["apply"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "drift      {host}/{name} (managed by Terraform: not changed here)"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let v: serde_json::Value = serde_json::from_str(&api(&[
+        "describe-repositories",
+        "--repository-names",
+        &name,
+    ]))
+    .unwrap();
+    assert_eq!(v["repositories"][0]["imageTagMutability"], "MUTABLE");
+
+    // The same as Terraform.
+    let out = ecr(&["plan", "--format", "terraform"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("name                 = \"{name}\"")),
+        "{}",
+        stdout(&out)
+    );
+
+    // A policy ECR would misread is refused before anything is sent.
+    f.write(
+        "ci/ecr-policy.json",
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#,
+    );
+    f.write(
+        "Cargo.toml",
+        &format!(
+            "[workspace]\nmembers = []\n\n[workspace.metadata.images]\n{}",
+            config("lifecycle_policy = \"ci/ecr-policy.json\"\n")
+        ),
+    );
+    let out = ecr(&["apply"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("a `tagged` rule needs exactly one of tagPrefixList or tagPatternList"),
+        "{}",
+        stderr(&out)
+    );
+}

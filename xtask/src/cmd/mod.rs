@@ -6,6 +6,7 @@ pub mod changed;
 pub mod check;
 pub mod completions;
 pub mod doctor;
+pub mod ecr;
 pub mod list;
 pub mod plan;
 pub mod promote;

@@ -206,6 +206,264 @@ pub fn parse_pushed_at(json: &str) -> Option<String> {
     }
 }
 
+/// One ECR repository as it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoSpec {
+    pub scan_on_push: bool,
+    pub encryption: String,
+    pub kms_key: Option<String>,
+    pub tag_mutability: String,
+    pub mutability_exclusions: Vec<String>,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+fn exclusion_args(cmd: CommandSpec, spec: &RepoSpec) -> CommandSpec {
+    if spec.mutability_exclusions.is_empty() {
+        return cmd;
+    }
+    let mut cmd = cmd.arg("--image-tag-mutability-exclusion-filters");
+    for f in &spec.mutability_exclusions {
+        cmd = cmd.arg(format!("filterType=WILDCARD,filter={f}"));
+    }
+    cmd
+}
+
+/// `aws ecr create-repository` with every setting of `spec`.
+pub fn ecr_create_full(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+    spec: &RepoSpec,
+) -> CommandSpec {
+    let mut cmd = with_registry_id(ecr(aws, "create-repository", region, endpoint), registry_id)
+        .args(["--repository-name", name])
+        .args(["--image-tag-mutability", &spec.tag_mutability]);
+    cmd = exclusion_args(cmd, spec);
+    cmd = cmd.args([
+        "--image-scanning-configuration",
+        &format!("scanOnPush={}", spec.scan_on_push),
+    ]);
+    let mut enc = format!("encryptionType={}", spec.encryption);
+    if let Some(k) = &spec.kms_key {
+        enc.push_str(&format!(",kmsKey={k}"));
+    }
+    cmd = cmd.args(["--encryption-configuration", &enc]);
+    if !spec.tags.is_empty() {
+        cmd = cmd.arg("--tags");
+        for (k, v) in &spec.tags {
+            cmd = cmd.arg(format!("Key={k},Value={v}"));
+        }
+    }
+    cmd.args(["--output", "json"])
+}
+
+/// `aws ecr put-image-tag-mutability`.
+pub fn ecr_put_mutability(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+    spec: &RepoSpec,
+) -> CommandSpec {
+    let cmd = with_registry_id(
+        ecr(aws, "put-image-tag-mutability", region, endpoint),
+        registry_id,
+    )
+    .args(["--repository-name", name])
+    .args(["--image-tag-mutability", &spec.tag_mutability]);
+    exclusion_args(cmd, spec).args(["--output", "json"])
+}
+
+/// `aws ecr put-image-scanning-configuration`.
+pub fn ecr_put_scanning(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+    scan_on_push: bool,
+) -> CommandSpec {
+    with_registry_id(
+        ecr(aws, "put-image-scanning-configuration", region, endpoint),
+        registry_id,
+    )
+    .args(["--repository-name", name])
+    .args([
+        "--image-scanning-configuration",
+        &format!("scanOnPush={scan_on_push}"),
+    ])
+    .args(["--output", "json"])
+}
+
+/// `aws ecr tag-resource` of a repository's ARN.
+pub fn ecr_tag_resource(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    arn: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> CommandSpec {
+    let mut cmd = ecr(aws, "tag-resource", region, endpoint)
+        .args(["--resource-arn", arn])
+        .arg("--tags");
+    for (k, v) in tags {
+        cmd = cmd.arg(format!("Key={k},Value={v}"));
+    }
+    cmd
+}
+
+/// `aws ecr list-tags-for-resource` of a repository's ARN.
+pub fn ecr_list_tags(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    arn: &str,
+) -> CommandSpec {
+    ecr(aws, "list-tags-for-resource", region, endpoint)
+        .args(["--resource-arn", arn])
+        .args(["--output", "json"])
+}
+
+/// `aws ecr get-lifecycle-policy` (`LifecyclePolicyNotFoundException` when there is none).
+pub fn ecr_get_lifecycle(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+) -> CommandSpec {
+    with_registry_id(
+        ecr(aws, "get-lifecycle-policy", region, endpoint),
+        registry_id,
+    )
+    .args(["--repository-name", name])
+    .args(["--output", "json"])
+}
+
+/// `aws ecr put-lifecycle-policy` with the policy text.
+pub fn ecr_put_lifecycle(
+    aws: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+    policy: &str,
+) -> CommandSpec {
+    with_registry_id(
+        ecr(aws, "put-lifecycle-policy", region, endpoint),
+        registry_id,
+    )
+    .args(["--repository-name", name])
+    .args(["--lifecycle-policy-text", policy])
+    .args(["--output", "json"])
+}
+
+/// What ECR's lifecycle rules require, checked before anything is sent (moto and even ECR
+/// accept some of these and then behave unexpectedly).
+pub fn check_lifecycle(text: &str) -> anyhow::Result<()> {
+    use anyhow::bail;
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| anyhow::anyhow!("not JSON: {e}"))?;
+    let Some(rules) = v["rules"].as_array() else {
+        bail!("no `rules` list");
+    };
+    let mut priorities = Vec::new();
+    let mut any_at = None;
+    for (i, r) in rules.iter().enumerate() {
+        let n = i + 1;
+        let Some(p) = r["rulePriority"].as_u64() else {
+            bail!("rule {n}: `rulePriority` must be a whole number");
+        };
+        if priorities.contains(&p) {
+            bail!("rule {n}: rulePriority {p} is used twice (each must be unique)");
+        }
+        priorities.push(p);
+        let s = &r["selection"];
+        let status = s["tagStatus"].as_str().unwrap_or("");
+        let prefixes = s["tagPrefixList"].as_array().map(Vec::len).unwrap_or(0);
+        let patterns = s["tagPatternList"].as_array();
+        match status {
+            "tagged" if (prefixes > 0) == patterns.is_some_and(|p| !p.is_empty()) => {
+                bail!("rule {n} (priority {p}): a `tagged` rule needs exactly one of tagPrefixList or tagPatternList")
+            }
+            "untagged" if prefixes > 0 || patterns.is_some() => {
+                bail!("rule {n} (priority {p}): an `untagged` rule takes no tagPrefixList or tagPatternList")
+            }
+            "any" => any_at = Some(p),
+            "tagged" | "untagged" => {}
+            other => {
+                bail!("rule {n} (priority {p}): tagStatus `{other}` is not tagged, untagged or any")
+            }
+        }
+        for pat in patterns.into_iter().flatten() {
+            if pat.as_str().is_some_and(|t| t.matches('*').count() > 4) {
+                bail!("rule {n} (priority {p}): a tagPatternList entry may hold at most 4 `*`");
+            }
+        }
+        let count_type = s["countType"].as_str().unwrap_or("");
+        match count_type {
+            "imageCountMoreThan" if s.get("countUnit").is_some() => {
+                bail!("rule {n} (priority {p}): countUnit goes only with sinceImagePushed")
+            }
+            "imageCountMoreThan" => {}
+            "sinceImagePushed" if s["countUnit"].as_str() != Some("days") => {
+                bail!("rule {n} (priority {p}): sinceImagePushed needs countUnit = \"days\"")
+            }
+            "sinceImagePushed" => {}
+            other => bail!("rule {n} (priority {p}): countType `{other}` is not imageCountMoreThan or sinceImagePushed"),
+        }
+        if s["countNumber"].as_u64().unwrap_or(0) == 0 {
+            bail!("rule {n} (priority {p}): countNumber must be at least 1");
+        }
+    }
+    if let Some(a) = any_at {
+        if priorities.iter().any(|p| *p > a) {
+            bail!("the `any` rule (priority {a}) must have the highest rulePriority of all");
+        }
+    }
+    Ok(())
+}
+
+/// Rules that can expire what tagged images still need: untagged children of a multi-platform
+/// index and its attestations, or cosign's `sha256-…` signature and attestation tags.
+pub fn lifecycle_warnings(text: &str, multi_platform: bool) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for r in v["rules"].as_array().into_iter().flatten() {
+        let p = r["rulePriority"].as_u64().unwrap_or(0);
+        let s = &r["selection"];
+        match s["tagStatus"].as_str() {
+            Some("untagged") if multi_platform => out.push(format!(
+                "rule {p} expires untagged images: a multi-platform image's per-platform manifests and its attestations are untagged; make sure ECR keeps the children of a tagged index, or count, not age, them"
+            )),
+            Some("any") => out.push(format!(
+                "rule {p} (tagStatus any) also counts cosign's `sha256-…` signature and attestation tags: a signed image can lose its signature"
+            )),
+            Some("tagged") => {
+                let matches_sigs = s["tagPrefixList"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .chain(s["tagPatternList"].as_array().into_iter().flatten())
+                    .filter_map(|x| x.as_str())
+                    .any(|x| "sha256-".starts_with(x.trim_end_matches('*')) || x == "*");
+                if matches_sigs {
+                    out.push(format!(
+                        "rule {p} matches cosign's `sha256-…` signature and attestation tags: a signed image can lose its signature"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The repository does not exist (as `describe-repositories` says it).
 pub fn is_repository_not_found(stderr: &str) -> bool {
     stderr.contains("RepositoryNotFoundException")

@@ -1,0 +1,447 @@
+//! `cargo xtask ecr plan|apply`: every service's ECR repository as code — scanning,
+//! encryption, tag mutability, resource tags and the lifecycle policy from
+//! `[workspace.metadata.images.ecr]` — compared with what ECR says (the aws CLI), created or
+//! updated by `apply`, idempotently. `plan --format terraform` writes the same as Terraform.
+//! Repositories tagged `managed-by = terraform` are reported as drift, never changed.
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{EcrAction, EcrArgs, EcrFormat};
+use crate::exec::Runner;
+use crate::tools::aws::{self, RepoSpec};
+use crate::ui::out;
+use crate::Ctx;
+
+/// One repository: where, and what differs.
+#[derive(Debug)]
+struct Target {
+    host: String,
+    name: String,
+    region: Option<String>,
+    account: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    Create,
+    Update(Vec<String>),
+    Unchanged,
+    /// Managed elsewhere (Terraform): differences reported, not applied.
+    Drift(Vec<String>),
+}
+
+pub fn run(ctx: &Ctx, args: &EcrArgs) -> Result<()> {
+    let ws = ctx.workspace()?;
+    let runner = ctx.runner(false);
+    let policy = &ws.settings.ecr;
+    let lifecycle = match &policy.lifecycle_file {
+        Some(f) => {
+            let text = std::fs::read_to_string(ws.root.join(f))
+                .with_context(|| format!("Cargo.toml [workspace.metadata.images.ecr]: lifecycle_policy `{f}` cannot be read"))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{f}: not JSON"))?;
+            v.to_string()
+        }
+        None => policy.lifecycle_policy.clone(),
+    };
+    aws::check_lifecycle(&lifecycle)
+        .context("the ECR lifecycle policy is invalid; fix it before anything is sent")?;
+    let multi = ws.services.iter().any(|s| s.platforms.len() > 1);
+    for w in aws::lifecycle_warnings(&lifecycle, multi) {
+        ctx.ui.warn(w);
+    }
+    let spec = RepoSpec {
+        scan_on_push: policy.scan_on_push,
+        encryption: policy.encryption.clone(),
+        kms_key: policy.kms_key.clone(),
+        tag_mutability: policy.tag_mutability.clone(),
+        mutability_exclusions: policy.mutability_exclusions.clone(),
+        tags: policy.tags.clone(),
+    };
+    let targets = targets(&ws);
+    if targets.is_empty() {
+        bail!("no service pushes to an ECR registry (*.dkr.ecr.*.amazonaws.com, or one listed in ecr_login): nothing to plan");
+    }
+    let action = args.action.clone().unwrap_or(EcrAction::Plan {
+        format: EcrFormat::Text,
+    });
+    if let EcrAction::Plan {
+        format: EcrFormat::Terraform,
+    } = action
+    {
+        out!("{}", terraform(&targets, &spec, &lifecycle));
+        return Ok(());
+    }
+    let apply = matches!(action, EcrAction::Apply);
+    let (cli, endpoint) = crate::world::aws_setup();
+    let mut failed = Vec::new();
+    for t in &targets {
+        let change = compare(&runner, &cli, endpoint.as_deref(), t, &spec, &lifecycle);
+        let change = match change {
+            Ok(c) => c,
+            Err(e) => {
+                failed.push(format!("{}/{}: {e:#}", t.host, t.name));
+                continue;
+            }
+        };
+        let at = format!("{}/{}", t.host, t.name);
+        match &change {
+            Change::Create => out!("create     {at}"),
+            Change::Unchanged => out!("unchanged  {at}"),
+            Change::Update(d) => {
+                out!("update     {at}");
+                for l in d {
+                    out!("             {l}");
+                }
+            }
+            Change::Drift(d) => {
+                out!("drift      {at} (managed by Terraform: not changed here)");
+                for l in d {
+                    out!("             {l}");
+                }
+            }
+        }
+        if apply {
+            if let Err(e) = converge(
+                &runner,
+                &cli,
+                endpoint.as_deref(),
+                t,
+                &spec,
+                &lifecycle,
+                &change,
+            ) {
+                failed.push(format!("{at}: {e:#}"));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} repository(ies) failed:\n- {}",
+            failed.len(),
+            failed.join("\n- ")
+        );
+    }
+    Ok(())
+}
+
+/// The ECR repositories the services push to.
+fn targets(ws: &crate::services::Workspace) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::new();
+    for svc in &ws.services {
+        for r in &svc.registries {
+            let host = r.split('/').next().unwrap_or(r).to_string();
+            let ecr = aws::ecr_region(r).is_some()
+                || ws
+                    .settings
+                    .ecr_login
+                    .iter()
+                    .any(|e| e.split('/').next() == Some(host.as_str()));
+            if !ecr {
+                continue;
+            }
+            let path = r.split_once('/').map_or("", |(_, p)| p);
+            let name = format!("{path}/{}", svc.repository)
+                .trim_start_matches('/')
+                .to_string();
+            if !out.iter().any(|t| t.host == host && t.name == name) {
+                out.push(Target {
+                    region: aws::ecr_region(r).map(String::from),
+                    account: aws::ecr_account(r).map(String::from),
+                    host,
+                    name,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What ECR holds for `t`, against `spec` and `lifecycle`.
+fn compare(
+    runner: &Runner,
+    cli: &str,
+    endpoint: Option<&str>,
+    t: &Target,
+    spec: &RepoSpec,
+    lifecycle: &str,
+) -> Result<Change> {
+    let (region, account) = (t.region.as_deref(), t.account.as_deref());
+    let found = runner.probe(&aws::ecr_describe_repository(
+        cli, region, endpoint, account, &t.name,
+    ))?;
+    if !found.success() {
+        if aws::is_repository_not_found(&found.stderr) {
+            return Ok(Change::Create);
+        }
+        bail!("describe-repositories failed: {}", found.stderr.trim());
+    }
+    let v: serde_json::Value = serde_json::from_str(&found.stdout)?;
+    let repo = &v["repositories"][0];
+    let mut diff = Vec::new();
+    let mutability = repo["imageTagMutability"].as_str().unwrap_or("MUTABLE");
+    let exclusions: Vec<String> = repo["imageTagMutabilityExclusionFilters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["filter"].as_str().map(String::from))
+        .collect();
+    if mutability != spec.tag_mutability || exclusions != spec.mutability_exclusions {
+        diff.push(format!(
+            "tag mutability: {mutability}{} → {}{}",
+            shown(&exclusions),
+            spec.tag_mutability,
+            shown(&spec.mutability_exclusions)
+        ));
+    }
+    let scan = repo["imageScanningConfiguration"]["scanOnPush"]
+        .as_bool()
+        .unwrap_or(false);
+    if scan != spec.scan_on_push {
+        diff.push(format!("scan on push: {scan} → {}", spec.scan_on_push));
+    }
+    let enc = repo["encryptionConfiguration"]["encryptionType"]
+        .as_str()
+        .unwrap_or("AES256");
+    if enc != spec.encryption {
+        diff.push(format!(
+            "encryption: {enc} → {} (ECR fixes encryption at creation: recreate the repository to change it; not changed by apply)",
+            spec.encryption
+        ));
+    }
+    let arn = repo["repositoryArn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let tags = current_tags(runner, cli, endpoint, region, &arn)?;
+    let missing: Vec<String> = spec
+        .tags
+        .iter()
+        .filter(|(k, v)| tags.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !missing.is_empty() {
+        diff.push(format!("tags: add or set {}", missing.join(", ")));
+    }
+    let got = runner.probe(&aws::ecr_get_lifecycle(
+        cli, region, endpoint, account, &t.name,
+    ))?;
+    let current: Option<serde_json::Value> = if got.success() {
+        serde_json::from_str::<serde_json::Value>(&got.stdout)
+            .ok()
+            .and_then(|v| {
+                v["lifecyclePolicyText"]
+                    .as_str()
+                    .and_then(|t| serde_json::from_str(t).ok())
+            })
+    } else if got.stderr.contains("LifecyclePolicyNotFoundException") {
+        None
+    } else {
+        bail!("get-lifecycle-policy failed: {}", got.stderr.trim());
+    };
+    let wanted: serde_json::Value = serde_json::from_str(lifecycle)?;
+    if current.as_ref() != Some(&wanted) {
+        diff.push(match &current {
+            None => "lifecycle policy: none → the configured one".to_string(),
+            Some(c) => format!("lifecycle policy: {} → {}", c, wanted),
+        });
+    }
+    let terraform = tags
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("managed-by") && v.eq_ignore_ascii_case("terraform"));
+    Ok(match (diff.is_empty(), terraform) {
+        (true, _) => Change::Unchanged,
+        (false, true) => Change::Drift(diff),
+        (false, false) => Change::Update(diff),
+    })
+}
+
+fn shown(list: &[String]) -> String {
+    if list.is_empty() {
+        String::new()
+    } else {
+        format!(" (except {})", list.join(", "))
+    }
+}
+
+fn current_tags(
+    runner: &Runner,
+    cli: &str,
+    endpoint: Option<&str>,
+    region: Option<&str>,
+    arn: &str,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let o = runner.probe(&aws::ecr_list_tags(cli, region, endpoint, arn))?;
+    if !o.success() {
+        bail!("list-tags-for-resource failed: {}", o.stderr.trim());
+    }
+    let v: serde_json::Value = serde_json::from_str(&o.stdout)?;
+    Ok(v["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            Some((
+                t["Key"].as_str()?.to_string(),
+                t["Value"].as_str()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// Makes ECR hold `spec` for `t`: create, or set what differs. Drift is left alone.
+fn converge(
+    runner: &Runner,
+    cli: &str,
+    endpoint: Option<&str>,
+    t: &Target,
+    spec: &RepoSpec,
+    lifecycle: &str,
+    change: &Change,
+) -> Result<()> {
+    let (region, account) = (t.region.as_deref(), t.account.as_deref());
+    match change {
+        Change::Unchanged | Change::Drift(_) => return Ok(()),
+        Change::Create => {
+            runner.run_retrying(
+                &aws::ecr_create_full(cli, region, endpoint, account, &t.name, spec),
+                3,
+            )?;
+        }
+        Change::Update(_) => {
+            runner.run_retrying(
+                &aws::ecr_put_mutability(cli, region, endpoint, account, &t.name, spec),
+                3,
+            )?;
+            runner.run_retrying(
+                &aws::ecr_put_scanning(cli, region, endpoint, account, &t.name, spec.scan_on_push),
+                3,
+            )?;
+            if !spec.tags.is_empty() {
+                let found = runner.run(&aws::ecr_describe_repository(
+                    cli, region, endpoint, account, &t.name,
+                ))?;
+                let v: serde_json::Value = serde_json::from_str(&found.stdout)?;
+                let arn = v["repositories"][0]["repositoryArn"]
+                    .as_str()
+                    .unwrap_or_default();
+                runner.run_retrying(
+                    &aws::ecr_tag_resource(cli, region, endpoint, arn, &spec.tags),
+                    3,
+                )?;
+            }
+        }
+    }
+    runner.run_retrying(
+        &aws::ecr_put_lifecycle(cli, region, endpoint, account, &t.name, lifecycle),
+        3,
+    )?;
+    Ok(())
+}
+
+/// The same repositories as Terraform (`aws_ecr_repository`, `aws_ecr_lifecycle_policy`).
+fn terraform(targets: &[Target], spec: &RepoSpec, lifecycle: &str) -> String {
+    let mut out = String::from("# Written by `cargo xtask ecr plan --format terraform`.\n");
+    let policy: serde_json::Value = serde_json::from_str(lifecycle).unwrap_or_default();
+    let policy = serde_json::to_string_pretty(&policy).unwrap_or_default();
+    for t in targets {
+        let id: String = t
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        out.push_str(&format!(
+            "\nresource \"aws_ecr_repository\" \"{id}\" {{\n  name                 = \"{}\"\n  image_tag_mutability = \"{}\"\n",
+            t.name, spec.tag_mutability
+        ));
+        for f in &spec.mutability_exclusions {
+            out.push_str(&format!(
+                "\n  image_tag_mutability_exclusion_filter {{\n    filter      = \"{f}\"\n    filter_type = \"WILDCARD\"\n  }}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "\n  image_scanning_configuration {{\n    scan_on_push = {}\n  }}\n\n  encryption_configuration {{\n    encryption_type = \"{}\"\n",
+            spec.scan_on_push, spec.encryption
+        ));
+        if let Some(k) = &spec.kms_key {
+            out.push_str(&format!("    kms_key         = \"{k}\"\n"));
+        }
+        out.push_str("  }\n");
+        if !spec.tags.is_empty() {
+            out.push_str("\n  tags = {\n");
+            for (k, v) in &spec.tags {
+                out.push_str(&format!("    \"{k}\" = \"{v}\"\n"));
+            }
+            out.push_str("  }\n");
+        }
+        out.push_str("}\n");
+        out.push_str(&format!(
+            "\nresource \"aws_ecr_lifecycle_policy\" \"{id}\" {{\n  repository = aws_ecr_repository.{id}.name\n  policy     = <<EOT\n{policy}\nEOT\n}}\n"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terraform_names_every_setting() {
+        let spec = RepoSpec {
+            scan_on_push: true,
+            encryption: "KMS".into(),
+            kms_key: Some("alias/ecr".into()),
+            tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
+            mutability_exclusions: vec!["latest".into()],
+            tags: [("team".to_string(), "core".to_string())].into(),
+        };
+        let t = Target {
+            host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com".into(),
+            name: "acme/api".into(),
+            region: Some("eu-west-1".into()),
+            account: Some("123456789012".into()),
+        };
+        let hcl = terraform(&[t], &spec, &crate::services::default_lifecycle("v", 10, 7));
+        for want in [
+            "resource \"aws_ecr_repository\" \"acme_api\" {",
+            "name                 = \"acme/api\"",
+            "image_tag_mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
+            "filter      = \"latest\"",
+            "scan_on_push = true",
+            "encryption_type = \"KMS\"",
+            "kms_key         = \"alias/ecr\"",
+            "\"team\" = \"core\"",
+            "resource \"aws_ecr_lifecycle_policy\" \"acme_api\" {",
+            "repository = aws_ecr_repository.acme_api.name",
+            "\"countNumber\": 10",
+        ] {
+            assert!(hcl.contains(want), "{want} in:\n{hcl}");
+        }
+    }
+
+    #[test]
+    fn lifecycle_rules_are_checked_before_sending() {
+        assert!(aws::check_lifecycle(&crate::services::default_lifecycle("v", 10, 7)).is_ok());
+        let tagged_without = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
+        let err = aws::check_lifecycle(tagged_without)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a `tagged` rule needs exactly one of tagPrefixList or tagPatternList"),
+            "{err}"
+        );
+        let any_not_last = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":50},"action":{"type":"expire"}},{"rulePriority":2,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}"#;
+        let err = aws::check_lifecycle(any_not_last).unwrap_err().to_string();
+        assert!(err.contains("must have the highest rulePriority"), "{err}");
+        let dup = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}},{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":9},"action":{"type":"expire"}}]}"#;
+        assert!(aws::check_lifecycle(dup)
+            .unwrap_err()
+            .to_string()
+            .contains("used twice"));
+        let w = aws::lifecycle_warnings(any_not_last, true);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("signature"), "{w:?}");
+        assert!(w[1].contains("multi-platform"), "{w:?}");
+    }
+}
