@@ -61,6 +61,9 @@ pub struct GlobalConfig {
     /// The tag an environment's image carries (`promote`, `status`): `{env}` (default) or,
     /// e.g., `{service}-{env}-{version}`.
     pub environment_tag: Option<Spanned<String>>,
+    /// Repositories per environment (`{repository}-{env}`): an environment's images live in
+    /// their own repository (promote copies across, ecr sets each up).
+    pub environment_repository: Option<Spanned<String>>,
     /// `cargo xtask check`: what it requires.
     pub check: Option<CheckConfig>,
     /// ECR repositories as code (`cargo xtask ecr plan|apply`).

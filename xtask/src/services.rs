@@ -54,6 +54,8 @@ pub struct Settings {
     pub base_image_mirror: Option<String>,
     /// The tag of an environment's image: `{env}`, `{service}` and `{version}` filled in.
     pub environment_tag: String,
+    /// An environment's repository (`{repository}`, `{env}`), when environments have their own.
+    pub environment_repository: Option<String>,
     pub check: CheckPolicy,
     pub notify: Option<Notify>,
     /// How ECR repositories are set up (`ecr plan|apply`).
@@ -106,6 +108,23 @@ pub fn default_lifecycle(prefix: &str, keep: u32, days: u32) -> String {
 }
 
 impl Settings {
+    /// The repositories (`registry/path`) holding `env`'s images of `svc`: its own ones when
+    /// `environment_repository` is set, else the service's.
+    pub fn environment_repositories(&self, svc: &Service, env: &str) -> Vec<String> {
+        match &self.environment_repository {
+            None => crate::plan::repositories(svc),
+            Some(t) => {
+                let repo = t
+                    .replace("{repository}", &svc.repository)
+                    .replace("{env}", env);
+                svc.registries
+                    .iter()
+                    .map(|r| format!("{r}/{repo}"))
+                    .collect()
+            }
+        }
+    }
+
     /// The tag of `env`'s image for a service (`environment_tag`).
     pub fn environment_tag(&self, env: &str, service: &str, version: &str) -> String {
         self.environment_tag
@@ -665,6 +684,20 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                     lifecycle_policy,
                     lifecycle_file: c.lifecycle_policy.map(|f| f.into_inner()),
                 }
+            }
+        },
+        environment_repository: match &g.environment_repository {
+            None => None,
+            Some(t) => {
+                let text = t.get_ref();
+                if !text.contains("{env}") || !text.contains("{repository}") {
+                    return Err(src.error_at(t, anyhow::anyhow!("environment_repository must hold `{{repository}}` and `{{env}}`, e.g. \"{{repository}}-{{env}}\"")));
+                }
+                let sample = text
+                    .replace("{repository}", "acme/api")
+                    .replace("{env}", "prod");
+                config::check_repository(&sample).map_err(|e| src.error_at(t, e))?;
+                Some(text.clone())
             }
         },
         check: {

@@ -2236,3 +2236,78 @@ fn ecr_repositories_as_code_plan_apply_and_drift() {
         stderr(&out)
     );
 }
+
+#[test]
+fn environments_with_their_own_repositories_are_promoted_across_with_the_signature() {
+    let Some(stack) =
+        stack("environments_with_their_own_repositories_are_promoted_across_with_the_signature")
+    else {
+        return;
+    };
+    let prefix = stack.unique_prefix("envrepo");
+    let f = Fixture::new(&format!(
+        "registries = [\"{}\"]\nprefix = \"{prefix}\"\nenvironments = [\"staging\", \"prod\"]\nenvironment_repository = \"{{repository}}-{{env}}\"\n[workspace.metadata.images.sign]\nkey = \"ci/cosign.key\"\n",
+        stack.registry
+    ));
+    f.write("ci/cosign.key", "fake private key\n");
+    f.write("ci/cosign.pub", "fake public key\n");
+    f.write(
+        "services/static/Dockerfile",
+        "FROM busybox:1.35\nCOPY page.txt /page.txt\nUSER 65534:65534\n",
+    );
+    f.write("services/static/page.txt", "static\n");
+    let sha = f.commit("main");
+    let tools = tempfile::tempdir().unwrap();
+    let bin = support::fake_cosign(tools.path());
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let env = [("PATH", path.as_str())];
+    let out = stack.xtask(f.path(), &["push", "static"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let base = format!("{}/{prefix}/static", stack.registry);
+    let staging = format!("{base}-staging");
+    let prod = format!("{base}-prod");
+    let digest = skopeo_json(&["inspect", &format!("docker://{base}:{}", &sha[..7])])["Digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The deploy to staging put the image and its signature in staging's repository.
+    let sig = format!("{}.sig", digest.replace(':', "-"));
+    for (from, to) in [
+        (format!("{base}@{digest}"), format!("{staging}:staging")),
+        (format!("{base}:{sig}"), format!("{staging}:{sig}")),
+    ] {
+        run_ok(
+            "skopeo",
+            &[
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                &format!("docker://{from}"),
+                &format!("docker://{to}"),
+            ],
+        );
+    }
+    let out = stack.xtask(
+        f.path(),
+        &["promote", "static", "--from", "staging", "--to", "prod"],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("{prod}:prod -> {digest} (promoted, from {staging}:staging)")
+    );
+    let tags = registry_tags(&prod);
+    assert!(
+        tags.contains(&"prod".to_string()) && tags.contains(&sig),
+        "the image and its signature: {tags:?}"
+    );
+    // status finds prod in prod's repository.
+    let out = stack.xtask(f.path(), &["status", "static", "--json"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["images"][0]["environments"],
+        serde_json::json!(["staging", "prod"])
+    );
+}

@@ -141,16 +141,26 @@ fn targets(ws: &crate::services::Workspace) -> Vec<Target> {
                 continue;
             }
             let path = r.split_once('/').map_or("", |(_, p)| p);
-            let name = format!("{path}/{}", svc.repository)
-                .trim_start_matches('/')
-                .to_string();
-            if !out.iter().any(|t| t.host == host && t.name == name) {
-                out.push(Target {
-                    region: aws::ecr_region(r).map(String::from),
-                    account: aws::ecr_account(r).map(String::from),
-                    host,
-                    name,
-                });
+            let mut names = vec![svc.repository.clone()];
+            // Each environment's own repository, when they have one.
+            if let Some(t) = &ws.settings.environment_repository {
+                for env in &ws.settings.environments {
+                    names.push(
+                        t.replace("{repository}", &svc.repository)
+                            .replace("{env}", env),
+                    );
+                }
+            }
+            for repo in names {
+                let name = format!("{path}/{repo}").trim_start_matches('/').to_string();
+                if !out.iter().any(|t| t.host == host && t.name == name) {
+                    out.push(Target {
+                        region: aws::ecr_region(r).map(String::from),
+                        account: aws::ecr_account(r).map(String::from),
+                        host: host.clone(),
+                        name,
+                    });
+                }
             }
         }
     }

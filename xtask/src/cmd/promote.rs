@@ -60,7 +60,10 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
     // ECR's own hosts are reached through its API only; the others need a registry login.
     let need_login: Vec<String> = services
         .iter()
-        .filter(|s| s.registries.iter().any(|r| aws::ecr_region(r).is_none()))
+        .filter(|s| {
+            s.registries.iter().any(|r| aws::ecr_region(r).is_none())
+                || ws.settings.environment_repository.is_some()
+        })
         .map(|s| s.name.clone())
         .collect();
     if !need_login.is_empty() {
@@ -76,21 +79,29 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
             (None, None, None) => String::new(),
         };
         let tag = |env: &str| ws.settings.environment_tag(env, &svc.name, &version);
-        for repo in crate::plan::repositories(svc) {
-            match promote(&runner, &ws, svc, &repo, &tag(&args.from), &tag(&args.to)) {
+        let sources = ws.settings.environment_repositories(svc, &args.from);
+        let targets = ws.settings.environment_repositories(svc, &args.to);
+        for (src, dst) in sources.iter().zip(&targets) {
+            match promote(
+                &runner,
+                &ws,
+                svc,
+                src,
+                dst,
+                &tag(&args.from),
+                &tag(&args.to),
+            ) {
                 Ok(m) => {
                     out!(
-                        "{}:{} -> {} ({}, from {}:{})",
-                        repo,
+                        "{dst}:{} -> {} ({}, from {src}:{})",
                         m.to,
                         m.digest,
                         m.result,
-                        repo,
                         m.from
                     );
                     moved.push(m);
                 }
-                Err(e) => refused.push(format!("{} ({repo}): {e:#}", svc.name)),
+                Err(e) => refused.push(format!("{} ({src}): {e:#}", svc.name)),
             }
         }
     }
@@ -117,19 +128,23 @@ fn promote(
     runner: &Runner,
     ws: &Workspace,
     svc: &Service,
-    repo: &str,
+    src: &str,
+    dst: &str,
     from: &str,
     to: &str,
 ) -> Result<Moved> {
+    let repo = src;
     let api = aws::ecr_region(repo).is_some();
     let (cli, endpoint) = crate::world::aws_setup();
     let region = aws::ecr_region(repo);
     let account = aws::ecr_account(repo);
     let name = repo.split_once('/').map_or("", |(_, p)| p);
     let ep = endpoint.as_deref();
-    // The digest, once; everything after uses it.
-    let digest_of = |tag: &str| -> Result<Option<String>> {
-        if api {
+    // What a tag of a repository holds (ECR's API on ECR, else the registry).
+    let digest_in = |repo: &str, tag: &str| -> Result<Option<String>> {
+        if aws::ecr_region(repo).is_some() {
+            let name = repo.split_once('/').map_or("", |(_, p)| p);
+            let (region, account) = (aws::ecr_region(repo), aws::ecr_account(repo));
             let o = runner.probe(&aws::ecr_describe_tag(&cli, region, ep, account, name, tag))?;
             if o.success() {
                 return Ok(aws::parse_image_digest(&o.stdout));
@@ -151,6 +166,8 @@ fn promote(
             skopeo::error_message(&o.stderr)
         );
     };
+    // The digest, once; everything after uses it.
+    let digest_of = |tag: &str| digest_in(src, tag);
     let digest = digest_of(from)?.with_context(|| {
         format!("{repo}:{from} does not exist: nothing to promote (cargo xtask status shows what is published)")
     })?;
@@ -228,10 +245,27 @@ fn promote(
     }
 
     // Already there?
-    if digest_of(to)?.as_deref() == Some(digest.as_str()) {
+    if digest_in(dst, to)?.as_deref() == Some(digest.as_str()) {
         return Ok(moved(svc, from, to, &digest, "already there"));
     }
-    if api {
+    if src != dst {
+        // Another repository (an environment's own): the blobs move too, registry to
+        // registry, every platform.
+        runner.run_retrying(&skopeo::copy("skopeo", &at, &format!("{dst}:{to}")), 3)?;
+        // Its signature and attestations live beside it: they move along, or the target
+        // repository would hold an unsigned image.
+        for t in [
+            cosign::signature_tag(&digest),
+            cosign::attestation_tag(&digest),
+        ] {
+            if digest_in(src, &t)?.is_some() {
+                runner.run_retrying(
+                    &skopeo::copy("skopeo", &format!("{src}:{t}"), &format!("{dst}:{t}")),
+                    3,
+                )?;
+            }
+        }
+    } else if api {
         let o = runner.run_retrying(
             &aws::ecr_get_manifest(&cli, region, ep, account, name, &digest),
             3,

@@ -236,10 +236,22 @@ fn read(
                 .map(|v| v.to_string())
         })
         .unwrap_or_default();
+    let svc = ws.services.iter().find(|s| s.name == service);
+    let index = svc.and_then(|s| crate::plan::repositories(s).iter().position(|r| r == repo));
     for env in &ws.settings.environments {
         let env_tag = ws.settings.environment_tag(env, service, &version);
+        // The environment's own repository when environments have one.
+        let env_repo = match (svc, index) {
+            (Some(s), Some(i)) => ws
+                .settings
+                .environment_repositories(s, env)
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| repo.to_string()),
+            _ => repo.to_string(),
+        };
         let same = runner
-            .probe(&skopeo::inspect("skopeo", &format!("{repo}:{env_tag}")))
+            .probe(&skopeo::inspect("skopeo", &format!("{env_repo}:{env_tag}")))
             .ok()
             .filter(|o| o.success())
             .and_then(|o| skopeo::parse_inspect(&o.stdout).ok())

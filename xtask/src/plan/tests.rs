@@ -63,6 +63,7 @@ fn workspace() -> Workspace {
             sign: None,
             base_image_mirror: None,
             environment_tag: "{env}".into(),
+            environment_repository: None,
             ecr: Default::default(),
             check: Default::default(),
             notify: None,
