@@ -9,6 +9,7 @@ mod dockerfile;
 mod exec;
 mod files;
 mod git;
+mod github;
 mod globs;
 mod notify;
 mod pipeline;

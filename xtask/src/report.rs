@@ -100,9 +100,11 @@ fn row(o: &Outcome, kind: Kind) -> Row<'_> {
         error: o.error.as_deref(),
         image_id: o.image_id.as_deref(),
         digests: &o.digests,
+        // What was published; a service that failed published no tag.
         tags: o
             .images
             .iter()
+            .filter(|_| o.ok())
             .map(|r| r.rsplit_once(':').map_or(r.as_str(), |(_, t)| t))
             .fold(Vec::new(), |mut v, t| {
                 if !v.contains(&t) {
@@ -124,6 +126,59 @@ fn row(o: &Outcome, kind: Kind) -> Row<'_> {
         log: o.log.as_ref().map(|p| p.display().to_string()),
         notes: &o.notes,
     }
+}
+
+/// The run as markdown for `$GITHUB_STEP_SUMMARY`: one row per service.
+fn markdown(rows: &[Row], kind: Kind) -> String {
+    let mut md = format!(
+        "### Slipway {}\n\n| service | result | digest | tags | size | vulnerabilities | signed | time |\n|---|---|---|---|---|---|---|---|\n",
+        kind.name()
+    );
+    for r in rows {
+        let vulns = match r.vulnerabilities {
+            None => "-".to_string(),
+            Some(v) if v.is_empty() => "none".to_string(),
+            Some(v) => v
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1}s |\n",
+            r.name,
+            r.result,
+            r.digests
+                .values()
+                .next()
+                .map_or("-".to_string(), |d| format!("`{}`", short(d))),
+            if r.tags.is_empty() {
+                "-".to_string()
+            } else {
+                r.tags
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+            r.size.map_or("-".to_string(), crate::config::show_size),
+            vulns,
+            if r.signed.is_empty() { "no" } else { "yes" },
+            r.seconds
+        ));
+    }
+    for r in rows.iter().filter(|r| r.error.is_some()) {
+        md.push_str(&format!(
+            "\n**{}**: {}\n",
+            r.name,
+            r.error
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or_default()
+        ));
+    }
+    md
 }
 
 /// `sha256:0123456789ab` (12 hex digits, as docker shows ids).
@@ -202,6 +257,42 @@ fn table(rows: &[Row]) -> Vec<String> {
 pub fn finish(outcomes: &[Outcome], kind: Kind, json: bool, ui: &Ui) -> Result<()> {
     let interrupted = crate::exec::interrupted();
     let rows: Vec<Row> = outcomes.iter().map(|o| row(o, kind)).collect();
+    // Under GitHub Actions: the table on the run's page, the results for later jobs.
+    if !outcomes.is_empty() {
+        if let Err(e) = crate::github::append("GITHUB_STEP_SUMMARY", &markdown(&rows, kind)) {
+            ui.warn(format!("{e:#}"));
+        }
+    }
+    let ok: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.ok())
+        .map(|o| o.name.as_str())
+        .collect();
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !o.ok())
+        .map(|o| o.name.as_str())
+        .collect();
+    let images: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.ok())
+        .flat_map(|o| {
+            o.images.iter().map(|i| match o.digests.get(i) {
+                Some(d) => format!("{i}@{d}"),
+                None => i.clone(),
+            })
+        })
+        .collect();
+    if let Err(e) = crate::github::append(
+        "GITHUB_OUTPUT",
+        &crate::github::outputs(&[
+            ("services", serde_json::to_string(&ok)?),
+            ("failed", serde_json::to_string(&failed)?),
+            ("images", serde_json::to_string(&images)?),
+        ]),
+    ) {
+        ui.warn(format!("{e:#}"));
+    }
     if json {
         let doc = Json {
             schema_version: 1,

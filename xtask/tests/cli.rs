@@ -745,3 +745,44 @@ fn a_webhook_that_fails_or_is_down_never_changes_the_result() {
         stderr(&out)
     );
 }
+
+#[test]
+fn under_github_actions_the_run_leaves_a_summary_and_outputs() {
+    let f = web_fixture();
+    f.commit("main");
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.md");
+    let output = dir.path().join("output");
+    let out = xtask(
+        f.path(),
+        &[
+            "build",
+            "--keep-going",
+            "--platform",
+            "linux/amd64,linux/arm64",
+        ],
+        &[
+            ("PATH", &fake_path(&f)),
+            ("SLIPWAY_BUILDER", "buildx"),
+            ("FAKE_FAIL_TAG", "/jobs:"),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+            ("GITHUB_OUTPUT", output.to_str().unwrap()),
+        ],
+    );
+    assert!(!out.status.success());
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with("### Slipway build\n\n| service | result |"),
+        "{md}"
+    );
+    assert!(md.contains("| jobs | FAILED | - | - |"), "{md}");
+    assert!(md.contains("| web | built |"), "{md}");
+    assert!(md.contains("**jobs**: build: docker failed"), "{md}");
+    let outputs = std::fs::read_to_string(&output).unwrap();
+    assert!(outputs.contains("services=[\"web\"]\n"), "{outputs}");
+    assert!(outputs.contains("failed=[\"jobs\"]\n"), "{outputs}");
+    assert!(
+        outputs.contains("images=[\"registry.example.invalid:5000/acme/web:"),
+        "{outputs}"
+    );
+}

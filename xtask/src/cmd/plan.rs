@@ -2,7 +2,7 @@
 //! DESIGN.md) or `--matrix` (a GitHub Actions matrix of the selected services).
 
 use crate::ui::out;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::PlanArgs;
@@ -25,18 +25,10 @@ pub fn run(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
             "matrix: {count} entr{}",
             if count == 1 { "y" } else { "ies" }
         ));
-        if let Ok(path) = std::env::var("GITHUB_OUTPUT") {
-            if !path.is_empty() {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .open(&path)
-                    .with_context(|| format!("cannot write $GITHUB_OUTPUT ({path})"))?;
-                writeln!(f, "matrix={text}\ncount={count}")
-                    .with_context(|| format!("cannot write $GITHUB_OUTPUT ({path})"))?;
-            }
-        }
+        crate::github::append(
+            "GITHUB_OUTPUT",
+            &crate::github::outputs(&[("matrix", text.clone()), ("count", count.to_string())]),
+        )?;
         out!("{text}");
     } else {
         print_text(&plan, &runner, ctx.verbose);
