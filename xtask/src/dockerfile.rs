@@ -807,88 +807,176 @@ impl Ignore {
 #[cfg(test)]
 mod tests;
 
-/// The Dockerfile with every `FROM` of a Docker Hub image (`busybox:1.37`,
-/// `bitnami/redis:7`, `docker.io/library/x`) read from `mirror` instead
-/// (`<mirror>/library/busybox:1.37`): a registry mirror or a pull-through cache, without
-/// editing the file. Stages, `scratch`, images of other registries and references that hold
-/// a variable are left as written. Also returns each (from, to) rewritten, and the
-/// references left alone because they hold a variable.
-pub fn mirror(text: &str, mirror: &str) -> (String, Vec<(String, String)>, Vec<String>) {
+/// The Dockerfile with every Docker Hub image it reads (`FROM busybox:1.37`, `COPY
+/// --from=bitnami/redis:7`, `RUN --mount=…,from=x:1`, the `# syntax=` frontend) read from
+/// `mirror` instead (`<mirror>/library/busybox:1.37`): a registry mirror or a pull-through
+/// cache, without editing the file. Only instructions are rewritten (never continuation
+/// lines or heredoc bodies); stages, `scratch`, other registries' images and the images
+/// `keep` names (this repository's own) are left as written. Returns the text, each
+/// (from, to), and what could not be redirected (a variable, a FROM split over lines).
+pub fn mirror(
+    text: &str,
+    mirror: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> (String, Vec<(String, String)>, Vec<String>) {
     let mut stages: Vec<String> = Vec::new();
     let mut moved = Vec::new();
     let mut unsure = Vec::new();
     let mut out = String::with_capacity(text.len() + 64);
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_start();
-        let indent = &line[..line.len() - body.len()];
-        let words: Vec<&str> = body.split_whitespace().collect();
-        if words
-            .first()
-            .is_none_or(|w| !w.eq_ignore_ascii_case("FROM"))
+    let escape = text
+        .lines()
+        .take_while(|l| l.trim_start().starts_with('#'))
+        .find_map(|l| {
+            let d = l.trim_start().trim_start_matches('#').trim();
+            d.strip_prefix("escape=")
+                .and_then(|e| e.trim().chars().next())
+        })
+        .unwrap_or('\\');
+    let mut continued = false;
+    let mut heredocs: Vec<String> = Vec::new();
+    let mut directives = true;
+    // The image `word` names, rewritten when it is a Docker Hub image we may redirect.
+    let redirect = |word: &str,
+                    stages: &[String],
+                    moved: &mut Vec<(String, String)>,
+                    unsure: &mut Vec<String>|
+     -> Option<String> {
+        if word.contains('$') {
+            unsure.push(word.to_string());
+            return None;
+        }
+        if word.eq_ignore_ascii_case("scratch")
+            || stages.contains(&word.to_ascii_lowercase())
+            || word.parse::<usize>().is_ok()
+            || keep(word)
         {
+            return None;
+        }
+        let to = format!("{mirror}/{}", docker_hub_path(word)?);
+        moved.push((word.to_string(), to.clone()));
+        Some(to)
+    };
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start();
+        // Heredoc bodies are content, not instructions.
+        if let Some(end) = heredocs.first() {
+            if trimmed == end.as_str() || body == end.as_str() {
+                heredocs.remove(0);
+            }
             out.push_str(line);
             continue;
         }
-        let Some(at) = words
-            .iter()
-            .skip(1)
-            .position(|w| !w.starts_with("--"))
-            .map(|i| i + 1)
-        else {
+        let was_continued = continued;
+        continued = body.trim_end().ends_with(escape) && !trimmed.starts_with('#');
+        if was_continued || trimmed.is_empty() {
             out.push_str(line);
             continue;
-        };
-        let image = words[at];
-        if let (Some(kw), Some(name)) = (words.get(at + 1), words.get(at + 2)) {
-            if kw.eq_ignore_ascii_case("AS") {
-                stages.push(name.to_ascii_lowercase());
-            }
         }
-        let is_stage = stages[..stages.len().saturating_sub(usize::from(
-            words
-                .get(at + 1)
-                .is_some_and(|k| k.eq_ignore_ascii_case("AS")),
-        ))]
-            .contains(&image.to_ascii_lowercase());
-        let hub = docker_hub_path(image);
-        match hub {
-            _ if is_stage || image.eq_ignore_ascii_case("scratch") => out.push_str(line),
-            _ if image.contains('$') => {
-                unsure.push(image.to_string());
-                out.push_str(line);
+        if trimmed.starts_with('#') {
+            // `# syntax=docker/dockerfile:1`: the frontend image, read before anything.
+            let d = trimmed.trim_start_matches('#').trim();
+            if directives {
+                if let Some(img) = d.strip_prefix("syntax=") {
+                    if let Some(to) = redirect(img.trim(), &stages, &mut moved, &mut unsure) {
+                        out.push_str(&line.replacen(img.trim(), &to, 1));
+                        continue;
+                    }
+                }
             }
-            Some(path) => {
-                let to = format!("{mirror}/{path}");
-                // Replace the image word only, keeping the rest of the line as written.
-                let start = body
-                    .match_indices(image)
-                    .map(|(i, _)| i)
-                    .find(|&i| {
-                        body[..i].ends_with(char::is_whitespace)
-                            && body[i + image.len()..]
-                                .chars()
-                                .next()
-                                .is_none_or(char::is_whitespace)
-                    })
-                    .unwrap_or(0);
-                out.push_str(indent);
-                out.push_str(&body[..start]);
-                out.push_str(&to);
-                out.push_str(&body[start + image.len()..]);
-                moved.push((image.to_string(), to));
-            }
-            None => out.push_str(line),
+            out.push_str(line);
+            continue;
         }
+        directives = false;
+        // Heredocs opened on this line (`<<EOF`, `<<-EOF`, `<<"EOF"`).
+        let mut rest = trimmed;
+        while let Some(i) = rest.find("<<") {
+            let tag: String = rest[i + 2..]
+                .trim_start_matches('-')
+                .trim_matches(|c| c == '"' || c == '\'')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !tag.is_empty() {
+                heredocs.push(tag);
+            }
+            rest = &rest[i + 2..];
+        }
+        let words: Vec<&str> = trimmed.split_whitespace().collect();
+        let instruction = words
+            .first()
+            .map(|w| w.to_ascii_uppercase())
+            .unwrap_or_default();
+        let mut rewritten = body.to_string();
+        match instruction.as_str() {
+            "FROM" => {
+                let at = words
+                    .iter()
+                    .skip(1)
+                    .position(|w| !w.starts_with("--"))
+                    .map(|i| i + 1);
+                let (Some(at), false) = (at, continued) else {
+                    // Split over lines: not rewritten (said so), rather than half-rewritten.
+                    unsure.push("FROM split over lines".to_string());
+                    out.push_str(line);
+                    continue;
+                };
+                let image = words[at];
+                let is_as = words
+                    .get(at + 1)
+                    .is_some_and(|k| k.eq_ignore_ascii_case("AS"));
+                if let Some(to) = redirect(image, &stages, &mut moved, &mut unsure) {
+                    rewritten = replace_word(body, image, &to);
+                }
+                if is_as {
+                    if let Some(name) = words.get(at + 2) {
+                        stages.push(name.to_ascii_lowercase());
+                    }
+                }
+            }
+            "COPY" | "ADD" | "RUN" => {
+                for w in &words[1..] {
+                    let value = w.strip_prefix("--from=").or_else(|| {
+                        w.strip_prefix("--mount=")
+                            .and_then(|m| m.split(',').find_map(|kv| kv.strip_prefix("from=")))
+                    });
+                    if let Some(img) = value {
+                        if let Some(to) = redirect(img, &stages, &mut moved, &mut unsure) {
+                            let new_word = w.replacen(img, &to, 1);
+                            rewritten = replace_word(&rewritten, w, &new_word);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        out.push_str(&rewritten);
+        out.push_str(&line[body.len()..]);
     }
     (out, moved, unsure)
+}
+
+/// `text` with the whitespace-delimited word `word` replaced by `to` (its first occurrence).
+fn replace_word(text: &str, word: &str, to: &str) -> String {
+    let at = text.match_indices(word).map(|(i, _)| i).find(|&i| {
+        (i == 0 || text[..i].ends_with(char::is_whitespace))
+            && text[i + word.len()..]
+                .chars()
+                .next()
+                .is_none_or(char::is_whitespace)
+    });
+    match at {
+        Some(i) => format!("{}{to}{}", &text[..i], &text[i + word.len()..]),
+        None => text.to_string(),
+    }
 }
 
 /// The Docker Hub path of an image reference (`busybox:1` → `library/busybox:1`), or `None`
 /// for another registry's (a first part with a `.` or `:`, or `localhost`).
 fn docker_hub_path(image: &str) -> Option<String> {
-    let image = image
-        .strip_prefix("docker.io/")
-        .or_else(|| image.strip_prefix("index.docker.io/"))
+    let image = ["docker.io/", "index.docker.io/", "registry-1.docker.io/"]
+        .iter()
+        .find_map(|p| image.strip_prefix(p))
         .unwrap_or(image);
     match image.split_once('/') {
         Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => None,
@@ -903,17 +991,21 @@ mod mirror_tests {
 
     #[test]
     fn docker_hub_bases_are_read_from_the_mirror() {
-        let text = "# syntax=docker/dockerfile:1\nARG BASE=alpine:3\nFROM --platform=$BUILDPLATFORM busybox:1.37 AS build\nRUN true\nfrom build as again\nFROM bitnami/redis:7\nFROM docker.io/library/debian:12-slim@sha256:ab\nFROM ghcr.io/acme/base:1\nFROM localhost:5000/x:1\nFROM ${BASE}\nFROM scratch\n  FROM   node:20   AS   web\n";
-        let (out, moved, unsure) = mirror(
-            text,
-            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockerhub",
-        );
         let m = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockerhub";
+        let text = "# syntax=docker/dockerfile:1\nARG BASE=alpine:3\nFROM --platform=$BUILDPLATFORM busybox:1.37 AS build\nRUN echo \\\n  from the docs > /msg\nfrom build as again\nFROM bitnami/redis:7\nFROM docker.io/library/debian:12-slim@sha256:ab\nFROM registry-1.docker.io/library/node:20\nFROM ghcr.io/acme/base:1\nFROM acme/app-base:2\nFROM ${BASE}\nCOPY --from=acme/tool:2 /t /t\nCOPY --from=build /x /x\nRUN --mount=type=bind,from=acme/tool:2,target=/t true\nCOPY <<EOF /app/main.py\nfrom os import path\nEOF\nFROM scratch\n  FROM   node:20   AS   web\n";
+        let keep = |r: &str| r.starts_with("acme/app-base");
+        let (out, moved, unsure) = mirror(text, m, &keep);
         assert_eq!(
             out,
-            format!("# syntax=docker/dockerfile:1\nARG BASE=alpine:3\nFROM --platform=$BUILDPLATFORM {m}/library/busybox:1.37 AS build\nRUN true\nfrom build as again\nFROM {m}/bitnami/redis:7\nFROM {m}/library/debian:12-slim@sha256:ab\nFROM ghcr.io/acme/base:1\nFROM localhost:5000/x:1\nFROM ${{BASE}}\nFROM scratch\n  FROM   {m}/library/node:20   AS   web\n")
+            format!("# syntax={m}/docker/dockerfile:1\nARG BASE=alpine:3\nFROM --platform=$BUILDPLATFORM {m}/library/busybox:1.37 AS build\nRUN echo \\\n  from the docs > /msg\nfrom build as again\nFROM {m}/bitnami/redis:7\nFROM {m}/library/debian:12-slim@sha256:ab\nFROM {m}/library/node:20\nFROM ghcr.io/acme/base:1\nFROM acme/app-base:2\nFROM ${{BASE}}\nCOPY --from={m}/acme/tool:2 /t /t\nCOPY --from=build /x /x\nRUN --mount=type=bind,from={m}/acme/tool:2,target=/t true\nCOPY <<EOF /app/main.py\nfrom os import path\nEOF\nFROM scratch\n  FROM   {m}/library/node:20   AS   web\n")
         );
-        assert_eq!(moved.len(), 4);
+        assert_eq!(moved.len(), 8, "{moved:?}");
         assert_eq!(unsure, ["${BASE}"]);
+        let (out, _, unsure) = mirror("FROM \\\n  busybox:1\n", m, &|_| false);
+        assert_eq!(
+            out, "FROM \\\n  busybox:1\n",
+            "a FROM split over lines is left"
+        );
+        assert_eq!(unsure, ["FROM split over lines"]);
     }
 }

@@ -106,7 +106,10 @@ fn main() -> ExitCode {
     };
     let ctx = Ctx {
         root,
-        ui: Ui::new(cli.quiet, std::env::var_os("GITHUB_ACTIONS").is_some()),
+        ui: Ui::new(
+            cli.quiet,
+            std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+        ),
         verbose: cli.verbose,
         env,
         secrets: SECRET_VARS
@@ -155,6 +158,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(&ctx, &args),
         Command::Promote(args) => cmd::promote::run(&ctx, &args),
         Command::Ecr(args) => cmd::ecr::run(&ctx, &args),
+        Command::Lint => cmd::lint::run(&ctx),
         Command::Plan(args) => cmd::plan::run(&ctx, &args),
         Command::Changed(args) => cmd::changed::run(&ctx, &args),
         Command::Bench(args) => cmd::bench::run(&ctx, &args),

@@ -33,7 +33,22 @@ impl Summary {
         result: &anyhow::Result<()>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Summary {
-        let first_line = |s: &str| s.lines().next().unwrap_or_default().to_string();
+        // The first line says where; the last says why (a tool's own error): both, short.
+        let first_line = |s: &str| {
+            let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let mut text = match (
+                lines.first(),
+                lines.iter().rev().find(|l| !l.starts_with("command:")),
+            ) {
+                (Some(a), Some(b)) if a != b => format!("{a} {b}"),
+                (Some(a), _) => a.to_string(),
+                _ => String::new(),
+            };
+            if text.chars().count() > 300 {
+                text = text.chars().take(297).collect::<String>() + "…";
+            }
+            text
+        };
         let services: Vec<(String, String, Option<String>)> = outcomes
             .iter()
             .map(|o| {
@@ -61,7 +76,7 @@ impl Summary {
         };
         let origin = match (set("GITHUB_REPOSITORY"), set("GITHUB_REF_NAME")) {
             (Some(r), Some(b)) => Some(match set("GITHUB_SHA") {
-                Some(sha) => format!("{r} @ {b} ({})", &sha[..sha.len().min(7)]),
+                Some(sha) => format!("{r} @ {b} ({})", sha.chars().take(7).collect::<String>()),
                 None => format!("{r} @ {b}"),
             }),
             _ => None,
@@ -112,12 +127,12 @@ impl Summary {
 
 /// A Slack incoming webhook's message (`text` in mrkdwn).
 pub fn slack(s: &Summary) -> Value {
-    let mut text = format!("*{}*", s.title());
+    let mut text = format!("*{}*", slack_escape(&s.title()));
     if let Some(o) = &s.origin {
-        text.push_str(&format!("\n{o}"));
+        text.push_str(&format!("\n{}", slack_escape(o)));
     }
     for l in s.lines() {
-        text.push_str(&format!("\n• {l}"));
+        text.push_str(&format!("\n• {}", slack_escape(&l)));
     }
     if let Some(u) = &s.run_url {
         text.push_str(&format!("\n<{u}|Open the run>"));
@@ -211,18 +226,59 @@ pub fn send(notify: &Notify, summary: &Summary, runner: &Runner, ui: &Ui) {
         ));
         return;
     }
+    let Some(config) = crate::tools::curl::url_config(&url) else {
+        ui.warn(format!(
+            "no notification: {} does not hold one URL (it has whitespace or control characters)",
+            notify.webhook_env
+        ));
+        return;
+    };
     let mut cmd = crate::tools::curl::post_json("curl", &body.display().to_string());
-    cmd.stdin = Some(crate::tools::curl::url_config(&url));
-    match runner.run(&cmd) {
-        Ok(_) => ui.info(format!(
-            "notified the {} webhook ({})",
-            notify.format, notify.webhook_env
-        )),
-        Err(e) => ui.warn(format!(
-            "the notification could not be delivered (the run's result stands): {}",
-            format!("{e:#}").lines().next().unwrap_or_default()
-        )),
+    cmd.stdin = Some(config);
+    // Tried again only when nothing can have been delivered (no connection, 5xx, 429),
+    // after 1, 2, 4 s; a timeout is not retried (the post may have landed).
+    let mut last = String::new();
+    for attempt in 0..4u32 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_secs(1 << (attempt - 1)));
+        }
+        match runner.probe(&cmd) {
+            Ok(o) if o.success() => {
+                ui.info(format!(
+                    "notified the {} webhook ({})",
+                    notify.format, notify.webhook_env
+                ));
+                return;
+            }
+            Ok(o) => {
+                let text = format!("{}{}", o.stdout, o.stderr);
+                last = text
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("no output")
+                    .to_string();
+                if !crate::tools::curl::worth_retry(o.code, &text) {
+                    break;
+                }
+            }
+            Err(e) => {
+                last = format!("{e:#}");
+                break;
+            }
+        }
     }
+    ui.warn(format!(
+        "the notification could not be delivered (the run's result stands): {last}"
+    ));
+}
+
+/// Text for Slack's mrkdwn: `&`, `<` and `>` escaped, so a branch name cannot mention
+/// `<!channel>` or forge a link.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -272,7 +328,7 @@ mod tests {
         let text = slack(&s)["text"].as_str().unwrap().to_string();
         assert_eq!(
             text,
-            "*Slipway push failed: 1 of 2 service(s)*\nacme/shop @ main (abcdef1)\n• api: published\n• web: FAILED at scan: the scan gate failed (1 finding(s) at CRITICAL)\n<https://github.com/acme/shop/actions/runs/42|Open the run>"
+            "*Slipway push failed: 1 of 2 service(s)*\nacme/shop @ main (abcdef1)\n• api: published\n• web: FAILED at scan: the scan gate failed (1 finding(s) at CRITICAL) more\n<https://github.com/acme/shop/actions/runs/42|Open the run>"
         );
         let t = teams(&s);
         let card = &t["attachments"][0]["content"];
@@ -306,7 +362,7 @@ mod tests {
         assert_eq!(s.title(), "Slipway push failed before any service ran");
         assert_eq!(
             slack(&s)["text"],
-            "*Slipway push failed before any service ran*\n• the ECR login to x failed"
+            "*Slipway push failed before any service ran*\n• the ECR login to x failed details"
         );
     }
 }

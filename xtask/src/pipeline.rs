@@ -480,18 +480,33 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             dockerfile,
             dest,
             mirror,
+            keep,
         } => {
             let text = std::fs::read_to_string(runner.root.join(dockerfile))
                 .with_context(|| format!("cannot read {}", dockerfile.display()))?;
-            let (rewritten, moved, unsure) = crate::dockerfile::mirror(&text, mirror);
+            // This repository's own images (any registry, any tag) stay as written.
+            let ours = |r: &str| {
+                let path = r.split('@').next().unwrap_or(r);
+                let path = match path.rfind(':') {
+                    Some(i) if !path[i..].contains('/') => &path[..i],
+                    _ => path,
+                };
+                keep.iter()
+                    .any(|k| path == k || path.ends_with(&format!("/{k}")))
+            };
+            let (rewritten, moved, unsure) = crate::dockerfile::mirror(&text, mirror, &ours);
             for (from, to) in &moved {
                 out.notes
                     .push(format!("reads {from} from the mirror: {to}"));
             }
             for r in &unsure {
-                out.notes.push(format!(
-                    "FROM {r} holds a variable: not redirected to the mirror {mirror} (write the image in the FROM line, or set the argument to the mirror's reference)"
-                ));
+                out.notes.push(if r.starts_with("FROM split") {
+                    format!("a FROM split over lines is not redirected to the mirror {mirror}: write it on one line")
+                } else {
+                    format!(
+                        "{r} holds a variable: not redirected to the mirror {mirror} (write the image itself, or set the argument to the mirror's reference)"
+                    )
+                });
             }
             if runner.dry_run {
                 out!(
@@ -512,9 +527,14 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             let ignore = runner
                 .root
                 .join(format!("{}.dockerignore", dockerfile.display()));
+            let copy = std::path::PathBuf::from(format!("{}.dockerignore", dest_abs.display()));
             if ignore.is_file() {
-                std::fs::copy(&ignore, format!("{}.dockerignore", dest_abs.display()))
+                std::fs::copy(&ignore, &copy)
                     .with_context(|| format!("cannot copy {}", ignore.display()))?;
+            } else if copy.exists() {
+                // Gone from the source: an old copy must not keep excluding files.
+                std::fs::remove_file(&copy)
+                    .with_context(|| format!("cannot remove {}", copy.display()))?;
             }
         }
         Step::Build {

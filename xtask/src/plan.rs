@@ -171,6 +171,9 @@ pub enum Step {
         dockerfile: PathBuf,
         dest: PathBuf,
         mirror: String,
+        /// This repository's own images (repository paths): never redirected.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        keep: Vec<String>,
     },
     /// Build the image; `iidfile` and `metadata_file` are read afterwards.
     Build {
@@ -507,6 +510,12 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
                 dockerfile: svc.dockerfile.clone(),
                 dest: dest.clone(),
                 mirror: mirror.clone(),
+                keep: inp
+                    .workspace
+                    .services
+                    .iter()
+                    .map(|s| s.repository.clone())
+                    .collect(),
             });
             dest
         }

@@ -187,3 +187,64 @@ fn the_manifest_reader_agrees_with_cargo_metadata() {
     w("tools/cli/src/lib.rs", "\n");
     assert_eq!(ours(d.path()), cargo_view(d.path()));
 }
+
+/// Every `cargo xtask …` line in the GitHub workflows parses with this CLI (variables stand
+/// for a value), and every `make …` target exists: the YAML wires commands, it cannot drift.
+#[test]
+fn every_xtask_and_make_line_in_the_workflows_parses() {
+    use clap::Parser;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
+    let mut seen = 0;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(".github/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("{}:{}", f.display(), n + 1);
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            if let Some(i) = line.find("cargo xtask ") {
+                let rest = &line[i + "cargo xtask ".len()..];
+                let rest = rest.split(" #").next().unwrap();
+                let words =
+                    shlex::split(rest).unwrap_or_else(|| panic!("{at}: cannot split {rest}"));
+                let words: Vec<String> = words
+                    .into_iter()
+                    .map(|w| {
+                        if w.starts_with('$') {
+                            "api".to_string()
+                        } else {
+                            w
+                        }
+                    })
+                    .collect();
+                let argv = std::iter::once("cargo xtask".to_string()).chain(words.clone());
+                if let Err(e) = crate::cli::Cli::try_parse_from(argv) {
+                    panic!(
+                        "{at}: `cargo xtask {}` does not parse: {e}",
+                        words.join(" ")
+                    );
+                }
+                seen += 1;
+            }
+            if let Some(i) = line.find("make ") {
+                let target = line[i + 5..]
+                    .split_whitespace()
+                    .find(|w| !w.contains('=') && !w.starts_with('-'));
+                if let Some(t) = target {
+                    assert!(
+                        makefile.lines().any(|l| l.starts_with(&format!("{t}:"))),
+                        "{at}: make target `{t}` does not exist"
+                    );
+                    seen += 1;
+                }
+            }
+        }
+    }
+    assert!(seen >= 5, "only {seen} commands found in the workflows");
+}

@@ -2311,3 +2311,40 @@ fn environments_with_their_own_repositories_are_promoted_across_with_the_signatu
         serde_json::json!(["staging", "prod"])
     );
 }
+
+#[test]
+fn lint_finds_dockerfile_and_workflow_problems_and_passes_on_this_repository() {
+    let Some(_stack) =
+        stack("lint_finds_dockerfile_and_workflow_problems_and_passes_on_this_repository")
+    else {
+        return;
+    };
+    let f = Fixture::new("");
+    f.write(
+        "services/web/Dockerfile",
+        "FROM busybox\nRUN cd /tmp && echo hi\n",
+    );
+    f.write(
+        ".github/workflows/build.yml",
+        "name: build\non: push\njobs:\n  build:\n    runs-on: ubuntu-24.04\n    steps:\n      - uses: actions/checkout@v4\n      - run: echo \"${{ github.event.head_commit.message }}\"\n",
+    );
+    f.commit("main");
+    let out = support::xtask(f.path(), &["lint"], &[("GITHUB_ACTIONS", "true")]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    for want in [
+        "services/web/Dockerfile:1: error: Always tag the version of an image explicitly [DL3006]",
+        "services/web/Dockerfile:2: error: Use WORKDIR to switch to a directory [DL3003]",
+        ".github/workflows/build.yml:7: error: unpinned action reference",
+        "[template-injection]",
+        "::error file=services/web/Dockerfile,line=1::",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // This repository itself is clean.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let out = support::xtask(root, &["lint"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -30,7 +30,12 @@ fn notify(
     if args.dry_run {
         return;
     }
-    let Some(n) = ctx.workspace().ok().and_then(|ws| ws.settings.notify) else {
+    // From the root manifest alone: a broken service.toml is a failure worth posting.
+    let root = crate::files::Disk { root: &ctx.root };
+    let Some(n) = crate::services::Workspace::settings(&root, &ctx.env)
+        .ok()
+        .and_then(|s| s.notify)
+    else {
         return;
     };
     let summary = crate::notify::Summary::new(kind(args).name(), outcomes, result, &|k| {

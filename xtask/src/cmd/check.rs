@@ -54,9 +54,13 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<()> {
     }
 
     let before = problems.len();
-    problems.extend(lockfile(root, &runner));
-    if problems.len() == before {
-        passed.push("Cargo.lock is there and in sync");
+    if ctx.packages()?.is_empty() && !root.join("Cargo.lock").is_file() {
+        passed.push("no Rust package, so no Cargo.lock to check");
+    } else {
+        problems.extend(lockfile(root, &runner));
+        if problems.len() == before {
+            passed.push("Cargo.lock is there and in sync");
+        }
     }
 
     let before = problems.len();
@@ -64,6 +68,15 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<()> {
         let text = std::fs::read_to_string(root.join(&manifest))
             .with_context(|| format!("cannot read {}", manifest.display()))?;
         problems.extend(git_dependencies(&manifest.display().to_string(), &text));
+    }
+    // The lock holds every git package, from whichever manifest (auto-added path
+    // dependencies, patches): what the manifests above did not show is reported from it.
+    if let Ok(lock) = std::fs::read_to_string(root.join("Cargo.lock")) {
+        let named = problems.len() - before;
+        let in_lock = unpinned_in_lock(&lock);
+        if in_lock.len() > named {
+            problems.extend(in_lock);
+        }
     }
     if problems.len() == before {
         passed.push("every git dependency is pinned by rev");
@@ -261,10 +274,14 @@ pub fn git_dependencies(file: &str, text: &str) -> Vec<Problem> {
             let Some(spec) = spec.as_table() else {
                 continue;
             };
-            if !spec.contains_key("git") || spec.contains_key("rev") {
+            let pinned = spec
+                .get("rev")
+                .and_then(|v| v.as_str())
+                .is_some_and(is_commit);
+            if !spec.contains_key("git") || pinned {
                 continue;
             }
-            let moving = ["branch", "tag"]
+            let moving = ["rev", "branch", "tag"]
                 .iter()
                 .find_map(|k| {
                     spec.get(*k)
@@ -282,7 +299,14 @@ pub fn git_dependencies(file: &str, text: &str) -> Vec<Problem> {
             ));
         }
     };
-    let kinds = ["dependencies", "dev-dependencies", "build-dependencies"];
+    // cargo also accepts the underscore spellings.
+    let kinds = [
+        "dependencies",
+        "dev-dependencies",
+        "build-dependencies",
+        "dev_dependencies",
+        "build_dependencies",
+    ];
     for k in kinds {
         if let Some(t) = doc.get(k).and_then(|v| v.as_table()) {
             visit(t, k);
@@ -312,6 +336,49 @@ pub fn git_dependencies(file: &str, text: &str) -> Vec<Problem> {
         }
     }
     found
+}
+
+/// A commit id (7 to 40 hex digits), not a name that moves (`refs/heads/main`, `v1`).
+fn is_commit(rev: &str) -> bool {
+    (7..=40).contains(&rev.len()) && rev.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Every git package in `Cargo.lock` whose source is not a pinned commit (`?rev=<hash>`):
+/// the lock lists what every manifest cargo compiles pulls in, also those no member lists
+/// (auto-added path dependencies, patches).
+pub fn unpinned_in_lock(text: &str) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut name = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(n) = line.strip_prefix("name = ") {
+            name = n.trim_matches('"').to_string();
+        }
+        let Some(src) = line.strip_prefix("source = \"git+") else {
+            continue;
+        };
+        let url = src.trim_end_matches('"');
+        let query = url
+            .split('#')
+            .next()
+            .unwrap_or(url)
+            .split_once('?')
+            .map(|(_, q)| q);
+        let pinned = query.is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv.strip_prefix("rev=").is_some_and(is_commit))
+        });
+        if !pinned {
+            out.push(Problem::at(
+                "Cargo.lock",
+                Some(i + 1),
+                format!(
+                    "`{name}` comes from git without a pinned commit ({}): pin it with `rev = \"<commit>\"` in the manifest that names it",
+                    query.unwrap_or("the default branch")
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// The line that declares `name` in `section` (`name = {…}` under `[section]`, or a
@@ -456,6 +523,38 @@ mod tests {
         assert!(
             shown[3]
                 .starts_with("Cargo.toml:16: patch.crates-io: `serde` follows the default branch"),
+            "{shown:#?}"
+        );
+        // A rev that is a name moves too; the underscore tables count.
+        let text = "[build_dependencies]\nb = { git = \"https://x.invalid/b\", rev = \"refs/heads/main\" }\n[dependencies]\nc = { git = \"https://x.invalid/c\", rev = \"0123abcd\" }\n";
+        let found = git_dependencies("Cargo.toml", text);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].message.contains("follows rev `refs/heads/main`"),
+            "{}",
+            found[0].message
+        );
+    }
+
+    #[test]
+    fn the_lock_names_git_packages_no_manifest_showed() {
+        let lock = "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nsource = \"git+https://x.invalid/a?branch=main#0123456789abcdef0123456789abcdef01234567\"\n\n[[package]]\nname = \"b\"\nversion = \"1.0.0\"\nsource = \"git+https://x.invalid/b?rev=0123abcd#0123abcd00000000000000000000000000000000\"\n\n[[package]]\nname = \"c\"\nversion = \"1.0.0\"\nsource = \"git+https://x.invalid/c#0123456789abcdef0123456789abcdef01234567\"\n";
+        let found = unpinned_in_lock(lock);
+        let shown: Vec<String> = found
+            .iter()
+            .map(|p| format!("{}: {}", p.location(), p.message))
+            .collect();
+        assert_eq!(found.len(), 2, "{shown:#?}");
+        assert!(
+            shown[0].starts_with(
+                "Cargo.lock:4: `a` comes from git without a pinned commit (branch=main)"
+            ),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[1].starts_with(
+                "Cargo.lock:14: `c` comes from git without a pinned commit (the default branch)"
+            ),
             "{shown:#?}"
         );
     }

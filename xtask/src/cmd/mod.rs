@@ -7,6 +7,7 @@ pub mod check;
 pub mod completions;
 pub mod doctor;
 pub mod ecr;
+pub mod lint;
 pub mod list;
 pub mod plan;
 pub mod promote;

@@ -173,6 +173,7 @@ fn print_text(plan: &Plan, runner: &crate::exec::Runner, verbose: bool) {
                     dockerfile,
                     dest,
                     mirror,
+                    ..
                 } => out!(
                     "  write  {} -> {} (Docker Hub bases from {mirror})",
                     dockerfile.display(),

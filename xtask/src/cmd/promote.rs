@@ -26,6 +26,9 @@ struct Moved {
 pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
     let ws = ctx.workspace()?;
     let runner = ctx.runner(args.dry_run);
+    if let Some(v) = &args.version {
+        crate::version::parse(v).with_context(|| format!("--version {v}"))?;
+    }
     for env in [&args.from, &args.to] {
         if !ws.settings.environments.contains(env) {
             let known = &ws.settings.environments;
@@ -69,6 +72,9 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
     if !need_login.is_empty() {
         crate::world::login_to_read(ctx, &ws, &need_login, &runner)?;
     }
+    if ws.settings.sign.is_none() {
+        ctx.ui.warn("signing is not configured: a signature tag in the registry counts as signed without being verified (anyone who can push a tag can add one); configure [workspace.metadata.images.sign] so promote runs cosign verify");
+    }
     let root_version = crate::version::read(&ws.root.join("VERSION")).ok();
     let mut moved = Vec::new();
     let mut refused = Vec::new();
@@ -92,13 +98,16 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
                 &tag(&args.to),
             ) {
                 Ok(m) => {
-                    out!(
+                    let line = format!(
                         "{dst}:{} -> {} ({}, from {src}:{})",
-                        m.to,
-                        m.digest,
-                        m.result,
-                        m.from
+                        m.to, m.digest, m.result, m.from
                     );
+                    // `--json`: the JSON alone on stdout.
+                    if args.json {
+                        ctx.ui.info(line);
+                    } else {
+                        out!("{line}");
+                    }
                     moved.push(m);
                 }
                 Err(e) => refused.push(format!("{} ({src}): {e:#}", svc.name)),
@@ -109,7 +118,7 @@ pub fn run(ctx: &Ctx, args: &PromoteArgs) -> Result<()> {
         out!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"schema_version": 1, "moved": moved})
+                &serde_json::json!({"schema_version": 1, "moved": moved, "refused": refused})
             )?
         );
     }
@@ -180,8 +189,10 @@ fn promote(
             cosign::signature_tag(&digest)
         );
     }
+    // The checks read only: `--dry-run` runs them too, so it says what the real run would.
+    let checker = Runner::new(runner.root.clone(), false, runner.verbose);
     if let Some(signer) = &ws.settings.sign {
-        runner
+        checker
             .run_retrying(&cosign::verify("cosign", signer, &at), 3)
             .with_context(|| format!("{at} has a signature that does not verify with the configured key or identity: not promoted"))?;
     }
@@ -202,7 +213,8 @@ fn promote(
         let scan = o.success().then(|| aws::parse_scan(&o.stdout)).flatten();
         match scan {
             None => bail!("ECR has no scan of {at}: start one (aws ecr start-image-scan --repository-name {name} --image-id imageDigest={digest}) or turn on scan on push, then promote"),
-            Some(s) if s.status != "COMPLETE" => bail!("ECR's scan of {at} is {}: wait for it (cargo xtask status --wait 300), then promote", s.status),
+            // ACTIVE: enhanced (continuous) scanning, whose findings are current.
+            Some(s) if s.status != "COMPLETE" && s.status != "ACTIVE" => bail!("ECR's scan of {at} is {}: wait for it (cargo xtask status --wait 300), then promote", s.status),
             Some(s) => {
                 let blocking: Vec<String> = s
                     .counts
@@ -215,13 +227,13 @@ fn promote(
                 }
             }
         }
-    } else if !runner.dry_run {
+    } else {
         let report = std::path::Path::new(crate::plan::WORK_DIR)
             .join("out")
             .join(&svc.name)
             .join("promote-scan.json");
         std::fs::create_dir_all(runner.root.join(report.parent().unwrap_or(&report)))?;
-        runner.run(&trivy::scan_remote(
+        checker.run(&trivy::scan_remote(
             "trivy",
             &at,
             &report,

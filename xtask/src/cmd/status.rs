@@ -83,6 +83,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
             jobs.push((svc.name.clone(), Some(repo), tag.clone()));
         }
     }
+    let version = args.version.as_deref();
     let rows = std::sync::Mutex::new(Vec::new());
     let queue = std::sync::Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
     let wait = args.wait;
@@ -99,7 +100,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
                         error: Some("no registry is configured for it".into()),
                         ..Row::default()
                     },
-                    Some(repo) => read(&runner, &ws, &service, &repo, &tag, wait),
+                    Some(repo) => read(&runner, &ws, &service, &repo, &tag, wait, version),
                 };
                 rows.lock().expect("rows").push((i, row));
             });
@@ -122,6 +123,23 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         for line in table(&rows) {
             out!("{line}");
         }
+    }
+    let unreadable: Vec<String> = rows
+        .iter()
+        .filter(|r| r.state == "unknown")
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r.service,
+                r.error.as_deref().unwrap_or("cannot be read")
+            )
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        bail!(
+            "cannot tell what is published for {tag}: {}",
+            unreadable.join(", ")
+        );
     }
     let missing: Vec<String> = rows
         .iter()
@@ -166,6 +184,7 @@ fn read(
     repo: &str,
     tag: &str,
     wait: Option<u64>,
+    asked_version: Option<&str>,
 ) -> Row {
     let reference = format!("{repo}:{tag}");
     let mut row = Row {
@@ -225,11 +244,16 @@ fn read(
     };
     row.signed = exists(cosign::signature_tag(&digest));
     row.attested = exists(cosign::attestation_tag(&digest));
-    let version = ws
-        .services
-        .iter()
-        .find(|s| s.name == service)
-        .and_then(|s| s.version.as_ref().map(|v| v.to_string()))
+    // The version asked for, else the image's own label, else the checkout's.
+    let version = asked_version
+        .map(String::from)
+        .or_else(|| row.version.clone())
+        .or_else(|| {
+            ws.services
+                .iter()
+                .find(|s| s.name == service)
+                .and_then(|s| s.version.as_ref().map(|v| v.to_string()))
+        })
         .or_else(|| {
             crate::version::read(&ws.root.join("VERSION"))
                 .ok()

@@ -3,19 +3,15 @@
 
 use super::CommandSpec;
 
-/// `curl … -K - --data-binary @BODY`: stdin must carry `url_config(url)`.
+/// `curl … -K - --data-binary @BODY`: stdin must carry `url_config(url)`. One try, 10 s at
+/// most: the caller decides what is worth another (never a timeout: the post may have landed).
 pub fn post_json(curl: &str, body: &str) -> CommandSpec {
     CommandSpec::new(curl).args([
         "--silent",
         "--show-error",
-        "--fail",
+        "--fail-with-body",
         "--max-time",
         "10",
-        "--retry",
-        "3",
-        "--retry-all-errors",
-        "--retry-delay",
-        "1",
         "--header",
         "Content-Type: application/json",
         "--data-binary",
@@ -25,12 +21,28 @@ pub fn post_json(curl: &str, body: &str) -> CommandSpec {
     ])
 }
 
-/// The curl config line that names the URL (quoted as curl's config syntax wants).
-pub fn url_config(url: &str) -> String {
-    format!(
+/// The curl config line that names the URL (quoted as curl's config syntax wants), or `None`
+/// for a value that is not one URL (whitespace or control characters could add config lines).
+pub fn url_config(url: &str) -> Option<String> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    Some(format!(
         "url = \"{}\"\n",
         url.replace('\\', "\\\\").replace('"', "\\\"")
-    )
+    ))
+}
+
+/// curl's exit statuses worth another try: no connection (6, 7) or an HTTP error that is
+/// the server's (5xx, 429: 22 with `--fail-with-body` and the status in the output).
+pub fn worth_retry(code: Option<i32>, output: &str) -> bool {
+    match code {
+        Some(6) | Some(7) => true,
+        Some(22) => [" 429", " 500", " 502", " 503", " 504"]
+            .iter()
+            .any(|s| output.contains(s)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -48,8 +60,22 @@ mod tests {
         ]));
         assert!(!c.argv().iter().any(|a| a.contains("http")));
         assert_eq!(
-            url_config("https://x.invalid/hook?a=\"b\""),
+            url_config("https://x.invalid/hook?a=\"b\"").unwrap(),
             "url = \"https://x.invalid/hook?a=\\\"b\\\"\"\n"
+        );
+        assert_eq!(url_config("http://a/x\ndata-binary = @/etc/passwd"), None);
+        assert!(worth_retry(Some(7), ""));
+        assert!(worth_retry(
+            Some(22),
+            "curl: (22) The requested URL returned error: 503"
+        ));
+        assert!(!worth_retry(
+            Some(22),
+            "curl: (22) The requested URL returned error: 404"
+        ));
+        assert!(
+            !worth_retry(Some(28), "timed out"),
+            "a timeout may have been delivered"
         );
     }
 }

@@ -6,6 +6,7 @@ pub mod cargo;
 pub mod cosign;
 pub mod curl;
 pub mod docker;
+pub mod lint;
 pub mod skopeo;
 pub mod trivy;
 

@@ -97,8 +97,9 @@ pub fn scan_fs(trivy: &str, report: &Path, o: &ScanOptions) -> CommandSpec {
         "memory",
         "--quiet",
         "--list-all-pkgs",
+        // Build output anywhere (target/, fuzz/target/), not the repository's content.
         "--skip-dirs",
-        "target",
+        "**/target",
         "--format",
         "json",
         "--output",
@@ -249,7 +250,7 @@ pub fn parse_source_report(json: &str) -> Result<Vec<SourceFinding>> {
                 line: s.line,
                 kind: "secret",
                 what: format!(
-                    "{}: remove it from the repository (and its history) and revoke it",
+                    "{}: revoke it, and remove it (from the git history too if it was committed)",
                     s.title
                 ),
                 id: s.rule,
@@ -405,7 +406,7 @@ mod tests {
             "{argv}"
         );
         assert!(
-            argv.ends_with("--skip-dirs target --format json --output r.json ."),
+            argv.ends_with("--skip-dirs **/target --format json --output r.json ."),
             "{argv}"
         );
     }
