@@ -251,10 +251,16 @@ install_trivy() {
   fi
   mkdir -p "$STATE/bin"
   ln -sf "$trivy" "$STATE/bin/trivy"
-  if [ ! -f "$STATE/trivy-cache/db/trivy.db" ]; then
+  # Rebuilt when the generator changed (a state directory can outlive a checkout).
+  local src sum
+  src="$(dirname "$0")/trivy-db/main.go"
+  sum=$(sha256sum "$src" | cut -c1-64)
+  if [ ! -f "$STATE/trivy-cache/db/trivy.db" ] || [ "$(cat "$STATE/trivy-cache/db/source.sha256" 2>/dev/null)" != "$sum" ]; then
+    rm -rf "$STATE/trivy-cache/db"
     GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$STATE/go-cache" \
-      go build -o "$STATE/bin/trivy-fixture-db" "$(dirname "$0")/trivy-db/main.go"
+      go build -o "$STATE/bin/trivy-fixture-db" "$src"
     "$STATE/bin/trivy-fixture-db" "$STATE/trivy-cache"
+    echo "$sum" > "$STATE/trivy-cache/db/source.sha256"
     log "trivy fixture database in $STATE/trivy-cache"
   fi
 }
