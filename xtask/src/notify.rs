@@ -343,6 +343,16 @@ mod tests {
             card["actions"][0]["url"],
             "https://github.com/acme/shop/actions/runs/42"
         );
+        // A branch name cannot mention the whole channel; a non-ASCII SHA does not panic.
+        let mut odd = summary(false);
+        odd.origin = Some("acme/shop @ fix-<!channel> & more (éééé)".into());
+        let text = slack(&odd)["text"].as_str().unwrap().to_string();
+        assert!(text.contains("fix-&lt;!channel&gt; &amp; more"), "{text}");
+        let s = Summary::new("push", &[], &Ok(()), &|k| {
+            (k == "GITHUB_SHA" || k == "GITHUB_REPOSITORY" || k == "GITHUB_REF_NAME")
+                .then(|| "ééééééééé".to_string())
+        });
+        assert_eq!(s.origin.as_deref(), Some("ééééééééé @ ééééééééé (ééééééé)"));
         let ok = summary(true);
         assert_eq!(ok.title(), "Slipway push: 2 service(s) done");
         assert_eq!(
