@@ -229,27 +229,7 @@ fn table(rows: &[Row]) -> Vec<String> {
             format!("{:.1}s", r.seconds),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            cells
-                .iter()
-                .map(|r| r[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    cells
-        .iter()
-        .map(|r| {
-            r.iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:w$}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_string()
-        })
-        .collect()
+    crate::ui::columns(&cells)
 }
 
 /// Prints the table (stderr) and the references or `--json` (stdout); fails (so the process

@@ -637,24 +637,15 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
             None => EcrPolicy::default(),
             Some(c) => {
                 let d = EcrPolicy::default();
-                let pick = |v: &Option<Spanned<String>>,
-                            allowed: &[&str],
-                            default: &str,
-                            what: &str|
-                 -> Result<String> {
-                    match v {
-                        None => Ok(default.to_string()),
-                        Some(s) if allowed.contains(&s.get_ref().as_str()) => {
-                            Ok(s.get_ref().clone())
-                        }
-                        Some(s) => Err(src.error_at(
-                            s,
-                            anyhow::anyhow!("ecr.{what} must be one of {}", allowed.join(", ")),
-                        )),
-                    }
-                };
-                let encryption = pick(&c.encryption, &["AES256", "KMS"], "AES256", "encryption")?;
-                let tag_mutability = pick(
+                let encryption = one_of(
+                    src,
+                    &c.encryption,
+                    &["AES256", "KMS"],
+                    "AES256",
+                    "ecr.encryption",
+                )?;
+                let tag_mutability = one_of(
+                    src,
                     &c.tag_mutability,
                     &[
                         "MUTABLE",
@@ -663,7 +654,7 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                         "MUTABLE_WITH_EXCLUSION",
                     ],
                     "MUTABLE",
-                    "tag_mutability",
+                    "ecr.tag_mutability",
                 )?;
                 if tag_mutability.ends_with("_WITH_EXCLUSION") && c.mutability_exclusions.is_empty()
                 {
@@ -711,29 +702,6 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
         notify: match g.notify {
             None => None,
             Some(n) => {
-                let pick = |v: &Option<Spanned<String>>,
-                            allowed: &[&str],
-                            default: &str,
-                            what: &str|
-                 -> Result<String> {
-                    match v {
-                        None => Ok(default.to_string()),
-                        Some(s) if allowed.contains(&s.get_ref().as_str()) => {
-                            Ok(s.get_ref().clone())
-                        }
-                        Some(s) => Err(src.error_at(
-                            s,
-                            anyhow::anyhow!(
-                                "notify.{what} must be {}",
-                                allowed
-                                    .iter()
-                                    .map(|a| format!("`{a}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(" or ")
-                            ),
-                        )),
-                    }
-                };
                 let var = n.webhook_env.get_ref();
                 if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(src.error_at(
@@ -743,12 +711,49 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                 }
                 Some(Notify {
                     webhook_env: var.clone(),
-                    format: pick(&n.format, &["teams", "slack"], "teams", "format")?,
-                    always: pick(&n.when, &["failure", "always"], "failure", "when")? == "always",
+                    format: one_of(
+                        src,
+                        &n.format,
+                        &["teams", "slack"],
+                        "teams",
+                        "notify.format",
+                    )?,
+                    always: one_of(
+                        src,
+                        &n.when,
+                        &["failure", "always"],
+                        "failure",
+                        "notify.when",
+                    )? == "always",
                 })
             }
         },
     })
+}
+
+/// A setting that takes one of `allowed` (`default` when absent), or an error at its place.
+fn one_of(
+    src: &Source,
+    v: &Option<Spanned<String>>,
+    allowed: &[&str],
+    default: &str,
+    what: &str,
+) -> Result<String> {
+    match v {
+        None => Ok(default.to_string()),
+        Some(s) if allowed.contains(&s.get_ref().as_str()) => Ok(s.get_ref().clone()),
+        Some(s) => Err(src.error_at(
+            s,
+            anyhow::anyhow!(
+                "{what} must be one of {}",
+                allowed
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
 }
 
 fn token_logins(list: Vec<config::LoginConfig>, src: &Source) -> Result<Vec<TokenLogin>> {

@@ -396,27 +396,7 @@ fn table(rows: &[Row]) -> Vec<String> {
             },
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            cells
-                .iter()
-                .map(|r| r[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    cells
-        .iter()
-        .map(|r| {
-            r.iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:w$}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_string()
-        })
-        .collect()
+    crate::ui::columns(&cells)
 }
 
 impl Row {

@@ -461,3 +461,31 @@ fn two_services_publishing_one_repository_are_refused() {
     );
     assert!(load(r, &EnvOverrides::default()).is_ok());
 }
+
+#[test]
+fn notify_and_ecr_settings_name_the_allowed_values_at_their_place() {
+    let dir = workspace(
+        "[workspace.metadata.images.notify]\nwebhook_env = \"HOOK\"\nformat = \"email\"\n",
+    );
+    let err = load(dir.path(), &EnvOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Cargo.toml:6:10: notify.format must be one of `teams`, `slack`"),
+        "{err}"
+    );
+    let dir = workspace(
+        "[workspace.metadata.images.ecr]\ntag_mutability = \"IMMUTABLE_WITH_EXCLUSION\"\n",
+    );
+    let err = load(dir.path(), &EnvOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs `mutability_exclusions`"), "{err}");
+    let dir = workspace(
+        "[workspace.metadata.images.notify]\nwebhook_env = \"https://hooks.example/x\"\n",
+    );
+    let err = load(dir.path(), &EnvOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("never the URL itself"), "{err}");
+}
