@@ -64,6 +64,9 @@ pub struct GlobalConfig {
     /// Repositories per environment (`{repository}-{env}`): an environment's images live in
     /// their own repository (promote copies across, ecr sets each up).
     pub environment_repository: Option<Spanned<String>>,
+    /// buildx layer cache: `none` (default), `gha` (GitHub Actions' cache, per service) or
+    /// `registry` (a `buildcache` tag beside each image).
+    pub build_cache: Option<Spanned<String>>,
     /// `cargo xtask check`: what it requires.
     pub check: Option<CheckConfig>,
     /// ECR repositories as code (`cargo xtask ecr plan|apply`).

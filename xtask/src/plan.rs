@@ -94,6 +94,8 @@ pub struct Inputs<'a> {
     pub network: Option<String>,
     /// `cargo xtask scan`: scan whatever `scan.when` says.
     pub scan: bool,
+    /// GitHub Actions' cache service is reachable (ACTIONS_RUNTIME_TOKEN is exposed).
+    pub gha_cache: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -496,6 +498,35 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
             "attestations: need docker buildx (this builder cannot attach provenance or SBOM)".to_string()
         });
     }
+    // buildx's layer cache: GitHub Actions' (scoped per service), or a tag in the registry
+    // (written only by a push: a local build changes no registry).
+    let cache: Option<(String, Option<String>)> = match inp.workspace.settings.build_cache.as_str()
+    {
+        _ if !buildx => None,
+        "gha" if inp.gha_cache => {
+            let scope = format!("slipway-{}", svc.name);
+            Some((
+                format!("type=gha,scope={scope}"),
+                Some(format!("type=gha,mode=max,scope={scope}")),
+            ))
+        }
+        "gha" => {
+            notes.push("build_cache = \"gha\": GitHub Actions' cache is not reachable here (ACTIONS_RUNTIME_TOKEN unset: expose it with crazy-max/ghaction-github-runtime); building without it".into());
+            None
+        }
+        "registry" if !repos.is_empty() && !svc.registries.is_empty() => {
+            let r = format!("{}:buildcache", repos[0]);
+            Some((
+                format!("type=registry,ref={r}"),
+                inp.push.then(|| {
+                    format!(
+                        "type=registry,ref={r},mode=max,image-manifest=true,oci-mediatypes=true"
+                    )
+                }),
+            ))
+        }
+        _ => None,
+    };
     let iidfile = out_dir.join("iid");
     let metadata_file = out_dir.join("metadata.json");
     let network = inp
@@ -538,6 +569,8 @@ fn service_plan(inp: &Inputs, svc: &Service, reasons: Vec<String>) -> Result<Ser
                 iidfile: iidfile.clone(),
                 metadata_file: metadata_file.clone(),
                 attestations: svc.attestations && output == Output::Push,
+                cache_from: cache.as_ref().map(|c| c.0.clone()),
+                cache_to: cache.as_ref().and_then(|c| c.1.clone()),
             },
         ),
         iidfile,

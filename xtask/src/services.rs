@@ -60,6 +60,8 @@ pub struct Settings {
     pub notify: Option<Notify>,
     /// How ECR repositories are set up (`ecr plan|apply`).
     pub ecr: EcrPolicy,
+    /// buildx layer cache: `none`, `gha` or `registry`.
+    pub build_cache: String,
 }
 
 /// The desired state of every ECR repository.
@@ -633,6 +635,13 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                 text.clone()
             }
         },
+        build_cache: one_of(
+            src,
+            &g.build_cache,
+            &["none", "gha", "registry"],
+            "none",
+            "build_cache",
+        )?,
         ecr: match g.ecr {
             None => EcrPolicy::default(),
             Some(c) => {

@@ -193,6 +193,7 @@ pub fn plan(
         platforms: (!args.platform.is_empty()).then(|| args.platform.clone()),
         network,
         scan: args.scan,
+        gha_cache: std::env::var("ACTIONS_RUNTIME_TOKEN").is_ok_and(|t| !t.is_empty()),
     };
     // Every registry read at once: round trips, not CPU, are what a plan waits for.
     let latest = plan::latest_candidates(&inputs)?;

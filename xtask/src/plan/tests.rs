@@ -65,6 +65,7 @@ fn workspace() -> Workspace {
             environment_tag: "{env}".into(),
             environment_repository: None,
             ecr: Default::default(),
+            build_cache: "none".into(),
             check: Default::default(),
             notify: None,
             scan: crate::services::ScanPolicy {
@@ -127,6 +128,7 @@ fn inputs<'a>(ws: &'a Workspace, version: &'a Version, cx: &'a BuildContext) -> 
         platforms: None,
         network: None,
         scan: false,
+        gha_cache: false,
     }
 }
 
@@ -830,4 +832,45 @@ fn a_missing_placeholder_value_says_how_to_supply_it() {
         notes.contains("pr-{pr}: {pr} has a value only in pull requests"),
         "{notes}"
     );
+}
+
+#[test]
+fn the_buildx_layer_cache_is_scoped_per_service_and_written_only_where_it_can_be() {
+    let (mut ws, v, g) = (workspace(), Version::new(1, 2, 3), git(Some("main")));
+    ws.settings.build_cache = "gha".into();
+    let build_args = |inp: &Inputs| {
+        let plan = make(inp).unwrap();
+        let web = plan.services.iter().find(|s| s.name == "web").unwrap();
+        let Step::Build { command, .. } = web
+            .steps
+            .iter()
+            .find(|s| matches!(s, Step::Build { .. }))
+            .unwrap()
+        else {
+            panic!()
+        };
+        (command.args.join(" "), web.notes.clone())
+    };
+    let mut inp = inputs(&ws, &v, &g);
+    inp.builder = Builder::Buildx { name: None };
+    inp.gha_cache = true;
+    let (args, _) = build_args(&inp);
+    assert!(
+        args.contains("--cache-from type=gha,scope=slipway-web --cache-to type=gha,mode=max,scope=slipway-web"),
+        "{args}"
+    );
+    // Outside Actions: none, and a note saying why.
+    inp.gha_cache = false;
+    let (args, notes) = build_args(&inp);
+    assert!(!args.contains("--cache-"), "{args}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("ACTIONS_RUNTIME_TOKEN unset")),
+        "{notes:?}"
+    );
+    // Not buildx: no cache flags at all.
+    inp.builder = Builder::Buildkit;
+    inp.gha_cache = true;
+    assert!(!build_args(&inp).0.contains("--cache-"));
 }

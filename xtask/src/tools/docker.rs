@@ -80,6 +80,9 @@ pub struct BuildOptions {
     pub metadata_file: PathBuf,
     /// buildx provenance (max) and SBOM attestations; otherwise none.
     pub attestations: bool,
+    /// buildx `--cache-from` and, when the build may write it, `--cache-to`.
+    pub cache_from: Option<String>,
+    pub cache_to: Option<String>,
 }
 
 pub fn build(docker: &str, builder: &Builder, o: &BuildOptions) -> CommandSpec {
@@ -127,6 +130,12 @@ pub fn build(docker: &str, builder: &Builder, o: &BuildOptions) -> CommandSpec {
                 // attestations are off by default).
                 vec!["--provenance=false"]
             });
+        if let Some(c) = &o.cache_from {
+            cmd = cmd.args(["--cache-from", c]);
+        }
+        if let Some(c) = &o.cache_to {
+            cmd = cmd.args(["--cache-to", c]);
+        }
         match o.output {
             Output::Load => cmd = cmd.arg("--load"),
             Output::Push => cmd = cmd.arg("--push"),
@@ -415,6 +424,8 @@ mod tests {
             iidfile: "target/slipway/out/web/iid".into(),
             metadata_file: "target/slipway/out/web/metadata.json".into(),
             attestations: false,
+            cache_from: None,
+            cache_to: None,
         }
     }
 
