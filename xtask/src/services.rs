@@ -403,24 +403,37 @@ impl Workspace {
             if let Err(e) = check_depends_on(&services) {
                 errors.push(format!("{e:#}"));
             }
-            // Two services pushing to one repository overwrite each other's tags.
-            let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
-            for s in &services {
+            // Two services pushing to one repository overwrite each other's tags (an
+            // environment's own repository counts: `api-prod` of api, or a service `api-prod`).
+            let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+            'services: for s in &services {
                 let registries: Vec<&str> = if s.registries.is_empty() {
                     vec![""]
                 } else {
                     s.registries.iter().map(String::as_str).collect()
                 };
-                for r in registries {
-                    if let Some(other) = seen.insert((r, s.repository.as_str()), &s.name) {
-                        errors.push(format!(
-                            "services `{other}` and `{}` both publish {}{}{}: their tags would overwrite each other; give one another `image` in its service.toml",
-                            s.name,
-                            r,
-                            if r.is_empty() { "" } else { "/" },
-                            s.repository
+                let mut repos = vec![(s.repository.clone(), String::new())];
+                if let Some(t) = &settings.environment_repository {
+                    for env in &settings.environments {
+                        repos.push((
+                            t.replace("{repository}", &s.repository)
+                                .replace("{env}", env),
+                            format!(" (its {env} repository)"),
                         ));
-                        break;
+                    }
+                }
+                for r in registries {
+                    for (repo, what) in &repos {
+                        let key = (r.to_string(), repo.clone());
+                        let label = format!("`{}`{what}", s.name);
+                        if let Some(other) = seen.insert(key, label.clone()) {
+                            errors.push(format!(
+                                "{other} and {label} both publish {}{}{repo}: their tags would overwrite each other; give one another `image` in its service.toml (or another environment_repository)",
+                                r,
+                                if r.is_empty() { "" } else { "/" },
+                            ));
+                            continue 'services;
+                        }
                     }
                 }
             }
@@ -629,6 +642,16 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                 {
                     return Err(src.error_at(t, anyhow::anyhow!("environment_tag: `{{{bad}}}` is not one of {{env}}, {{service}}, {{version}}")));
                 }
+                let sample = text
+                    .replace("{env}", "prod")
+                    .replace("{service}", "api")
+                    .replace("{version}", "1.2.3");
+                crate::tags::check_tag(&sample).map_err(|e| {
+                    src.error_at(
+                        t,
+                        anyhow::anyhow!("environment_tag renders `{sample}`, not a tag: {e:#}"),
+                    )
+                })?;
                 if !names.iter().any(|n| n == "env") {
                     return Err(src.error_at(t, anyhow::anyhow!("environment_tag must name the environment: `{{env}}`, e.g. \"{{service}}-{{env}}-{{version}}\"")));
                 }
@@ -667,7 +690,40 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                 )?;
                 if tag_mutability.ends_with("_WITH_EXCLUSION") && c.mutability_exclusions.is_empty()
                 {
-                    bail!("{}: ecr.tag_mutability = \"{tag_mutability}\" needs `mutability_exclusions` (e.g. [\"latest\", \"main\"])", src.path.display());
+                    let at = c
+                        .tag_mutability
+                        .as_ref()
+                        .map(|t| src.locate(t.span().start))
+                        .unwrap_or_else(|| src.path.display().to_string());
+                    bail!("{at}: ecr.tag_mutability = \"{tag_mutability}\" needs `mutability_exclusions` (e.g. [\"latest\", \"main\"])");
+                }
+                let table = "Cargo.toml [workspace.metadata.images.ecr]";
+                if !tag_mutability.ends_with("_WITH_EXCLUSION")
+                    && !c.mutability_exclusions.is_empty()
+                {
+                    bail!("{table}: mutability_exclusions go with IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION, not {tag_mutability}");
+                }
+                if encryption == "AES256" && c.kms_key.is_some() {
+                    bail!("{table}: kms_key goes with encryption = \"KMS\"");
+                }
+                if let Some(bad) = c
+                    .mutability_exclusions
+                    .iter()
+                    .chain(c.tags.keys())
+                    .chain(c.tags.values())
+                    .find(|v| v.contains(',') || v.trim().is_empty())
+                {
+                    bail!("{table}: `{bad}`: exclusion filters and tag keys and values may not be empty or hold a comma");
+                }
+                if c.lifecycle_policy.is_some()
+                    && (c.keep_versions.is_some()
+                        || c.version_prefix.is_some()
+                        || c.expire_untagged_days.is_some())
+                {
+                    bail!("{table}: lifecycle_policy (a file) replaces keep_versions, version_prefix and expire_untagged_days: set one or the other");
+                }
+                if c.keep_versions == Some(0) || c.expire_untagged_days == Some(0) {
+                    bail!("{table}: keep_versions and expire_untagged_days must be at least 1");
                 }
                 let lifecycle_policy = default_lifecycle(
                     c.version_prefix.as_deref().unwrap_or("v"),

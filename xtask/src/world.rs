@@ -662,6 +662,7 @@ fn login(
                 endpoint.as_deref(),
                 host,
                 name,
+                ws,
             )?;
         }
     }
@@ -764,6 +765,7 @@ impl Drop for LoginDir {
 
 /// Creates the ECR repository a push needs when `describe-repositories` says it is missing
 /// (ECR, unlike most registries, does not create repositories on push).
+#[allow(clippy::too_many_arguments)]
 fn ensure_ecr_repository(
     ctx: &Ctx,
     runner: &Runner,
@@ -772,6 +774,7 @@ fn ensure_ecr_repository(
     endpoint: Option<&str>,
     host: &str,
     name: &str,
+    ws: &Workspace,
 ) -> Result<()> {
     use crate::tools::aws;
     let account = aws::ecr_account(host);
@@ -787,16 +790,23 @@ fn ensure_ecr_repository(
             found.stderr.trim()
         );
     }
-    let create = aws::ecr_create_repository(aws_cli, region, endpoint, account, name);
+    // Created as `ecr apply` would (encryption is fixed at creation), with its lifecycle.
+    let spec = crate::cmd::ecr::repo_spec(&ws.settings.ecr);
+    let lifecycle = crate::cmd::ecr::lifecycle_text(ws)?;
+    let create = aws::ecr_create_full(aws_cli, region, endpoint, account, name, &spec);
     runner.run(&create).with_context(|| {
         format!(
             "the ECR repository {name} does not exist on {host} and could not be created: create it (`{}`) or grant ecr:CreateRepository; nothing was built or pushed",
             runner.display(&create)
         )
     })?;
+    runner
+        .run(&aws::ecr_put_lifecycle(aws_cli, region, endpoint, account, name, &lifecycle))
+        .with_context(|| format!("the ECR repository {name} was created, but its lifecycle policy was not set (cargo xtask ecr apply sets it)"))?;
     if !runner.dry_run {
-        ctx.ui
-            .info(format!("created the ECR repository {name} on {host}"));
+        ctx.ui.info(format!(
+            "created the ECR repository {name} on {host} (as [workspace.metadata.images.ecr] says)"
+        ));
     }
     Ok(())
 }

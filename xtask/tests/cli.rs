@@ -786,3 +786,34 @@ fn under_github_actions_the_run_leaves_a_summary_and_outputs() {
         "{outputs}"
     );
 }
+
+#[test]
+fn the_matrix_keeps_services_that_build_on_each_other_in_one_entry() {
+    let f = Fixture::new(IMAGES);
+    for s in ["base", "app", "solo"] {
+        f.write(
+            &format!("services/{s}/Dockerfile"),
+            "FROM busybox:1.35\nUSER 65534\n",
+        );
+    }
+    f.write("services/app/service.toml", "depends_on = [\"base\"]\n");
+    f.commit("main");
+    let out = xtask(
+        f.path(),
+        &["plan", "--matrix", "--all"],
+        &[("PATH", &fake_path(&f))],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let services: Vec<&str> = v["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["base app", "solo"], "{v}");
+    assert_eq!(
+        v["include"][0]["services"],
+        serde_json::json!(["base", "app"])
+    );
+}

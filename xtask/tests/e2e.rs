@@ -522,8 +522,10 @@ fn pushes_to_a_registry_that_needs_the_ecr_login_through_the_real_aws_cli() {
     let ecr = std::env::var("SLIPWAY_STACK_ECR_REGISTRY")
         .expect("the stack's env names its ECR-login registry (SLIPWAY_STACK_ECR_REGISTRY)");
     let prefix = stack.unique_prefix("ecr");
+    // The repository the push creates is set up as `ecr apply` would (encryption is fixed
+    // at creation).
     let f = Fixture::new(&format!(
-        "registries = [\"{ecr}\"]\nprefix = \"{prefix}\"\necr_login = [\"{ecr}\"]\n"
+        "registries = [\"{ecr}\"]\nprefix = \"{prefix}\"\necr_login = [\"{ecr}\"]\n[workspace.metadata.images.ecr]\nencryption = \"KMS\"\nkms_key = \"alias/slipway\"\ntags = {{ team = \"core\" }}\n"
     ));
     f.write(
         "services/static/Dockerfile",
@@ -591,6 +593,23 @@ fn pushes_to_a_registry_that_needs_the_ecr_login_through_the_real_aws_cli() {
     assert_eq!(
         described["repositories"][0]["imageScanningConfiguration"]["scanOnPush"], true,
         "{described}"
+    );
+    assert_eq!(
+        described["repositories"][0]["encryptionConfiguration"]["kmsKey"], "alias/slipway",
+        "{described}"
+    );
+    let policy = run_ok(
+        &aws,
+        &[
+            "ecr",
+            "get-lifecycle-policy",
+            "--repository-name",
+            &format!("{prefix}/static"),
+        ],
+    );
+    assert!(
+        policy.contains("keep the last 10 v-tagged images"),
+        "{policy}"
     );
     let pushed = stdout(&out);
     assert!(

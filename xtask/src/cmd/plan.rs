@@ -60,7 +60,82 @@ pub fn matrix(plan: &Plan, per_platform: bool) -> serde_json::Value {
             }));
         }
     }
+    if !per_platform {
+        include = grouped(plan, include);
+    }
     json!({ "include": include })
+}
+
+/// Services that build on each other in this run share one entry (a job builds them in
+/// order; separate jobs could not): `service` names them all, space-separated, bases first.
+fn grouped(plan: &Plan, entries: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    let selected: Vec<&crate::plan::ServicePlan> =
+        plan.services.iter().filter(|s| s.selected).collect();
+    let index = |n: &str| selected.iter().position(|s| s.name == n);
+    // Union-find over depends_on between selected services.
+    let mut parent: Vec<usize> = (0..selected.len()).collect();
+    fn root(p: &mut [usize], i: usize) -> usize {
+        let mut i = i;
+        while p[i] != i {
+            i = p[i];
+        }
+        i
+    }
+    for (i, s) in selected.iter().enumerate() {
+        for d in &s.depends_on {
+            if let Some(j) = index(d) {
+                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                parent[a] = b;
+            }
+        }
+    }
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    let mut done = vec![false; selected.len()];
+    for i in 0..selected.len() {
+        if done[i] {
+            continue;
+        }
+        let r = root(&mut parent, i);
+        let members: Vec<usize> = (0..selected.len())
+            .filter(|&j| root(&mut parent, j) == r)
+            .collect();
+        // Bases first: a member goes after every member it depends on.
+        let mut order: Vec<usize> = Vec::new();
+        while order.len() < members.len() {
+            let before = order.len();
+            for &m in &members {
+                let ready = selected[m]
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| index(d))
+                    .all(|d| order.contains(&d) || !members.contains(&d));
+                if !order.contains(&m) && ready {
+                    order.push(m);
+                }
+            }
+            if order.len() == before {
+                // A cycle: keep the rest in plan order.
+                order.extend(
+                    members
+                        .iter()
+                        .filter(|m| !order.contains(m))
+                        .copied()
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        for &m in &members {
+            done[m] = true;
+        }
+        let mut entry = entries[order[order.len() - 1]].clone();
+        if order.len() > 1 {
+            let names: Vec<&str> = order.iter().map(|&m| selected[m].name.as_str()).collect();
+            entry["service"] = json!(names.join(" "));
+            entry["services"] = json!(names);
+        }
+        out.push(entry);
+    }
+    out
 }
 
 /// A table for people: service, build or skip and why, version, platforms, tags (the

@@ -16,6 +16,9 @@ use crate::Ctx;
 #[derive(Debug, Clone, serde::Serialize)]
 struct Moved {
     service: String,
+    /// `repo:tag` read, and `repo:tag` written.
+    source: String,
+    target: String,
     from: String,
     to: String,
     digest: String,
@@ -256,27 +259,35 @@ fn promote(
         }
     }
 
-    // Already there?
-    if digest_in(dst, to)?.as_deref() == Some(digest.as_str()) {
-        return Ok(moved(svc, from, to, &digest, "already there"));
-    }
-    if src != dst {
-        // Another repository (an environment's own): the blobs move too, registry to
-        // registry, every platform.
-        runner.run_retrying(&skopeo::copy("skopeo", &at, &format!("{dst}:{to}")), 3)?;
-        // Its signature and attestations live beside it: they move along, or the target
-        // repository would hold an unsigned image.
+    // Another repository (an environment's own): the signature and attestations live beside
+    // the image, so they move along (also when the image is already there: a half-finished
+    // earlier promotion), or the target would hold an unsigned image.
+    let companions = |runner: &Runner| -> Result<()> {
         for t in [
             cosign::signature_tag(&digest),
             cosign::attestation_tag(&digest),
         ] {
-            if digest_in(src, &t)?.is_some() {
+            let there = digest_in(src, &t)?;
+            if there.is_some() && digest_in(dst, &t)? != there {
                 runner.run_retrying(
                     &skopeo::copy("skopeo", &format!("{src}:{t}"), &format!("{dst}:{t}")),
                     3,
                 )?;
             }
         }
+        Ok(())
+    };
+    // Already there?
+    if digest_in(dst, to)?.as_deref() == Some(digest.as_str()) {
+        if src != dst {
+            companions(runner)?;
+        }
+        return Ok(moved((svc, src, dst), from, to, &digest, "already there"));
+    }
+    if src != dst {
+        // The blobs move too, registry to registry, every platform.
+        runner.run_retrying(&skopeo::copy("skopeo", &at, &format!("{dst}:{to}")), 3)?;
+        companions(runner)?;
     } else if api {
         let o = runner.run_retrying(
             &aws::ecr_get_manifest(&cli, region, ep, account, name, &digest),
@@ -294,7 +305,7 @@ fn promote(
                 None,
                 &digest,
             ))?;
-            return Ok(moved(svc, from, to, &digest, "would promote"));
+            return Ok(moved((svc, src, dst), from, to, &digest, "would promote"));
         }
         let (manifest, media_type) = aws::parse_manifest(&o.stdout)
             .with_context(|| format!("ECR returned no manifest for {at}"))?;
@@ -320,7 +331,7 @@ fn promote(
         runner.run_retrying(&skopeo::copy("skopeo", &at, &format!("{repo}:{to}")), 3)?;
     }
     Ok(moved(
-        svc,
+        (svc, src, dst),
         from,
         to,
         &digest,
@@ -332,9 +343,17 @@ fn promote(
     ))
 }
 
-fn moved(svc: &Service, from: &str, to: &str, digest: &str, result: &str) -> Moved {
+fn moved(
+    (svc, src, dst): (&Service, &str, &str),
+    from: &str,
+    to: &str,
+    digest: &str,
+    result: &str,
+) -> Moved {
     Moved {
         service: svc.name.clone(),
+        source: format!("{src}:{from}"),
+        target: format!("{dst}:{to}"),
         from: from.into(),
         to: to.into(),
         digest: digest.into(),

@@ -450,7 +450,7 @@ fn two_services_publishing_one_repository_are_refused() {
     write(r, "services/api-v2/service.toml", "image = \"api\"\n");
     let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
     assert!(
-        err.contains("services `api` and `api-v2` both publish ghcr.io/acme/api: their tags would overwrite each other"),
+        err.contains("`api` and `api-v2` both publish ghcr.io/acme/api: their tags would overwrite each other"),
         "{err}"
     );
     // Another registry each: no clash.
@@ -460,6 +460,19 @@ fn two_services_publishing_one_repository_are_refused() {
         "image = \"api\"\nregistries = [\"ghcr.io/other\"]\n",
     );
     assert!(load(r, &EnvOverrides::default()).is_ok());
+    // An environment's own repository that is another service's.
+    let dir = workspace("registries = [\"ghcr.io/acme\"]\nenvironments = [\"prod\"]\nenvironment_repository = \"{repository}-{env}\"\n");
+    let r = dir.path();
+    for s in ["api", "api-prod"] {
+        write(r, &format!("services/{s}/Dockerfile"), "FROM scratch\n");
+    }
+    let err = load(r, &EnvOverrides::default()).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "`api` (its prod repository) and `api-prod` both publish ghcr.io/acme/api-prod"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

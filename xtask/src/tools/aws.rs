@@ -28,22 +28,6 @@ pub fn ecr_describe_repository(
     .args(["--output", "json"])
 }
 
-/// `aws ecr create-repository`: tags stay mutable (branch tags and `latest` move; released
-/// versions are protected by the tag policy), images are scanned on push.
-pub fn ecr_create_repository(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-) -> CommandSpec {
-    with_registry_id(ecr(aws, "create-repository", region, endpoint), registry_id)
-        .args(["--repository-name", name])
-        .args(["--image-tag-mutability", "MUTABLE"])
-        .args(["--image-scanning-configuration", "scanOnPush=true"])
-        .args(["--output", "json"])
-}
-
 /// `aws ecr describe-images` of one image by digest (tags, pushed at, size, scan summary).
 pub fn ecr_describe_image(
     aws: &str,
@@ -367,8 +351,8 @@ pub fn check_lifecycle(text: &str) -> anyhow::Result<()> {
     use anyhow::bail;
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| anyhow::anyhow!("not JSON: {e}"))?;
-    let Some(rules) = v["rules"].as_array() else {
-        bail!("no `rules` list");
+    let Some(rules) = v["rules"].as_array().filter(|r| !r.is_empty()) else {
+        bail!("no rules: `rules` must list at least one");
     };
     let mut priorities = Vec::new();
     let mut any_at = None;
@@ -391,6 +375,12 @@ pub fn check_lifecycle(text: &str) -> anyhow::Result<()> {
             }
             "untagged" if prefixes > 0 || patterns.is_some() => {
                 bail!("rule {n} (priority {p}): an `untagged` rule takes no tagPrefixList or tagPatternList")
+            }
+            "any" if prefixes > 0 || patterns.is_some() => {
+                bail!("rule {n} (priority {p}): an `any` rule takes no tagPrefixList or tagPatternList")
+            }
+            "any" if any_at.is_some() => {
+                bail!("rule {n} (priority {p}): only one rule may be `any`")
             }
             "any" => any_at = Some(p),
             "tagged" | "untagged" => {}
@@ -417,6 +407,13 @@ pub fn check_lifecycle(text: &str) -> anyhow::Result<()> {
         }
         if s["countNumber"].as_u64().unwrap_or(0) == 0 {
             bail!("rule {n} (priority {p}): countNumber must be at least 1");
+        }
+        match r["action"]["type"].as_str() {
+            Some("expire") => {}
+            Some("transition") if r["action"]["targetStorageClass"].as_str() == Some("archive") => {}
+            Some("transition") => bail!("rule {n} (priority {p}): a `transition` action needs targetStorageClass \"archive\""),
+            Some(other) => bail!("rule {n} (priority {p}): action type `{other}` is not expire or transition"),
+            None => bail!("rule {n} (priority {p}): no action (`\"action\": {{\"type\": \"expire\"}}`)"),
         }
     }
     if let Some(a) = any_at {
@@ -493,14 +490,20 @@ fn with_registry_id(cmd: CommandSpec, registry_id: Option<&str>) -> CommandSpec 
 /// The account of an ECR registry host (`123456789012.dkr.ecr.us-east-1.amazonaws.com`).
 pub fn ecr_account(registry: &str) -> Option<&str> {
     let host = registry.split('/').next()?;
-    let (account, _) = host.split_once(".dkr.ecr.")?;
+    let (account, _) = host
+        .split_once(".dkr.ecr.")
+        .or_else(|| host.split_once(".dkr.ecr-fips."))?;
     (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
 /// The region of an ECR registry host (`123456789012.dkr.ecr.us-east-1.amazonaws.com`).
 pub fn ecr_region(registry: &str) -> Option<&str> {
     let host = registry.split('/').next()?;
-    let rest = host.split_once(".dkr.ecr.")?.1;
+    // `.dkr.ecr.` and the FIPS endpoints' `.dkr.ecr-fips.`.
+    let rest = host
+        .split_once(".dkr.ecr.")
+        .or_else(|| host.split_once(".dkr.ecr-fips."))?
+        .1;
     let region = rest
         .strip_suffix(".amazonaws.com")
         .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))?;
@@ -529,8 +532,16 @@ mod tests {
             ecr_region("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/api"),
             Some("us-east-1")
         );
+        let spec = RepoSpec {
+            scan_on_push: true,
+            encryption: "KMS".into(),
+            kms_key: Some("alias/ecr".into()),
+            tag_mutability: "IMMUTABLE_WITH_EXCLUSION".into(),
+            mutability_exclusions: vec!["latest".into()],
+            tags: [("team".to_string(), "core".to_string())].into(),
+        };
         assert_eq!(
-            ecr_create_repository("aws", None, None, None, "team/api").argv(),
+            ecr_create_full("aws", None, None, None, "team/api", &spec).argv(),
             [
                 "aws",
                 "ecr",
@@ -538,15 +549,25 @@ mod tests {
                 "--repository-name",
                 "team/api",
                 "--image-tag-mutability",
-                "MUTABLE",
+                "IMMUTABLE_WITH_EXCLUSION",
+                "--image-tag-mutability-exclusion-filters",
+                "filterType=WILDCARD,filter=latest",
                 "--image-scanning-configuration",
                 "scanOnPush=true",
+                "--encryption-configuration",
+                "encryptionType=KMS,kmsKey=alias/ecr",
+                "--tags",
+                "Key=team,Value=core",
                 "--output",
                 "json"
             ]
         );
         assert!(is_repository_not_found("An error occurred (RepositoryNotFoundException) when calling the DescribeRepositories operation: The repository with name 'x' does not exist"));
         assert_eq!(ecr_region("ghcr.io/acme"), None);
+        assert_eq!(
+            ecr_region("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com/team"),
+            Some("us-gov-west-1")
+        );
         // Another account's registry: describe and create name it.
         assert_eq!(
             ecr_account("210987654321.dkr.ecr.eu-west-1.amazonaws.com/team"),

@@ -58,7 +58,15 @@ pub fn parse_zizmor(json: &str) -> Result<Vec<Finding>> {
     Ok(v.iter()
         .filter(|f| !f["ignored"].as_bool().unwrap_or(false))
         .map(|f| {
-            let loc = &f["locations"][0];
+            // The primary location is the finding's own (others are context).
+            let locs = f["locations"].as_array().cloned().unwrap_or_default();
+            let loc = locs
+                .iter()
+                .find(|l| l["symbolic"]["kind"] == "Primary")
+                .or_else(|| locs.first())
+                .cloned()
+                .unwrap_or_default();
+            let loc = &loc;
             let key = &loc["symbolic"]["key"];
             let file = key["Local"]["verbatim_path"]
                 .as_str()
@@ -113,7 +121,7 @@ mod tests {
         assert_eq!(h[0].file, "services/web/Dockerfile");
         assert_eq!((h[0].line, h[0].blocking), (Some(1), true));
         assert!(!h[1].blocking, "info does not fail");
-        let z = parse_zizmor(r#"[{"ident":"unpinned-uses","desc":"unpinned action reference","url":"https://docs.zizmor.sh/audits/#unpinned-uses","determinations":{"confidence":"High","severity":"High","persona":"Regular"},"ignored":false,"locations":[{"symbolic":{"key":{"Local":{"verbatim_path":".github/workflows/ci.yml"}}},"concrete":{"location":{"start_point":{"row":15,"column":8}}}}]},{"ident":"x","ignored":true,"locations":[]}]"#).unwrap();
+        let z = parse_zizmor(r#"[{"ident":"unpinned-uses","desc":"unpinned action reference","url":"https://docs.zizmor.sh/audits/#unpinned-uses","determinations":{"confidence":"High","severity":"High","persona":"Regular"},"ignored":false,"locations":[{"symbolic":{"key":{"Local":{"verbatim_path":".github/workflows/ci.yml"}},"kind":"Related"},"concrete":{"location":{"start_point":{"row":9,"column":8}}}},{"symbolic":{"key":{"Local":{"verbatim_path":".github/workflows/ci.yml"}},"kind":"Primary"},"concrete":{"location":{"start_point":{"row":15,"column":8}}}}]},{"ident":"x","ignored":true,"locations":[]}]"#).unwrap();
         assert_eq!(z.len(), 1);
         assert_eq!(
             (z[0].file.as_str(), z[0].line),
