@@ -181,6 +181,38 @@ fn markdown(rows: &[Row], kind: Kind) -> String {
     md
 }
 
+/// Every scanned service's SARIF in one file, `target/slipway/out/scan.sarif`, each run with
+/// its own `automationDetails.id` (`slipway/<service>/`): GitHub code scanning takes one
+/// upload of several services without one replacing another's alerts.
+pub fn merged_sarif(
+    root: &std::path::Path,
+    outcomes: &[Outcome],
+) -> Result<Option<std::path::PathBuf>> {
+    let out_dir = root.join(crate::plan::WORK_DIR).join("out");
+    let mut runs = Vec::new();
+    let mut doc: Option<serde_json::Value> = None;
+    for o in outcomes.iter().filter(|o| o.vulnerabilities.is_some()) {
+        let file = out_dir.join(&o.name).join("scan.sarif");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let mut v: serde_json::Value = serde_json::from_str(&text)?;
+        for mut run in v["runs"].as_array().cloned().unwrap_or_default() {
+            run["automationDetails"] = serde_json::json!({"id": format!("slipway/{}/", o.name)});
+            runs.push(run);
+        }
+        v["runs"] = serde_json::json!([]);
+        doc.get_or_insert(v);
+    }
+    let Some(mut doc) = doc else {
+        return Ok(None);
+    };
+    doc["runs"] = serde_json::Value::Array(runs);
+    let path = out_dir.join("scan.sarif");
+    std::fs::write(&path, serde_json::to_string_pretty(&doc)?)?;
+    Ok(Some(path))
+}
+
 /// `sha256:0123456789ab` (12 hex digits, as docker shows ids).
 fn short(digest: &str) -> String {
     match digest.split_once(':') {

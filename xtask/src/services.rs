@@ -706,6 +706,9 @@ fn settings(g: GlobalConfig, src: &Source, env: &EnvOverrides) -> Result<Setting
                 if encryption == "AES256" && c.kms_key.is_some() {
                     bail!("{table}: kms_key goes with encryption = \"KMS\"");
                 }
+                if c.kms_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+                    bail!("{table}: kms_key is empty: give the key's ARN or alias, or leave it out for ECR's default key");
+                }
                 if let Some(bad) = c
                     .mutability_exclusions
                     .iter()

@@ -753,6 +753,18 @@ fn the_scan_gate_keeps_a_vulnerable_image_out_of_every_registry() {
     let sarif =
         std::fs::read_to_string(f.path().join("target/slipway/out/vuln/scan.sarif")).unwrap();
     assert!(sarif.contains("\"ruleId\": \"CVE-2099-0001\""), "{sarif}");
+    // And every service scanned in the run in one file, each run with its own category.
+    let merged: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.path().join("target/slipway/out/scan.sarif")).unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = merged["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["automationDetails"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["slipway/static/", "slipway/vuln/"], "{merged}");
     // Accepted with a reason in .trivyignore: it goes through, the HIGH is reported.
     f.write(
         ".trivyignore",

@@ -135,5 +135,9 @@ fn execute(
             None => Ok(()),
         };
     }
+    if let Err(e) = report::merged_sarif(&runner.root, outcomes) {
+        ctx.ui
+            .warn(format!("the combined SARIF was not written: {e:#}"));
+    }
     report::finish(outcomes, kind(args), args.json, &ctx.ui)
 }

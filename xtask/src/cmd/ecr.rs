@@ -263,7 +263,10 @@ fn compare(
         .as_str()
         .unwrap_or("AES256");
     let key = repo["encryptionConfiguration"]["kmsKey"].as_str();
-    if enc != spec.encryption || (spec.encryption == "KMS" && key != spec.kms_key.as_deref()) {
+    // Without a configured key ECR uses its own default one: only a configured key compares.
+    if enc != spec.encryption
+        || (spec.encryption == "KMS" && spec.kms_key.is_some() && key != spec.kms_key.as_deref())
+    {
         fixed.push(format!(
             "encryption: {enc}{} → {}{} (fixed at creation: recreate the repository to change it)",
             key.map(|k| format!(" {k}")).unwrap_or_default(),
@@ -433,23 +436,41 @@ fn terraform(targets: &[Target], spec: &RepoSpec, lifecycle: &str) -> String {
             ));
             continue;
         };
-        let alias = region.replace('-', "_");
+        // One provider per account and region (another account needs its own credentials:
+        // set them on the alias, e.g. assume_role).
+        let alias = match &t.account {
+            Some(a) => format!("{}_{a}", region.replace('-', "_")),
+            None => region.replace('-', "_"),
+        };
         if !regions.contains(&alias) {
             regions.push(alias.clone());
             out.push_str(&format!(
-                "\nprovider \"aws\" {{\n  alias  = \"{alias}\"\n  region = \"{region}\"\n}}\n"
+                "\nprovider \"aws\" {{\n  alias  = \"{alias}\"\n  region = \"{region}\"{}\n}}\n",
+                t.account
+                    .as_ref()
+                    .map(|a| format!("\n  allowed_account_ids = [\"{a}\"]"))
+                    .unwrap_or_default()
             ));
         }
-        // Identifiers start with a letter and are unique (api-x and api_x, two regions).
-        let base: String = format!("{alias}_{}", t.name)
+        // Identifiers start with a letter, are unique (api-x and api_x) and stay the same
+        // for the same repository whatever else is added: a short hash of the full name.
+        let full = format!("{}/{}", t.host, t.name);
+        let readable: String = t
+            .name
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        let mut id = format!("r_{base}");
-        let mut n = 2;
-        while ids.contains(&id) {
-            id = format!("r_{base}_{n}");
-            n += 1;
+        let hash = {
+            use sha2::Digest;
+            let d = sha2::Sha256::digest(full.as_bytes());
+            d.iter()
+                .take(4)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let id = format!("r_{readable}_{hash}");
+        if ids.contains(&id) {
+            continue;
         }
         ids.push(id.clone());
         out.push_str(&format!(
@@ -507,7 +528,7 @@ mod tests {
         };
         let hcl = terraform(&[t], &spec, &crate::services::default_lifecycle("v", 10, 7));
         for want in [
-            "resource \"aws_ecr_repository\" \"r_eu_west_1_acme_api\" {",
+            "resource \"aws_ecr_repository\" \"r_acme_api_",
             "name                 = \"acme/api\"",
             "image_tag_mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
             "filter      = \"latest\"",
@@ -515,9 +536,10 @@ mod tests {
             "encryption_type = \"KMS\"",
             "kms_key         = \"alias/ecr\"",
             "\"team\" = \"core\"",
-            "resource \"aws_ecr_lifecycle_policy\" \"r_eu_west_1_acme_api\" {",
-            "repository = aws_ecr_repository.r_eu_west_1_acme_api.name",
-            "provider             = aws.eu_west_1",
+            "resource \"aws_ecr_lifecycle_policy\" \"r_acme_api_",
+            "repository = aws_ecr_repository.r_acme_api_",
+            "provider             = aws.eu_west_1_123456789012",
+            "allowed_account_ids = [\"123456789012\"]",
             "version = \">= 6.0\"",
             "\"countNumber\": 10",
         ] {

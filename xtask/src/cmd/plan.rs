@@ -132,6 +132,25 @@ fn grouped(plan: &Plan, entries: Vec<serde_json::Value>) -> Vec<serde_json::Valu
             let names: Vec<&str> = order.iter().map(|&m| selected[m].name.as_str()).collect();
             entry["service"] = json!(names.join(" "));
             entry["services"] = json!(names);
+            // Every member's images and platforms (the job publishes them all).
+            let images: Vec<serde_json::Value> = order
+                .iter()
+                .flat_map(|&m| entries[m]["images"].as_array().cloned().unwrap_or_default())
+                .collect();
+            entry["images"] = json!(images);
+            let mut platforms: Vec<serde_json::Value> = Vec::new();
+            for &m in &order {
+                for p in entries[m]["platforms"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    if !platforms.contains(&p) {
+                        platforms.push(p);
+                    }
+                }
+            }
+            entry["platforms"] = json!(platforms);
         }
         out.push(entry);
     }

@@ -267,8 +267,9 @@ fn promote(
             cosign::signature_tag(&digest),
             cosign::attestation_tag(&digest),
         ] {
-            let there = digest_in(src, &t)?;
-            if there.is_some() && digest_in(dst, &t)? != there {
+            // Only what the target lacks: a signature already there (perhaps another
+            // signer's) is never overwritten.
+            if digest_in(src, &t)?.is_some() && digest_in(dst, &t)?.is_none() {
                 runner.run_retrying(
                     &skopeo::copy("skopeo", &format!("{src}:{t}"), &format!("{dst}:{t}")),
                     3,
