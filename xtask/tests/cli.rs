@@ -816,4 +816,14 @@ fn the_matrix_keeps_services_that_build_on_each_other_in_one_entry() {
         v["include"][0]["services"],
         serde_json::json!(["base", "app"])
     );
+    let images = v["include"][0]["images"].as_array().unwrap();
+    assert!(
+        images
+            .iter()
+            .any(|i| i.as_str().unwrap().contains("/acme/base:"))
+            && images
+                .iter()
+                .any(|i| i.as_str().unwrap().contains("/acme/app:")),
+        "every member's images: {v}"
+    );
 }
