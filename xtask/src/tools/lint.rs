@@ -14,6 +14,33 @@ pub struct Finding {
     pub message: String,
     /// Fails the lint (hadolint's info and style levels do not).
     pub blocking: bool,
+    /// hadolint's level (`error`, `warning`, `info`, `style`); empty for the other tools.
+    pub level: String,
+}
+
+/// `failure-threshold:` of a `.hadolint.yaml`.
+pub fn failure_threshold(yaml: &str) -> Option<String> {
+    yaml.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("failure-threshold:")
+            .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+    })
+}
+
+/// hadolint's level `level` is at or above `threshold` (`none` fails nothing).
+pub fn at_or_above(level: &str, threshold: &str) -> bool {
+    let rank = |l: &str| match l {
+        "error" => Some(4),
+        "warning" => Some(3),
+        "info" => Some(2),
+        "style" => Some(1),
+        _ => None,
+    };
+    match (rank(level), rank(threshold)) {
+        (Some(l), Some(t)) => l >= t,
+        (_, None) if threshold == "none" => false,
+        _ => true,
+    }
 }
 
 /// `hadolint --format json FILE…` (a `.hadolint.yaml` in the working directory is read).
@@ -47,6 +74,7 @@ pub fn parse_hadolint(json: &str) -> Result<Vec<Finding>> {
                 rule: f["code"].as_str().unwrap_or_default().to_string(),
                 message: f["message"].as_str().unwrap_or_default().to_string(),
                 blocking: level == "error" || level == "warning",
+                level: level.to_string(),
             }
         })
         .collect())
@@ -89,6 +117,7 @@ pub fn parse_zizmor(json: &str) -> Result<Vec<Finding>> {
                     f["url"].as_str().unwrap_or_default()
                 ),
                 blocking: true,
+                level: String::new(),
             }
         })
         .collect())
@@ -107,6 +136,7 @@ pub fn parse_actionlint(json: &str) -> Result<Vec<Finding>> {
             rule: f["kind"].as_str().unwrap_or_default().to_string(),
             message: f["message"].as_str().unwrap_or_default().to_string(),
             blocking: true,
+            level: String::new(),
         })
         .collect())
 }
@@ -136,5 +166,13 @@ mod tests {
         let a = parse_actionlint(r#"[{"message":"bad","filepath":".github/workflows/ci.yml","line":16,"column":15,"kind":"action"}]"#).unwrap();
         assert_eq!((a[0].line, a[0].rule.as_str()), (Some(16), "action"));
         assert!(parse_actionlint("").unwrap().is_empty());
+        assert_eq!(
+            failure_threshold("ignored:\n  - DL3000\nfailure-threshold: error\n").as_deref(),
+            Some("error")
+        );
+        assert!(at_or_above("error", "error"));
+        assert!(!at_or_above("warning", "error"));
+        assert!(at_or_above("warning", "info"));
+        assert!(!at_or_above("error", "none"));
     }
 }
