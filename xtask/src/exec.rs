@@ -155,6 +155,26 @@ pub fn abort_cleanup() {
     }
 }
 
+/// `f` over every item, up to `width` at a time (registry and API reads wait on round trips,
+/// not CPU), the results in the items' order.
+pub fn parallel<T: Sync, R: Send>(items: &[T], width: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<(usize, R)>> = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..width.max(1).min(items.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(item) = items.get(i) else { return };
+                let r = f(item);
+                done.lock().expect("results lock").push((i, r));
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("results lock");
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// The error of a command not started because the run was interrupted.
 pub const INTERRUPTED_MSG: &str = "interrupted (Ctrl-C): not started";
 
@@ -614,6 +634,16 @@ mod tests {
             .unwrap()
             .lines()
             .count()
+    }
+
+    #[test]
+    fn parallel_keeps_the_order() {
+        let items: Vec<u32> = (0..50).collect();
+        assert_eq!(
+            parallel(&items, 8, |i| i * 2),
+            (0..50).map(|i| i * 2).collect::<Vec<_>>()
+        );
+        assert!(parallel(&Vec::<u32>::new(), 8, |i| *i).is_empty());
     }
 
     #[test]

@@ -127,55 +127,16 @@ pub fn execute(plan: &Plan, runner: &Runner, ui: &Ui, opts: &Options) -> Vec<Out
 /// `step` reading the image by the id this run's build produced instead of its tag (a tag in
 /// the local store can be moved by another run on the same daemon).
 fn with_image_id(step: &Step, images: &[String], id: &str) -> Step {
-    let swap = |c: &crate::tools::CommandSpec| {
-        let mut c = c.clone();
-        for a in c.args.iter_mut().filter(|a| images.contains(a)) {
+    let mut step = step.clone();
+    if let Step::Verify { command, .. }
+    | Step::Scan { command, .. }
+    | Step::Health { run: command, .. } = &mut step
+    {
+        for a in command.args.iter_mut().filter(|a| images.contains(a)) {
             *a = id.to_string();
         }
-        c
-    };
-    match step {
-        Step::Verify {
-            command,
-            platform,
-            non_root,
-            max_size,
-        } => Step::Verify {
-            command: swap(command),
-            platform: platform.clone(),
-            non_root: *non_root,
-            max_size: *max_size,
-        },
-        Step::Scan {
-            command,
-            report,
-            sarif,
-            sbom,
-            sbom_file,
-            fail_on,
-        } => Step::Scan {
-            command: swap(command),
-            report: report.clone(),
-            sarif: sarif.clone(),
-            sbom: sbom.clone(),
-            sbom_file: sbom_file.clone(),
-            fail_on: fail_on.clone(),
-        },
-        Step::Health {
-            run,
-            status,
-            logs,
-            remove,
-            timeout_secs,
-        } => Step::Health {
-            run: swap(run),
-            status: status.clone(),
-            logs: logs.clone(),
-            remove: remove.clone(),
-            timeout_secs: *timeout_secs,
-        },
-        other => other.clone(),
     }
+    step
 }
 
 /// What a base image reference is pinned to.
@@ -517,10 +478,7 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
                 return Ok(());
             }
             let dest_abs = runner.root.join(dest);
-            if let Some(dir) = dest_abs.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-            }
+            make_parent(runner, dest)?;
             std::fs::write(&dest_abs, rewritten)
                 .with_context(|| format!("cannot write {}", dest_abs.display()))?;
             // BuildKit reads `<Dockerfile>.dockerignore` next to the Dockerfile first.
@@ -542,12 +500,7 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             iidfile,
             metadata_file,
         } => {
-            if !runner.dry_run {
-                if let Some(dir) = runner.root.join(iidfile).parent() {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                }
-            }
+            make_parent(runner, iidfile)?;
             // buildx may push in the build: a transient registry failure is tried again
             // (a build error is not).
             runner.run_retrying(command, 3)?;
@@ -684,12 +637,7 @@ fn run_step(step: &Step, runner: &Runner, out: &mut Outcome) -> Result<()> {
             sbom_file,
             fail_on,
         } => {
-            if !runner.dry_run {
-                if let Some(dir) = runner.root.join(report).parent() {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                }
-            }
+            make_parent(runner, report)?;
             runner.run(command)?;
             runner.run(sarif)?;
             runner.run(sbom)?;
@@ -933,9 +881,7 @@ fn attest_sbom(
                 .join("out")
                 .join(&out.name)
                 .join(format!("sbom-{}.cdx.json", &hex[..hex.len().min(12)]));
-            if let Some(dir) = runner.root.join(&file).parent() {
-                std::fs::create_dir_all(dir)?;
-            }
+            make_parent(runner, &file)?;
             runner.run(&crate::tools::trivy::sbom_remote("trivy", at, &file))?;
             out.sbom = Some(file.clone());
             file
@@ -952,6 +898,20 @@ fn attest_sbom(
         out.attested.push(at.to_string());
     }
     Ok(())
+}
+
+/// Creates the directory a tool will write `file` (relative to the root) into; nothing under
+/// `--dry-run`.
+fn make_parent(runner: &Runner, file: &Path) -> Result<()> {
+    if runner.dry_run {
+        return Ok(());
+    }
+    match runner.root.join(file).parent() {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+        }
+        None => Ok(()),
+    }
 }
 
 /// Polls the container's health until `healthy`, a failure, or `timeout` seconds.

@@ -135,15 +135,7 @@ fn markdown(rows: &[Row], kind: Kind) -> String {
         kind.name()
     );
     for r in rows {
-        let vulns = match r.vulnerabilities {
-            None => "-".to_string(),
-            Some(v) if v.is_empty() => "none".to_string(),
-            Some(v) => v
-                .iter()
-                .map(|(k, n)| format!("{n} {k}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
+        let vulns = vulns_text(r.vulnerabilities, ", ");
         md.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.1}s |\n",
             r.name,
@@ -213,6 +205,33 @@ pub fn merged_sarif(
     Ok(Some(path))
 }
 
+/// Findings per severity for people: `-` (not scanned), `none`, or `2 HIGH<sep>1 LOW`.
+fn vulns_text(v: Option<&std::collections::BTreeMap<String, usize>>, sep: &str) -> String {
+    match v {
+        None => "-".to_string(),
+        Some(v) if v.is_empty() => "none".to_string(),
+        Some(v) => v
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(sep),
+    }
+}
+
+/// The published references of the services that succeeded (`ref@digest` when known).
+fn published(outcomes: &[Outcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter(|o| o.ok())
+        .flat_map(|o| {
+            o.images.iter().map(|i| match o.digests.get(i) {
+                Some(d) => format!("{i}@{d}"),
+                None => i.clone(),
+            })
+        })
+        .collect()
+}
+
 /// `sha256:0123456789ab` (12 hex digits, as docker shows ids).
 fn short(digest: &str) -> String {
     match digest.split_once(':') {
@@ -235,15 +254,7 @@ fn table(rows: &[Row]) -> Vec<String> {
             .map(|d| short(d))
             .or_else(|| r.image_id.map(short))
             .unwrap_or_else(|| "-".into());
-        let vulns = match r.vulnerabilities {
-            None => "-".to_string(),
-            Some(v) if v.is_empty() => "none".to_string(),
-            Some(v) => v
-                .iter()
-                .map(|(k, n)| format!("{n} {k}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        };
+        let vulns = vulns_text(r.vulnerabilities, " ");
         cells.push(vec![
             r.name.to_string(),
             r.result.clone(),
@@ -285,16 +296,7 @@ pub fn finish(outcomes: &[Outcome], kind: Kind, json: bool, ui: &Ui) -> Result<(
         .filter(|o| !o.ok())
         .map(|o| o.name.as_str())
         .collect();
-    let images: Vec<String> = outcomes
-        .iter()
-        .filter(|o| o.ok())
-        .flat_map(|o| {
-            o.images.iter().map(|i| match o.digests.get(i) {
-                Some(d) => format!("{i}@{d}"),
-                None => i.clone(),
-            })
-        })
-        .collect();
+    let images = published(outcomes);
     if let Err(e) = crate::github::append(
         "GITHUB_OUTPUT",
         &crate::github::outputs(&[
@@ -322,41 +324,28 @@ pub fn finish(outcomes: &[Outcome], kind: Kind, json: bool, ui: &Ui) -> Result<(
         ui.info(format!("  {line}"));
     }
     if !json {
+        for image in &images {
+            out!("{image}");
+        }
         for o in outcomes.iter().filter(|o| o.ok()) {
-            for image in &o.images {
-                match o.digests.get(image) {
-                    Some(d) => out!("{image}@{d}"),
-                    None => out!("{image}"),
-                }
-            }
             for s in &o.signed {
                 ui.info(format!("  signed {s}"));
             }
         }
     }
     if interrupted {
-        let done: Vec<&str> = outcomes
-            .iter()
-            .filter(|o| o.ok())
-            .map(|o| o.name.as_str())
-            .collect();
-        let rest: Vec<&str> = outcomes
-            .iter()
-            .filter(|o| !o.ok())
-            .map(|o| o.name.as_str())
-            .collect();
+        let (done, rest) = (&ok, &failed);
         bail!(
             "interrupted: complete: {}; not complete: {} (no further tag was pushed; run the same command again to finish)",
             if done.is_empty() { "none".to_string() } else { done.join(", ") },
             rest.join(", ")
         );
     }
-    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok()).collect();
     if failed.is_empty() {
         return Ok(());
     }
     let mut msg = format!("{} of {} service(s) failed:", failed.len(), outcomes.len());
-    for o in failed {
+    for o in outcomes.iter().filter(|o| !o.ok()) {
         match &o.error {
             Some(e) => msg.push_str(&format!("\n- {}: {e}", o.name)),
             None => msg.push_str(&format!(

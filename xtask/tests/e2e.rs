@@ -1214,15 +1214,7 @@ fn ctrl_c_pushes_nothing_further_and_a_rerun_finishes_the_job() {
 
 /// How many tags the repository has (0 when it does not exist yet).
 fn skopeo_tags(repository: &str) -> usize {
-    let out = std::process::Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false"])
-        .arg(format!("docker://{repository}"))
-        .output()
-        .unwrap();
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v["Tags"].as_array().map(Vec::len))
-        .unwrap_or(0)
+    support::listed_tags(repository).map_or(0, |t| t.len())
 }
 
 #[test]
@@ -1585,16 +1577,7 @@ fn status_reads_what_each_registry_holds_for_a_commit() {
         .unwrap()
         .to_string();
     // Promoted to prod by hand (the same digest under the environment's tag).
-    run_ok(
-        "skopeo",
-        &[
-            "copy",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            &format!("docker://{local}@{digest}"),
-            &format!("docker://{local}:prod"),
-        ],
-    );
+    support::registry_copy(&format!("{local}@{digest}"), &format!("{local}:prod"));
     // ECR's side (moto holds the API, not the bytes): the image as ECR would list it, with a
     // scan that found a CRITICAL.
     let name = format!("{prefix}/static");
@@ -1752,15 +1735,9 @@ fn promotion_moves_a_checked_digest_and_refuses_what_is_unsigned_or_vulnerable()
             .to_string()
     };
     let deploy = |s: &str, tag: &str| {
-        run_ok(
-            "skopeo",
-            &[
-                "copy",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-                &format!("docker://{}:{}", repo(s), &sha[..7]),
-                &format!("docker://{}:{tag}", repo(s)),
-            ],
+        support::registry_copy(
+            &format!("{}:{}", repo(s), &sha[..7]),
+            &format!("{}:{tag}", repo(s)),
         );
     };
     deploy("static", "staging");
@@ -2307,16 +2284,7 @@ fn environments_with_their_own_repositories_are_promoted_across_with_the_signatu
         (format!("{base}@{digest}"), format!("{staging}:staging")),
         (format!("{base}:{sig}"), format!("{staging}:{sig}")),
     ] {
-        run_ok(
-            "skopeo",
-            &[
-                "copy",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-                &format!("docker://{from}"),
-                &format!("docker://{to}"),
-            ],
-        );
+        support::registry_copy(&from, &to);
     }
     let out = stack.xtask(
         f.path(),

@@ -158,17 +158,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<()> {
 
 /// VERSION and every services/<name>/VERSION.
 fn versions(root: &Path) -> Vec<Problem> {
-    let mut files = vec![PathBuf::from("VERSION")];
-    if let Ok(entries) = std::fs::read_dir(root.join("services")) {
-        let mut found: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| Path::new("services").join(e.file_name()).join("VERSION"))
-            .filter(|p| root.join(p).is_file())
-            .collect();
-        found.sort();
-        files.extend(found);
-    }
-    files
+    crate::version::files(root)
         .into_iter()
         .filter_map(|f| {
             crate::version::read(&root.join(&f)).err().map(|e| {

@@ -59,29 +59,10 @@ pub fn run(ctx: &Ctx, args: &EcrArgs) -> Result<()> {
     let (cli, endpoint) = crate::world::aws_setup();
     let mut failed = Vec::new();
     // Every repository is read at once (8 at a time): each read is a few aws CLI calls.
-    let queue = std::sync::Mutex::new((0..targets.len()).rev().collect::<Vec<_>>());
-    let found = std::sync::Mutex::new(std::collections::BTreeMap::new());
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| loop {
-                let Some(i) = queue.lock().expect("queue").pop() else {
-                    return;
-                };
-                let c = compare(
-                    &runner,
-                    &cli,
-                    endpoint.as_deref(),
-                    &targets[i],
-                    &spec,
-                    &lifecycle,
-                );
-                found.lock().expect("found").insert(i, c);
-            });
-        }
+    let found = crate::exec::parallel(&targets, 8, |t| {
+        compare(&runner, &cli, endpoint.as_deref(), t, &spec, &lifecycle)
     });
-    let mut found = found.into_inner().expect("found");
-    for (i, t) in targets.iter().enumerate() {
-        let change = found.remove(&i).expect("every repository was read");
+    for (t, change) in targets.iter().zip(found) {
         let change = match change {
             Ok(c) => c,
             Err(e) => {

@@ -84,31 +84,16 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
         }
     }
     let version = args.version.as_deref();
-    let rows = std::sync::Mutex::new(Vec::new());
-    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
     let wait = args.wait;
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| loop {
-                let Some((i, (service, repo, tag))) = queue.lock().expect("queue").pop() else {
-                    return;
-                };
-                let row = match repo {
-                    None => Row {
-                        service,
-                        state: "unknown".into(),
-                        error: Some("no registry is configured for it".into()),
-                        ..Row::default()
-                    },
-                    Some(repo) => read(&runner, &ws, &service, &repo, &tag, wait, version),
-                };
-                rows.lock().expect("rows").push((i, row));
-            });
-        }
+    let rows: Vec<Row> = crate::exec::parallel(&jobs, 8, |(service, repo, tag)| match repo {
+        None => Row {
+            service: service.clone(),
+            state: "unknown".into(),
+            error: Some("no registry is configured for it".into()),
+            ..Row::default()
+        },
+        Some(repo) => read(&runner, &ws, service, repo, tag, wait, version),
     });
-    let mut rows = rows.into_inner().expect("rows");
-    rows.sort_by_key(|(i, _)| *i);
-    let rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
 
     if args.json {
         out!(

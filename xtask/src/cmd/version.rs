@@ -15,19 +15,10 @@ pub fn run(ctx: &Ctx, args: &VersionArgs) -> Result<()> {
             let v = version::read(&path)?;
             ctx.ui.info(format!("VERSION: {v}"));
             let mut errors = Vec::new();
-            for entry in std::fs::read_dir(ctx.root.join("services"))
-                .into_iter()
-                .flatten()
-            {
-                let file = entry?.path().join("VERSION");
-                if file.is_file() {
-                    match version::read(&file) {
-                        Ok(sv) => ctx.ui.info(format!(
-                            "{}: {sv}",
-                            file.strip_prefix(&ctx.root).unwrap_or(&file).display()
-                        )),
-                        Err(e) => errors.push(format!("{e:#}")),
-                    }
+            for rel in version::files(&ctx.root).into_iter().skip(1) {
+                match version::read(&ctx.root.join(&rel)) {
+                    Ok(sv) => ctx.ui.info(format!("{}: {sv}", rel.display())),
+                    Err(e) => errors.push(format!("{e:#}")),
                 }
             }
             if !errors.is_empty() {

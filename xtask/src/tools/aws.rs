@@ -37,8 +37,7 @@ pub fn ecr_describe_image(
     name: &str,
     digest: &str,
 ) -> CommandSpec {
-    with_registry_id(ecr(aws, "describe-images", region, endpoint), registry_id)
-        .args(["--repository-name", name])
+    repo_op(aws, "describe-images", region, endpoint, registry_id, name)
         .args(["--image-ids", &format!("imageDigest={digest}")])
         .args(["--output", "json"])
 }
@@ -52,11 +51,14 @@ pub fn ecr_scan_findings(
     name: &str,
     digest: &str,
 ) -> CommandSpec {
-    with_registry_id(
-        ecr(aws, "describe-image-scan-findings", region, endpoint),
+    repo_op(
+        aws,
+        "describe-image-scan-findings",
+        region,
+        endpoint,
         registry_id,
+        name,
     )
-    .args(["--repository-name", name])
     .args(["--image-id", &format!("imageDigest={digest}")])
     .args(["--output", "json"])
 }
@@ -70,8 +72,7 @@ pub fn ecr_describe_tag(
     name: &str,
     tag: &str,
 ) -> CommandSpec {
-    with_registry_id(ecr(aws, "describe-images", region, endpoint), registry_id)
-        .args(["--repository-name", name])
+    repo_op(aws, "describe-images", region, endpoint, registry_id, name)
         .args(["--image-ids", &format!("imageTag={tag}")])
         .args(["--output", "json"])
 }
@@ -85,8 +86,7 @@ pub fn ecr_get_manifest(
     name: &str,
     digest: &str,
 ) -> CommandSpec {
-    with_registry_id(ecr(aws, "batch-get-image", region, endpoint), registry_id)
-        .args(["--repository-name", name])
+    repo_op(aws, "batch-get-image", region, endpoint, registry_id, name)
         .args(["--image-ids", &format!("imageDigest={digest}")])
         .args([
             "--accepted-media-types",
@@ -112,8 +112,7 @@ pub fn ecr_put_tag(
     media_type: Option<&str>,
     digest: &str,
 ) -> CommandSpec {
-    let mut cmd = with_registry_id(ecr(aws, "put-image", region, endpoint), registry_id)
-        .args(["--repository-name", name])
+    let mut cmd = repo_op(aws, "put-image", region, endpoint, registry_id, name)
         .args(["--image-tag", tag])
         .args(["--image-manifest", manifest])
         .args(["--image-digest", digest]);
@@ -221,9 +220,15 @@ pub fn ecr_create_full(
     name: &str,
     spec: &RepoSpec,
 ) -> CommandSpec {
-    let mut cmd = with_registry_id(ecr(aws, "create-repository", region, endpoint), registry_id)
-        .args(["--repository-name", name])
-        .args(["--image-tag-mutability", &spec.tag_mutability]);
+    let mut cmd = repo_op(
+        aws,
+        "create-repository",
+        region,
+        endpoint,
+        registry_id,
+        name,
+    )
+    .args(["--image-tag-mutability", &spec.tag_mutability]);
     cmd = exclusion_args(cmd, spec);
     cmd = cmd.args([
         "--image-scanning-configuration",
@@ -252,11 +257,14 @@ pub fn ecr_put_mutability(
     name: &str,
     spec: &RepoSpec,
 ) -> CommandSpec {
-    let cmd = with_registry_id(
-        ecr(aws, "put-image-tag-mutability", region, endpoint),
+    let cmd = repo_op(
+        aws,
+        "put-image-tag-mutability",
+        region,
+        endpoint,
         registry_id,
+        name,
     )
-    .args(["--repository-name", name])
     .args(["--image-tag-mutability", &spec.tag_mutability]);
     exclusion_args(cmd, spec).args(["--output", "json"])
 }
@@ -270,11 +278,14 @@ pub fn ecr_put_scanning(
     name: &str,
     scan_on_push: bool,
 ) -> CommandSpec {
-    with_registry_id(
-        ecr(aws, "put-image-scanning-configuration", region, endpoint),
+    repo_op(
+        aws,
+        "put-image-scanning-configuration",
+        region,
+        endpoint,
         registry_id,
+        name,
     )
-    .args(["--repository-name", name])
     .args([
         "--image-scanning-configuration",
         &format!("scanOnPush={scan_on_push}"),
@@ -319,11 +330,14 @@ pub fn ecr_get_lifecycle(
     registry_id: Option<&str>,
     name: &str,
 ) -> CommandSpec {
-    with_registry_id(
-        ecr(aws, "get-lifecycle-policy", region, endpoint),
+    repo_op(
+        aws,
+        "get-lifecycle-policy",
+        region,
+        endpoint,
         registry_id,
+        name,
     )
-    .args(["--repository-name", name])
     .args(["--output", "json"])
 }
 
@@ -336,11 +350,14 @@ pub fn ecr_put_lifecycle(
     name: &str,
     policy: &str,
 ) -> CommandSpec {
-    with_registry_id(
-        ecr(aws, "put-lifecycle-policy", region, endpoint),
+    repo_op(
+        aws,
+        "put-lifecycle-policy",
+        region,
+        endpoint,
         registry_id,
+        name,
     )
-    .args(["--repository-name", name])
     .args(["--lifecycle-policy-text", policy])
     .args(["--output", "json"])
 }
@@ -480,6 +497,19 @@ fn ecr(aws: &str, operation: &str, region: Option<&str>, endpoint: Option<&str>)
 
 /// `--registry-id ACCOUNT`: the registry is another account's than the credentials' (ECR
 /// otherwise looks in the caller's own account).
+/// `aws ecr <operation> … --repository-name NAME` for one repository (of `registry_id`).
+fn repo_op(
+    aws: &str,
+    operation: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    registry_id: Option<&str>,
+    name: &str,
+) -> CommandSpec {
+    with_registry_id(ecr(aws, operation, region, endpoint), registry_id)
+        .args(["--repository-name", name])
+}
+
 fn with_registry_id(cmd: CommandSpec, registry_id: Option<&str>) -> CommandSpec {
     match registry_id {
         Some(id) => cmd.args(["--registry-id", id]),

@@ -20,31 +20,40 @@ pub struct ScanOptions {
 /// `trivy image --image-src docker` of an image in the local Docker, every severity, as JSON
 /// into `report` (the gate is decided from the report, not from trivy's exit status).
 pub fn scan_image(trivy: &str, image: &str, report: &Path, o: &ScanOptions) -> CommandSpec {
-    let mut cmd = CommandSpec::new(trivy).args([
-        "image",
-        "--image-src",
-        "docker",
-        "--scanners",
-        "vuln",
-        "--skip-version-check",
-        "--disable-telemetry",
-        "--cache-backend",
-        "memory",
-        "--quiet",
-        "--format",
-        "json",
+    let cmd = quiet(
+        trivy,
+        &["image", "--image-src", "docker", "--scanners", "vuln"],
         // Every package, not only vulnerable ones: the SBOM is converted from this report.
-        "--list-all-pkgs",
-        "--output",
-    ]);
-    cmd = cmd.arg(report.display().to_string());
+        &["--format", "json", "--list-all-pkgs", "--output"],
+    )
+    .arg(report.display().to_string());
+    with_options(cmd, o).arg(image)
+}
+
+/// `trivy HEAD… --skip-version-check --disable-telemetry --cache-backend memory --quiet
+/// TAIL…`: every run offline-friendly, without a cache on disk, without chatter.
+fn quiet(trivy: &str, head: &[&str], tail: &[&str]) -> CommandSpec {
+    CommandSpec::new(trivy)
+        .args(head.iter().copied())
+        .args([
+            "--skip-version-check",
+            "--disable-telemetry",
+            "--cache-backend",
+            "memory",
+            "--quiet",
+        ])
+        .args(tail.iter().copied())
+}
+
+/// `--ignore-unfixed` and `--cache-dir` as the scan settings say.
+fn with_options(mut cmd: CommandSpec, o: &ScanOptions) -> CommandSpec {
     if o.ignore_unfixed {
         cmd = cmd.arg("--ignore-unfixed");
     }
     if let Some(c) = &o.cache_dir {
         cmd = cmd.args(["--cache-dir", c]);
     }
-    cmd.arg(image)
+    cmd
 }
 
 /// `trivy image --image-src remote` of an image in a registry, by digest (loopback
@@ -63,20 +72,12 @@ pub fn scan_remote(trivy: &str, image: &str, report: &Path, o: &ScanOptions) -> 
 
 /// `trivy image --image-src remote --format cyclonedx`: the SBOM of an image in a registry.
 pub fn sbom_remote(trivy: &str, image: &str, sbom: &Path) -> CommandSpec {
-    let mut cmd = CommandSpec::new(trivy).args([
-        "image",
-        "--image-src",
-        "remote",
-        "--skip-version-check",
-        "--disable-telemetry",
-        "--cache-backend",
-        "memory",
-        "--quiet",
-        "--format",
-        "cyclonedx",
-        "--output",
-    ]);
-    cmd = cmd.arg(sbom.display().to_string());
+    let mut cmd = quiet(
+        trivy,
+        &["image", "--image-src", "remote"],
+        &["--format", "cyclonedx", "--output"],
+    )
+    .arg(sbom.display().to_string());
     if super::skopeo::is_loopback(image) {
         cmd = cmd.arg("--insecure");
     }
@@ -87,31 +88,21 @@ pub fn sbom_remote(trivy: &str, image: &str, sbom: &Path) -> CommandSpec {
 /// misconfigurations (Dockerfiles, workflows), every package listed (their lines), as JSON.
 /// `target/` (build output) is skipped; `.trivyignore` in the root is honoured.
 pub fn scan_fs(trivy: &str, report: &Path, o: &ScanOptions) -> CommandSpec {
-    let mut cmd = CommandSpec::new(trivy).args([
-        "fs",
-        "--scanners",
-        "vuln,secret,misconfig",
-        "--skip-version-check",
-        "--disable-telemetry",
-        "--cache-backend",
-        "memory",
-        "--quiet",
-        "--list-all-pkgs",
-        // Build output anywhere (target/, fuzz/target/), not the repository's content.
-        "--skip-dirs",
-        "**/target",
-        "--format",
-        "json",
-        "--output",
-    ]);
-    cmd = cmd.arg(report.display().to_string());
-    if o.ignore_unfixed {
-        cmd = cmd.arg("--ignore-unfixed");
-    }
-    if let Some(c) = &o.cache_dir {
-        cmd = cmd.args(["--cache-dir", c]);
-    }
-    cmd.arg(".")
+    let cmd = quiet(
+        trivy,
+        &["fs", "--scanners", "vuln,secret,misconfig"],
+        // Build output anywhere (target/, fuzz/target/) is not the repository's content.
+        &[
+            "--list-all-pkgs",
+            "--skip-dirs",
+            "**/target",
+            "--format",
+            "json",
+            "--output",
+        ],
+    )
+    .arg(report.display().to_string());
+    with_options(cmd, o).arg(".")
 }
 
 /// A finding of a source scan, where it is.

@@ -196,6 +196,21 @@ impl Stack {
     }
 }
 
+/// `from` (a tag or `repo@digest`) copied to `to` inside the local registry, as a deploy or
+/// a hand promotion would.
+pub fn registry_copy(from: &str, to: &str) {
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{from}"),
+            &format!("docker://{to}"),
+        ],
+    );
+}
+
 /// Runs a command that must succeed; returns its stdout.
 pub fn run_ok(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap();
@@ -218,7 +233,20 @@ pub fn skopeo_json(args: &[&str]) -> serde_json::Value {
 
 /// Tags of a repository in the registry, sorted.
 pub fn registry_tags(reference: &str) -> Vec<String> {
-    let v = skopeo_json(&["list-tags", &format!("docker://{reference}")]);
+    listed_tags(reference).unwrap_or_else(|| panic!("{reference} is not in the registry"))
+}
+
+/// The tags of a repository in the local registry, sorted; `None` when it does not exist.
+pub fn listed_tags(repository: &str) -> Option<Vec<String>> {
+    let listed = Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{repository}"))
+        .output()
+        .unwrap();
+    if !listed.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     let mut tags: Vec<String> = v["Tags"]
         .as_array()
         .unwrap()
@@ -226,20 +254,15 @@ pub fn registry_tags(reference: &str) -> Vec<String> {
         .map(|t| t.as_str().unwrap().to_string())
         .collect();
     tags.sort();
-    tags
+    Some(tags)
 }
 
 /// The repository does not exist in the registry: nothing of it was ever pushed.
 pub fn assert_not_in_registry(repository: &str) {
-    let listed = Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false"])
-        .arg(format!("docker://{repository}"))
-        .output()
-        .unwrap();
+    let listed = listed_tags(repository);
     assert!(
-        !listed.status.success(),
-        "{repository} must not exist in the registry, it holds: {}",
-        stdout(&listed)
+        listed.is_none(),
+        "{repository} must not exist in the registry, it holds: {listed:?}"
     );
 }
 
