@@ -366,6 +366,7 @@ pub fn changes(
             strict: range.strict,
             context: cx,
             exhaustive: range.exhaustive,
+            environment: format!("{:?}", ctx.env),
         },
     )
 }

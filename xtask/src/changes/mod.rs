@@ -11,6 +11,7 @@ pub mod crates;
 pub mod diff;
 mod inputs;
 mod lock;
+mod memo;
 mod snapshot;
 mod spec;
 
@@ -71,8 +72,11 @@ pub struct Request<'a> {
     pub head: Option<&'a str>,
     pub strict: bool,
     pub context: &'a BuildContext,
-    /// Compare every service's digests, not only those the changed paths reach.
+    /// Compare every service's digests, not only those the changed paths reach (and leave
+    /// the memo alone).
     pub exhaustive: bool,
+    /// What the configuration reads from the environment, as text: part of the memo's key.
+    pub environment: String,
 }
 
 /// Loads the workspace through `files`, with the packages given, only the services `only`
@@ -137,42 +141,78 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
     let head_pkgs = crates::Crates::new(&head_snap, &ws)
         .map(|mut c| c.packages())
         .unwrap_or_default();
-    let head_ws = load(head_files, head_pkgs, None)?;
-    let head = evaluate(&head_ws, &head_snap, &ws, None, &BTreeMap::new());
 
     let base_tree = match range.base {
         Some(b) => Some(repo.find_commit(b)?.tree()?),
         None => None,
     };
+    let overlay: Vec<String> = wt_raw
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
     let mut paths = match &base_tree {
         Some(b) => diff::changed_paths(repo, Some(b), Some(&head_tree))?,
         None => Vec::new(),
     };
-    paths.extend(
-        wt_raw
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned()),
-    );
+    paths.extend(overlay.iter().cloned());
     paths.sort();
     paths.dedup();
 
-    let mut out: BTreeMap<String, ServiceChange> = BTreeMap::new();
-    for svc in &head_ws.services {
-        let spec = &head.specs[&svc.name];
-        let mut notes = spec.notes.clone();
-        for (d, why) in &head.deps[&svc.name] {
-            if !svc.depends_on.contains(d) {
-                notes.push(format!("{why}: treated as depends_on = [\"{d}\"] (declare it in service.toml to make the build order explicit)"));
-            }
+    // A release tag decides for itself, from every service's configuration.
+    let use_memo = !req.exhaustive && !matches!(req.context.trigger, Trigger::Release { .. });
+    let key = memo::key(&ws, &req.environment);
+    let state = HeadState {
+        repo,
+        tree: &head_tree,
+        overlay: &overlay,
+        snap: &head_snap,
+        files: head_files,
+        ws: &ws,
+    };
+    let known = if use_memo {
+        memo::load(repo, &key)
+    } else {
+        None
+    };
+    let reused = known.as_ref().and_then(|m| {
+        let to_compare = if base_tree.is_some() && range.fallback.is_none() {
+            &paths[..]
+        } else {
+            &[]
+        };
+        incremental(m, &state, load, head_pkgs.clone(), to_compare)
+    });
+    let head = match reused {
+        Some(h) => h,
+        None => {
+            let head_ws = load(head_files, head_pkgs, None)?;
+            let index = ImageIndex::new(&head_ws.services);
+            let side = evaluate(&head_ws, &head_snap, &ws, None, &NOTHING_OUTSIDE, &index);
+            Head::new(head_ws, side, BTreeMap::new(), None)
         }
+    };
+    if use_memo {
+        let same = known.as_ref().is_some_and(|m| {
+            head.from_memo && m.tree == head_tree.id().to_string() && m.overlay == overlay
+        });
+        if !same {
+            memo::save(
+                repo,
+                &head.memo(key, head_tree.id().to_string(), overlay, known.as_ref()),
+            );
+        }
+    }
+
+    let mut out: BTreeMap<String, ServiceChange> = BTreeMap::new();
+    for (name, e) in &head.entries {
         out.insert(
-            svc.name.clone(),
+            name.clone(),
             ServiceChange {
-                name: svc.name.clone(),
+                name: name.clone(),
                 selected: false,
                 reasons: Vec::new(),
-                input_digest: head.digests.get(&svc.name).cloned(),
-                notes,
+                input_digest: Some(e.digest.clone()),
+                notes: e.notes.clone(),
                 removed: false,
             },
         );
@@ -188,15 +228,15 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
         }
         (None, Some(base_tree)) => {
             let candidates = if req.exhaustive {
-                head_ws.services.iter().map(|s| s.name.clone()).collect()
+                head.entries.keys().cloned().collect()
             } else {
-                candidates(&head_ws, &head, &paths, &ws)
+                candidates(&head, &paths, &ws)
             };
             // The base side of the candidates and what they build on.
             let mut wanted = candidates.clone();
             let mut stack: Vec<String> = candidates.iter().cloned().collect();
             while let Some(n) = stack.pop() {
-                for (d, _) in head.deps.get(&n).into_iter().flatten() {
+                for (d, _) in head.entries.get(&n).into_iter().flat_map(|e| &e.deps) {
                     if wanted.insert(d.clone()) {
                         stack.push(d.clone());
                     }
@@ -224,43 +264,42 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
                 }
             }
             if let Ok(base_ws) = &base_ws {
-                let base = evaluate(base_ws, &base_snap, &ws, Some(&wanted), &head.digests);
+                let index = ImageIndex::new(&base_ws.services);
+                let outside = Outside {
+                    entries: &head.entries,
+                    same_state: false,
+                };
+                let base = evaluate(base_ws, &base_snap, &ws, Some(&wanted), &outside, &index);
                 for name in &candidates {
                     let c = out.get_mut(name).expect("a head service");
-                    let svc = head_ws
-                        .services
-                        .iter()
-                        .find(|s| &s.name == name)
-                        .expect("loaded");
                     let Some(old) = base.fps.get(name) else {
                         c.selected = true;
                         c.reasons = vec![format!(
                             "new service: {} is not at the base",
-                            rp(&ws, &svc.dir)
+                            head.entries[name].dir
                         )];
                         continue;
                     };
-                    if base.digests.get(name) != head.digests.get(name) {
+                    if base.digests.get(name) != Some(&head.entries[name].digest) {
                         c.selected = true;
                         c.reasons = reasons(
                             &base.specs[name],
-                            &head.specs[name],
+                            &head.side.specs[name],
                             old,
-                            &head.fps[name],
+                            &head.side.fps[name],
                             &paths,
                         );
                     }
                 }
             }
-            for svc in &head_ws.services {
-                let c = out.get_mut(&svc.name).expect("a head service");
+            for (name, e) in &head.entries {
+                let c = out.get_mut(name).expect("a head service");
                 if c.selected {
                     continue;
                 }
-                let dir = rp(&ws, &svc.dir);
                 let here: Vec<&String> = paths
                     .iter()
-                    .filter(|p| crate::globs::within(p, &dir))
+                    .filter(|p| crate::globs::within(p, &e.dir))
                     .collect();
                 c.reasons = vec![if here.is_empty() {
                     "no change in its inputs".to_string()
@@ -275,7 +314,7 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
     }
 
     if let Trigger::Release { tag, service, .. } = &req.context.trigger {
-        for svc in &head_ws.services {
+        for svc in &head.ws.services {
             let (selected, why) = release_selection(tag, service.as_deref(), svc);
             let c = out.get_mut(&svc.name).expect("a head service");
             c.selected = selected;
@@ -350,7 +389,8 @@ pub fn head_digests(
         .context("HEAD has no commit yet")?;
     let changed = diff::working_tree_paths(repo)?;
     let snap = Snapshot::with_working_tree(repo, tree, &changed)?;
-    let side = evaluate(model, &snap, &ws, None, &BTreeMap::new());
+    let index = ImageIndex::new(&model.services);
+    let side = evaluate(model, &snap, &ws, None, &NOTHING_OUTSIDE, &index);
     // What reaches the image's bytes: the inputs less where it is pushed and under which
     // tags (a re-run with another tag list reuses the image).
     Ok(side
@@ -390,14 +430,29 @@ pub fn release_selection(tag: &str, service: Option<&str>, svc: &Service) -> (bo
     }
 }
 
+/// What is known of the services outside the set being evaluated.
+struct Outside<'a> {
+    entries: &'a BTreeMap<String, memo::Entry>,
+    /// They are at the same state: their ONBUILD and their dependencies count too (else
+    /// only their digests).
+    same_state: bool,
+}
+
+const NOTHING_OUTSIDE: Outside = Outside {
+    entries: &BTreeMap::new(),
+    same_state: true,
+};
+
 /// Specs, dependencies, fingerprints and digests of the services `only` names (all with
-/// `None`); a dependency outside that set takes its digest from `others`.
+/// `None`); a dependency outside that set is read from `outside`. `index` knows every
+/// service's image.
 fn evaluate(
     ws_model: &Workspace,
     snap: &Snapshot,
     ws: &str,
     only: Option<&BTreeSet<String>>,
-    others: &BTreeMap<String, String>,
+    outside: &Outside,
+    index: &ImageIndex,
 ) -> Side {
     let at = |f: &str| rp(ws, Path::new(f));
     let mut crates = crates::Crates::new(snap, ws);
@@ -433,13 +488,16 @@ fn evaluate(
         };
         specs.insert(svc.name.clone(), world.spec(svc, pkg.as_deref()));
     }
-    let deps = dependencies(&services, &ws_model.services, &mut specs);
+    let deps = dependencies(&services, index, outside, &mut specs);
     // ONBUILD in an image it builds on reads this service's context: all of it.
     let onbuild: Vec<(String, String)> = deps
         .iter()
         .flat_map(|(s, ds)| {
             ds.iter()
-                .filter(|(d, _)| specs.get(d).is_some_and(|x| x.onbuild))
+                .filter(|(d, _)| match specs.get(d) {
+                    Some(x) => x.onbuild,
+                    None => outside.same_state && outside.entries.get(d).is_some_and(|e| e.onbuild),
+                })
                 .map(move |(d, _)| (s.clone(), d.clone()))
         })
         .collect();
@@ -480,7 +538,10 @@ fn evaluate(
             .map(|c| (c.key.clone(), reader.fingerprint(c)))
             .collect();
         for (d, _) in &deps[name] {
-            let v = digests.get(d).or_else(|| others.get(d)).cloned();
+            let v = digests
+                .get(d)
+                .or_else(|| outside.entries.get(d).map(|e| &e.digest))
+                .cloned();
             f.insert(format!("from {d}"), v.unwrap_or_else(|| "-".into()));
         }
         digests.insert(name.clone(), inputs::digest(&f));
@@ -498,7 +559,8 @@ fn evaluate(
 /// reads (an implicit dependency, unless it would close a cycle).
 fn dependencies(
     services: &[&Service],
-    all: &[Service],
+    index: &ImageIndex,
+    outside: &Outside,
     specs: &mut BTreeMap<String, Spec>,
 ) -> BTreeMap<String, Vec<(String, String)>> {
     let mut deps: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
@@ -516,12 +578,16 @@ fn dependencies(
                 return true;
             }
             if seen.insert(n.clone()) {
-                stack.extend(deps.get(&n).into_iter().flatten().map(|(d, _)| d.clone()));
+                let known = match deps.get(&n) {
+                    Some(d) => Some(d),
+                    None if outside.same_state => outside.entries.get(&n).map(|e| &e.deps),
+                    None => None,
+                };
+                stack.extend(known.into_iter().flatten().map(|(d, _)| d.clone()));
             }
         }
         false
     };
-    let index = spec::ImageIndex::new(all);
     for s in services {
         let dockerfile = s.dockerfile.display().to_string();
         let images = specs[&s.name].images.clone();
@@ -552,34 +618,40 @@ fn dependencies(
     deps
 }
 
-/// Services the changed paths may affect (each is then compared exactly), and the services
-/// that build on them.
-fn candidates(ws_model: &Workspace, head: &Side, paths: &[String], ws: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// A change to the configuration: the root manifest, a `service.toml`, or a path in
+/// `services/` outside every service (one added or removed). Images may now name other
+/// services.
+fn config_changed<'d>(paths: &[String], ws: &str, dirs: impl Iterator<Item = &'d str>) -> bool {
     let root_toml = rp(ws, Path::new("Cargo.toml"));
-    // A service's settings or presence changed: images may now name other services.
-    let dirs: Vec<String> = ws_model.services.iter().map(|s| rp(ws, &s.dir)).collect();
+    let dirs: Vec<&str> = dirs.collect();
     let services_dir = rp(ws, Path::new("services"));
-    let config_changed = paths.iter().any(|p| {
+    paths.iter().any(|p| {
         *p == root_toml
             || p.ends_with("/service.toml")
             || crate::globs::within(p, &services_dir)
                 && dirs.iter().all(|d| !crate::globs::within(p, d))
-    });
-    for svc in &ws_model.services {
-        let spec = &head.specs[&svc.name];
+    })
+}
+
+/// Services the changed paths may affect (each is then compared exactly), and the services
+/// that build on them. Only services evaluated in this run can be (a memo's reuse has
+/// already made sure no other is).
+fn candidates(head: &Head, paths: &[String], ws: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let config_changed = config_changed(paths, ws, head.entries.values().map(|e| e.dir.as_str()));
+    for (name, spec) in &head.side.specs {
         let hit = paths
             .iter()
             .any(|p| spec.components.iter().any(|c| c.covers(p)))
             || (config_changed && !spec.images.is_empty());
         if hit {
-            out.insert(svc.name.clone());
+            out.insert(name.clone());
         }
     }
     loop {
         let before = out.len();
-        for (name, deps) in &head.deps {
-            if deps.iter().any(|(d, _)| out.contains(d)) {
+        for (name, e) in &head.entries {
+            if e.deps.iter().any(|(d, _)| out.contains(d)) {
                 out.insert(name.clone());
             }
         }
@@ -588,6 +660,162 @@ fn candidates(ws_model: &Workspace, head: &Side, paths: &[String], ws: &str) -> 
         }
     }
     out
+}
+
+/// The head as `detect` reads it.
+struct HeadState<'a, 'r> {
+    repo: &'r git2::Repository,
+    tree: &'a git2::Tree<'r>,
+    /// Working-tree paths laid over `tree`.
+    overlay: &'a [String],
+    snap: &'a Snapshot<'r>,
+    files: &'a dyn Files,
+    ws: &'a str,
+}
+
+/// The head side: every service's entry, and the services evaluated in this run (all of
+/// them, or with a memo those a change can reach) with their specs and fingerprints.
+struct Head {
+    /// The services loaded: all, or those evaluated.
+    ws: Workspace,
+    side: Side,
+    entries: BTreeMap<String, memo::Entry>,
+    /// The reach of each evaluated service.
+    reach: BTreeMap<String, BTreeSet<String>>,
+    /// Entries other than the evaluated ones came from a memo.
+    from_memo: bool,
+}
+
+impl Head {
+    /// Entries for the evaluated services, over `known` (a memo's, for the rest).
+    fn new(
+        ws_model: Workspace,
+        side: Side,
+        mut entries: BTreeMap<String, memo::Entry>,
+        from: Option<&memo::Memo>,
+    ) -> Head {
+        let mut reach = BTreeMap::new();
+        for svc in &ws_model.services {
+            let Some(spec) = side.specs.get(&svc.name) else {
+                continue;
+            };
+            let deps = side.deps[&svc.name].clone();
+            let mut notes = spec.notes.clone();
+            for (d, why) in &deps {
+                if !svc.depends_on.contains(d) {
+                    notes.push(format!("{why}: treated as depends_on = [\"{d}\"] (declare it in service.toml to make the build order explicit)"));
+                }
+            }
+            entries.insert(
+                svc.name.clone(),
+                memo::Entry {
+                    dir: spec.dir.clone(),
+                    digest: side.digests[&svc.name].clone(),
+                    notes,
+                    deps,
+                    images: !spec.images.is_empty(),
+                    onbuild: spec.onbuild,
+                    owner: spec::Owner::of(svc),
+                    reach: Vec::new(),
+                },
+            );
+            reach.insert(svc.name.clone(), memo::reach(spec));
+        }
+        Head {
+            ws: ws_model,
+            side,
+            entries,
+            reach,
+            from_memo: from.is_some(),
+        }
+    }
+
+    /// A memo of this head; the entries not evaluated keep the reach `from` gave them.
+    fn memo(
+        &self,
+        key: String,
+        tree: String,
+        overlay: Vec<String>,
+        from: Option<&memo::Memo>,
+    ) -> memo::Memo {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(name, e)| {
+                let reach = match (self.reach.get(name), from) {
+                    (Some(r), _) => r.clone(),
+                    (None, Some(m)) => m.reach_of(e),
+                    // Not evaluated and no memo: cannot happen; reach everything.
+                    (None, None) => [String::new()].into(),
+                };
+                (name.clone(), (e.clone(), reach))
+            })
+            .collect();
+        memo::Memo::new(key, tree, overlay, entries)
+    }
+}
+
+/// The head from a memo: only the services the paths changed since the memo's state reach,
+/// those the change being compared (`compared`) reaches, and what builds on them, are
+/// evaluated. `None` when the memo cannot answer (see `memo.rs`): evaluate everything.
+fn incremental(
+    m: &memo::Memo,
+    head: &HeadState,
+    load: &Load,
+    packages: Vec<Package>,
+    compared: &[String],
+) -> Option<Head> {
+    let mut since = if m.tree == head.tree.id().to_string() {
+        Vec::new()
+    } else {
+        let old = head
+            .repo
+            .find_tree(git2::Oid::from_str(&m.tree).ok()?)
+            .ok()?;
+        diff::changed_paths(head.repo, Some(&old), Some(head.tree)).ok()?
+    };
+    since.extend(m.overlay.iter().cloned());
+    since.extend(head.overlay.iter().cloned());
+    let services_dir = rp(head.ws, Path::new("services"));
+    let dirs = m.dirs();
+    if since
+        .iter()
+        .any(|p| memo::structural(p, &services_dir, &dirs))
+    {
+        return None;
+    }
+    let mut seeds = m.reached(&since);
+    seeds.extend(m.reached(compared));
+    if config_changed(compared, head.ws, dirs.iter().copied()) {
+        seeds.extend(
+            m.services
+                .iter()
+                .filter(|(_, e)| e.images)
+                .map(|(n, _)| n.clone()),
+        );
+    }
+    let fresh = m.with_dependents(seeds);
+    let only = |n: &str| fresh.contains(n);
+    let loaded = load(head.files, packages, Some(&only)).ok()?;
+    if loaded.services.len() != fresh.len() {
+        return None;
+    }
+    let index = ImageIndex::of(m.services.values().map(|e| e.owner.clone()).collect());
+    let outside = Outside {
+        entries: &m.services,
+        same_state: true,
+    };
+    let side = evaluate(&loaded, head.snap, head.ws, Some(&fresh), &outside, &index);
+    // What it builds on decides the digests of others: it must not have moved.
+    let names = |deps: &[(String, String)]| -> BTreeSet<String> {
+        deps.iter().map(|(d, _)| d.clone()).collect()
+    };
+    for (name, deps) in &side.deps {
+        if m.services.get(name).map(|e| names(&e.deps)) != Some(names(deps)) {
+            return None;
+        }
+    }
+    Some(Head::new(loaded, side, m.services.clone(), Some(m)))
 }
 
 /// The components that differ between two states of a service, as reasons.

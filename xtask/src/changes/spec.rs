@@ -499,25 +499,48 @@ pub fn manifest_sections(old: &str, new: &str) -> Vec<String> {
     sections
 }
 
-/// Finds the service whose image a reference names (`registry/prefix/name[:tag][@digest]`),
-/// with the repositories indexed once.
-pub struct ImageIndex<'s> {
-    by_repository: std::collections::HashMap<&'s str, &'s Service>,
-    services: &'s [Service],
+/// A service as the image index knows it: what its image is called.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Owner {
+    pub name: String,
+    pub repository: String,
+    pub registries: Vec<String>,
 }
 
-impl<'s> ImageIndex<'s> {
-    pub fn new(services: &'s [Service]) -> Self {
+impl Owner {
+    pub fn of(s: &Service) -> Owner {
+        Owner {
+            name: s.name.clone(),
+            repository: s.repository.clone(),
+            registries: s.registries.clone(),
+        }
+    }
+}
+
+/// Finds the service whose image a reference names (`registry/prefix/name[:tag][@digest]`),
+/// with the repositories indexed once.
+pub struct ImageIndex {
+    by_repository: std::collections::HashMap<String, usize>,
+    owners: Vec<Owner>,
+}
+
+impl ImageIndex {
+    pub fn new(services: &[Service]) -> Self {
+        ImageIndex::of(services.iter().map(Owner::of).collect())
+    }
+
+    pub fn of(owners: Vec<Owner>) -> Self {
         ImageIndex {
-            by_repository: services
+            by_repository: owners
                 .iter()
-                .map(|s| (s.repository.as_str(), s))
+                .enumerate()
+                .map(|(i, s)| (s.repository.clone(), i))
                 .collect(),
-            services,
+            owners,
         }
     }
 
-    pub fn find(&self, reference: &str) -> Option<&'s Service> {
+    pub fn find(&self, reference: &str) -> Option<&Owner> {
         let no_digest = reference.split('@').next().unwrap_or(reference);
         let path = match no_digest.rfind(':') {
             Some(i) if !no_digest[i..].contains('/') => &no_digest[..i],
@@ -528,7 +551,7 @@ impl<'s> ImageIndex<'s> {
             // mirror's prefix, before it).
             return std::iter::once(path)
                 .chain(path.match_indices('/').map(|(i, _)| &path[i + 1..]))
-                .find_map(|p| self.by_repository.get(p).copied());
+                .find_map(|p| self.by_repository.get(p).map(|i| &self.owners[*i]));
         }
         // A variable with no value: any service whose reference the pattern can match.
         let mut pattern = String::new();
@@ -555,7 +578,7 @@ impl<'s> ImageIndex<'s> {
             pattern.push('*');
         }
         let m = globset::Glob::new(&pattern).ok()?.compile_matcher();
-        self.services.iter().find(|s| {
+        self.owners.iter().find(|s| {
             m.is_match(&s.repository)
                 || s.registries
                     .iter()
