@@ -1,43 +1,66 @@
 //! What change detection found for every service at the last state it read, kept in the git
 //! directory (`slipway/changed-memo.json`: never in the working tree, never shared), so the
-//! next call recomputes only the services that a change since then can reach. It is never
-//! trusted blindly:
+//! next call recomputes only what a change since then can reach. It is never trusted
+//! blindly:
 //!
 //! - A memo written by another binary, for another workspace or environment is ignored.
 //! - The paths that differ between its state and the one asked for are read from git (tree
 //!   diff, plus the working-tree paths of both). Any of them that shapes the configuration or
 //!   the cargo graph (`Cargo.toml`, `Cargo.lock`, `service.toml`, a path in `services/`
 //!   outside a known service, a service's own Dockerfile) means a full evaluation.
-//! - A service is reused only when none of those paths is at or below (or above) a path its
-//!   inputs are read from: the same test the fast path makes with the components, made wider
-//!   (a context counts whole, a glob from its literal directory).
-//! - Whatever builds on a recomputed service is recomputed; a recomputed service that now
-//!   builds on other services than before means a full evaluation.
+//! - Each service keeps two sets of paths, each the paths its inputs are read at or below:
+//!   its *shape* (everything but `watch`/`shared_paths` globs: what decides its components,
+//!   and their content) and its *reach* (the shape plus the globs' directories). A context
+//!   counts whole, a glob from its literal directory: wider than the fast path's test.
+//! - A service whose shape a changed path touches (at, below or above) is evaluated again,
+//!   with what builds on it. One whose reach only is touched keeps its components: only its
+//!   glob fingerprints and the digests of what it builds on are read again ("light").
+//!   Every other service keeps its entry.
+//! - A service evaluated again that now builds on other services means a full evaluation.
 //!
 //! `--exhaustive` neither reads nor writes it.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
-use super::inputs::Source;
-use super::spec::{Owner, Spec};
+use super::inputs::{Component, Kind, Reader, Source};
+use super::spec::{rp, Owner, Spec};
 use crate::globs::within;
 
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
+/// The first line of the file; then one line per service (in name order) with its
+/// fingerprints, parsed only when needed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+struct Header {
+    key: String,
+    tree: String,
+    overlay: Vec<String>,
+    paths: Vec<String>,
+    services: BTreeMap<String, Entry>,
+}
+
+#[derive(Debug, Clone)]
 pub struct Memo {
     /// Format, binary, workspace and environment; a memo with another key is ignored.
     pub key: String,
     /// The commit tree read, and the working-tree paths that were laid over it.
     pub tree: String,
     pub overlay: Vec<String>,
-    /// Repository-relative paths the services' inputs are read at or below; `Entry::reach`
-    /// indexes into it.
+    /// Repository-relative paths services read at or below; `Entry::reach`/`shape` index
+    /// into it.
     pub paths: Vec<String>,
     pub services: BTreeMap<String, Entry>,
+    /// Each service's fingerprints, as JSON: where in `text`.
+    fps: HashMap<String, Range<usize>>,
+    text: String,
+    /// Fingerprints parsed so far.
+    parsed: RefCell<HashMap<String, Rc<BTreeMap<String, String>>>>,
 }
 
 /// One service at the memo's state.
@@ -57,6 +80,16 @@ pub struct Entry {
     pub owner: Owner,
     /// Indexes into `Memo::paths`.
     pub reach: Vec<u32>,
+    pub shape: Vec<u32>,
+}
+
+/// What a service's entry is made of when a memo is written.
+pub struct Record {
+    pub entry: Entry,
+    pub reach: BTreeSet<String>,
+    pub shape: BTreeSet<String>,
+    /// Its fingerprints, as JSON.
+    pub fps: String,
 }
 
 /// Where the memo lives.
@@ -84,11 +117,35 @@ pub fn key(ws: &str, env: &str) -> String {
     )
 }
 
-/// The memo, when there is one with this key.
+/// The memo, when there is a whole one with this key.
 pub fn load(repo: &git2::Repository, key: &str) -> Option<Memo> {
-    let text = std::fs::read(file(repo)).ok()?;
-    let memo: Memo = serde_json::from_slice(&text).ok()?;
-    (memo.key == key).then_some(memo)
+    let text = std::fs::read_to_string(file(repo)).ok()?;
+    let first = text.find('\n')?;
+    let header: Header = serde_json::from_str(&text[..first]).ok()?;
+    if header.key != key {
+        return None;
+    }
+    // One line per service, in name order.
+    let mut fps = HashMap::with_capacity(header.services.len());
+    let mut at = first + 1;
+    for name in header.services.keys() {
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        if at >= end {
+            return None;
+        }
+        fps.insert(name.clone(), at..end);
+        at = end + 1;
+    }
+    Some(Memo {
+        key: header.key,
+        tree: header.tree,
+        overlay: header.overlay,
+        paths: header.paths,
+        services: header.services,
+        fps,
+        text,
+        parsed: RefCell::default(),
+    })
 }
 
 /// Writes the memo (through a temporary file, so a reader never sees half of it). A memo
@@ -99,10 +156,21 @@ pub fn save(repo: &git2::Repository, memo: &Memo) {
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let tmp = dir.join(format!("changed-memo.{}.tmp", std::process::id()));
-    let Ok(text) = serde_json::to_vec(memo) else {
+    let header = Header {
+        key: memo.key.clone(),
+        tree: memo.tree.clone(),
+        overlay: memo.overlay.clone(),
+        paths: memo.paths.clone(),
+        services: memo.services.clone(),
+    };
+    let Ok(mut text) = serde_json::to_string(&header) else {
         return;
     };
+    for name in memo.services.keys() {
+        text.push('\n');
+        text.push_str(memo.fps.get(name).map_or("{}", |r| &memo.text[r.clone()]));
+    }
+    let tmp = dir.join(format!("changed-memo.{}.tmp", std::process::id()));
     if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &path).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -125,56 +193,88 @@ pub fn structural(path: &str, services_dir: &str, dirs: &[&str]) -> bool {
     }
 }
 
-/// The paths a service's inputs are read at or below: every component's path, context root,
-/// glob directory and defining files, and the service directory.
-pub fn reach(spec: &Spec) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    out.insert(spec.dir.clone());
+/// A component whose content never decides the spec: a `watch` or `shared_paths` glob.
+fn is_glob(c: &Component) -> bool {
+    matches!(c.source, Source::Glob(_))
+}
+
+/// `(reach, shape)` of a spec: the paths its inputs are read at or below, with and without
+/// its globs (see the module comment).
+pub fn reach(spec: &Spec) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut shape = BTreeSet::new();
+    let mut globs = BTreeSet::new();
+    shape.insert(spec.dir.clone());
     for c in &spec.components {
         match &c.source {
             Source::Path(p) => {
-                out.insert(p.clone());
+                shape.insert(p.clone());
             }
             Source::Filtered { root, .. } => {
-                out.insert(root.clone());
+                shape.insert(root.clone());
             }
             Source::Glob(p) => {
-                out.insert(p.literal_prefix().to_string());
+                globs.insert(p.literal_prefix().to_string());
             }
             Source::Value(_) => {}
         }
-        out.extend(c.defined_by.iter().cloned());
+        shape.extend(c.defined_by.iter().cloned());
     }
-    out
+    let mut reach = shape.clone();
+    reach.extend(globs);
+    (minimal(reach), minimal(shape))
+}
+
+/// Less every path below another of the set: whatever touches it touches the other.
+fn minimal(mut set: BTreeSet<String>) -> BTreeSet<String> {
+    if set.contains("") {
+        return [String::new()].into();
+    }
+    let below: Vec<String> = set
+        .iter()
+        .filter(|p| crate::globs::ancestors(p).skip(1).any(|a| set.contains(a)))
+        .cloned()
+        .collect();
+    for p in below {
+        set.remove(&p);
+    }
+    set
 }
 
 /// `path` is at, below or above `prefix`.
-fn touches(path: &str, prefix: &str) -> bool {
+pub fn touches(path: &str, prefix: &str) -> bool {
     within(path, prefix) || within(prefix, path)
 }
 
 impl Memo {
-    /// A memo of `entries`, each with its reach.
+    /// A memo of `records`.
     pub fn new(
         key: String,
         tree: String,
         overlay: Vec<String>,
-        entries: BTreeMap<String, (Entry, BTreeSet<String>)>,
+        records: BTreeMap<String, Record>,
     ) -> Memo {
         let mut index: HashMap<String, u32> = HashMap::new();
         let mut paths: Vec<String> = Vec::new();
-        let mut services = BTreeMap::new();
-        for (name, (mut entry, reach)) in entries {
-            entry.reach = reach
-                .into_iter()
+        let mut intern = |set: BTreeSet<String>| -> Vec<u32> {
+            set.into_iter()
                 .map(|p| {
                     *index.entry(p.clone()).or_insert_with(|| {
                         paths.push(p);
                         (paths.len() - 1) as u32
                     })
                 })
-                .collect();
-            services.insert(name, entry);
+                .collect()
+        };
+        let mut services = BTreeMap::new();
+        let mut fps = HashMap::new();
+        let mut text = String::new();
+        for (name, r) in records {
+            let mut entry = r.entry;
+            entry.reach = intern(r.reach);
+            entry.shape = intern(r.shape);
+            services.insert(name.clone(), entry);
+            fps.insert(name, text.len()..text.len() + r.fps.len());
+            text.push_str(&r.fps);
         }
         Memo {
             key,
@@ -182,20 +282,44 @@ impl Memo {
             overlay,
             paths,
             services,
+            fps,
+            text,
+            parsed: RefCell::default(),
         }
     }
 
-    /// The reach of a service, as paths.
-    pub fn reach_of(&self, entry: &Entry) -> BTreeSet<String> {
-        entry
-            .reach
-            .iter()
+    fn set(&self, ids: &[u32]) -> BTreeSet<String> {
+        ids.iter()
             .filter_map(|i| self.paths.get(*i as usize).cloned())
             .collect()
     }
 
-    /// Services whose reach some of `changed` touches.
-    pub fn reached(&self, changed: &[String]) -> BTreeSet<String> {
+    /// A service's `entry` (this memo's, or one taken from it) as a record, to be written
+    /// again.
+    pub fn record(&self, name: &str, entry: &Entry) -> Option<Record> {
+        Some(Record {
+            entry: entry.clone(),
+            reach: self.set(&entry.reach),
+            shape: self.set(&entry.shape),
+            fps: self.text.get(self.fps.get(name)?.clone())?.to_string(),
+        })
+    }
+
+    /// A service's fingerprints at the memo's state (each parsed once).
+    pub fn fps(&self, name: &str) -> Option<Rc<BTreeMap<String, String>>> {
+        if let Some(f) = self.parsed.borrow().get(name) {
+            return Some(Rc::clone(f));
+        }
+        let f: Rc<BTreeMap<String, String>> =
+            Rc::new(serde_json::from_str(self.text.get(self.fps.get(name)?.clone())?).ok()?);
+        self.parsed
+            .borrow_mut()
+            .insert(name.to_string(), Rc::clone(&f));
+        Some(f)
+    }
+
+    /// Services whose reach (`shape: false`) or shape (`true`) some of `changed` touches.
+    pub fn reached(&self, changed: &[String], shape: bool) -> BTreeSet<String> {
         if changed.is_empty() {
             return BTreeSet::new();
         }
@@ -207,8 +331,8 @@ impl Memo {
         self.services
             .iter()
             .filter(|(_, e)| {
-                e.reach
-                    .iter()
+                let ids = if shape { &e.shape } else { &e.reach };
+                ids.iter()
                     .any(|i| hit.get(*i as usize).copied().unwrap_or(true))
             })
             .map(|(n, _)| n.clone())
@@ -237,6 +361,54 @@ impl Memo {
     }
 }
 
+/// A `watch`/`shared_paths` component from its fingerprint key (`watch libs/a/**`), as the
+/// spec would have built it; `None` for other keys.
+pub fn glob_component(key: &str, ws: &str) -> Option<Component> {
+    let (kind, g) = if let Some(g) = key.strip_prefix("watch ") {
+        (Kind::Watch, g)
+    } else {
+        (Kind::Shared, key.strip_prefix("shared ")?)
+    };
+    let p = crate::globs::compile(&rp(ws, std::path::Path::new(g))).ok()?;
+    Some(Component::new(key, kind, Source::Glob(p)))
+}
+
+/// A light service at another state: its fingerprints at the memo's state (`old`) with the
+/// globs some of `touched` reaches read again from `reader`, less what it builds on (the
+/// caller adds their digests at that state). Also the spec that explains them: its
+/// directory, its ONBUILD, and its glob components.
+pub fn light(
+    old: &BTreeMap<String, String>,
+    entry: &Entry,
+    touched: &[String],
+    reader: &mut Reader,
+    ws: &str,
+) -> (BTreeMap<String, String>, Spec) {
+    let mut spec = Spec {
+        dir: entry.dir.clone(),
+        onbuild: entry.onbuild,
+        ..Spec::default()
+    };
+    let mut fps = BTreeMap::new();
+    for (key, value) in old {
+        if key.starts_with("from ") {
+            continue;
+        }
+        let mut value = value.clone();
+        if let Some(c) = glob_component(key, ws) {
+            if let Source::Glob(p) = &c.source {
+                if touched.iter().any(|t| touches(t, p.literal_prefix())) {
+                    value = reader.fingerprint(&c);
+                }
+            }
+            spec.components.push(c);
+        }
+        fps.insert(key.clone(), value);
+    }
+    debug_assert!(spec.components.iter().all(is_glob));
+    (fps, spec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +432,16 @@ mod tests {
     }
 
     #[test]
+    fn minimal_keeps_only_the_outermost_paths() {
+        let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
+        assert_eq!(
+            minimal(set(&["a", "a/b", "a/b/c", "ab", "a-b/c", "x/y"])),
+            set(&["a", "ab", "a-b/c", "x/y"])
+        );
+        assert_eq!(minimal(set(&["", "a"])), set(&[""]));
+    }
+
+    #[test]
     fn reached_touches_both_ways_and_follows_dependents() {
         let entry = |dir: &str, deps: &[&str]| Entry {
             dir: dir.into(),
@@ -274,36 +456,51 @@ mod tests {
                 registries: vec![],
             },
             reach: vec![],
+            shape: vec![],
         };
-        let mut entries = BTreeMap::new();
-        entries.insert(
+        let record = |e: Entry, reach: &[&str], shape: &[&str]| Record {
+            entry: e,
+            reach: reach.iter().map(|s| s.to_string()).collect(),
+            shape: shape.iter().map(|s| s.to_string()).collect(),
+            fps: "{}".into(),
+        };
+        let mut records = BTreeMap::new();
+        records.insert(
             "api".to_string(),
-            (
+            record(
                 entry("services/api", &[]),
-                ["services/api", "libs/a"].map(String::from).into(),
+                &["services/api", "libs/a"],
+                &["services/api"],
             ),
         );
-        entries.insert(
+        records.insert(
             "web".to_string(),
-            (
+            record(
                 entry("services/web", &["api"]),
-                ["services/web"].map(String::from).into(),
+                &["services/web"],
+                &["services/web"],
             ),
         );
-        entries.insert(
+        records.insert(
             "all".to_string(),
-            (entry("services/all", &[]), [""].map(String::from).into()),
+            record(entry("services/all", &[]), &[""], &[""]),
         );
-        let m = Memo::new("k".into(), "t".into(), vec![], entries);
+        let m = Memo::new("k".into(), "t".into(), vec![], records);
         let names = |v: BTreeSet<String>| v.into_iter().collect::<Vec<_>>().join(" ");
-        assert_eq!(names(m.reached(&["libs/a/x.rs".into()])), "all api");
+        assert_eq!(names(m.reached(&["libs/a/x.rs".into()], false)), "all api");
+        assert_eq!(names(m.reached(&["libs/a/x.rs".into()], true)), "all");
         // A changed directory above a reach (a link replaced by a tree) touches it.
-        assert_eq!(names(m.reached(&["libs".into()])), "all api");
-        assert_eq!(names(m.reached(&["libs/b/x.rs".into()])), "all");
-        assert_eq!(names(m.reached(&[])), "");
+        assert_eq!(names(m.reached(&["libs".into()], false)), "all api");
+        assert_eq!(names(m.reached(&["libs/b/x.rs".into()], false)), "all");
+        assert_eq!(names(m.reached(&[], false)), "");
         assert_eq!(
             names(m.with_dependents(["api".to_string()].into())),
             "api web"
+        );
+        let web = m.services["web"].clone();
+        assert_eq!(
+            m.record("web", &web).unwrap().reach,
+            ["services/web".to_string()].into()
         );
     }
 }

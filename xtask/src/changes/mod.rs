@@ -81,10 +81,12 @@ pub struct Request<'a> {
 
 /// Loads the workspace through `files`, with the packages given, only the services `only`
 /// names (all with `None`).
-pub type Load<'a> =
-    dyn Fn(&dyn Files, Vec<Package>, Option<&dyn Fn(&str) -> bool>) -> Result<Workspace> + 'a;
+pub type Load<'a> = dyn Fn(&dyn Files, Vec<Package>, Option<&dyn Fn(&str) -> bool>) -> Result<Workspace>
+    + Sync
+    + 'a;
 
 /// Everything computed for one state.
+#[derive(Default)]
 struct Side {
     specs: BTreeMap<String, Spec>,
     /// Services each builds on: (name, why).
@@ -169,28 +171,39 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
         files: head_files,
         ws: &ws,
     };
-    let known = if use_memo {
+    let mut known = if use_memo {
         memo::load(repo, &key)
     } else {
         None
     };
-    let reused = known.as_ref().and_then(|m| {
-        let to_compare = if base_tree.is_some() && range.fallback.is_none() {
-            &paths[..]
-        } else {
-            &[]
-        };
-        incremental(m, &state, load, head_pkgs.clone(), to_compare)
-    });
+    let comparing = base_tree.is_some() && range.fallback.is_none();
+    let to_compare: &[String] = if comparing { &paths } else { &[] };
+    let plan = known
+        .as_ref()
+        .and_then(|m| memo_plan(m, &state, to_compare));
+    let reused = match (known.as_mut(), &plan) {
+        (Some(m), Some(plan)) => incremental(m, plan, &state, load, head_pkgs.clone()),
+        _ => None,
+    };
     let head = match reused {
         Some(h) => h,
         None => {
             let head_ws = load(head_files, head_pkgs, None)?;
             let index = ImageIndex::new(&head_ws.services);
-            let side = evaluate(&head_ws, &head_snap, &ws, None, &NOTHING_OUTSIDE, &index);
-            Head::new(head_ws, side, BTreeMap::new(), None)
+            let side = evaluate(
+                Some(&head_ws),
+                &head_snap,
+                &ws,
+                None,
+                &NOTHING_OUTSIDE,
+                &index,
+                None,
+            );
+            Head::new(head_ws, side, BTreeMap::new())
         }
     };
+    // The base is read from the memo too when the head was.
+    let plan = plan.filter(|_| head.from_memo);
     if use_memo {
         let same = known.as_ref().is_some_and(|m| {
             head.from_memo && m.tree == head_tree.id().to_string() && m.overlay == overlay
@@ -233,63 +246,49 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
                 candidates(&head, &paths, &ws)
             };
             // The base side of the candidates and what they build on.
-            let mut wanted = candidates.clone();
-            let mut stack: Vec<String> = candidates.iter().cloned().collect();
-            while let Some(n) = stack.pop() {
-                for (d, _) in head.entries.get(&n).into_iter().flat_map(|e| &e.deps) {
-                    if wanted.insert(d.clone()) {
-                        stack.push(d.clone());
-                    }
-                }
-            }
-            let base_snap = Snapshot::commit(repo, base_tree.clone());
-            let base_files = CommitTree::new(repo, base_tree.clone(), prefix.clone());
-            let base_pkgs = crates::Crates::new(&base_snap, &ws)
-                .map(|mut c| c.packages())
-                .unwrap_or_default();
-            let only = |n: &str| wanted.contains(n);
-            let base_ws = load(&base_files, base_pkgs, Some(&only));
+            let wanted = with_deps(candidates.clone(), &head.entries);
+            let base = base_side(
+                repo,
+                base_tree,
+                &BaseAsk {
+                    prefix: &prefix,
+                    ws: &ws,
+                    load,
+                    wanted: &wanted,
+                    head: &head.entries,
+                    memo: known.as_ref().zip(plan.as_ref()),
+                },
+            );
+            debug_assert!(candidates.is_subset(&wanted));
             for name in &candidates {
-                let Some(c) = out.get_mut(name) else { continue };
-                if let Err(e) = &base_ws {
-                    c.selected = true;
-                    c.reasons = vec![format!(
-                        "the configuration at the base cannot be read, so it cannot be compared: {}",
-                        format!("{e:#}")
-                            .lines()
-                            .map(str::trim)
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    )];
-                }
-            }
-            if let Ok(base_ws) = &base_ws {
-                let index = ImageIndex::new(&base_ws.services);
-                let outside = Outside {
-                    entries: &head.entries,
-                    same_state: false,
-                };
-                let base = evaluate(base_ws, &base_snap, &ws, Some(&wanted), &outside, &index);
-                for name in &candidates {
-                    let c = out.get_mut(name).expect("a head service");
-                    let Some(old) = base.fps.get(name) else {
+                let c = out.get_mut(name).expect("a head service");
+                let base = match &base {
+                    Ok(base) => base,
+                    Err(why) => {
                         c.selected = true;
                         c.reasons = vec![format!(
-                            "new service: {} is not at the base",
-                            head.entries[name].dir
+                            "the configuration at the base cannot be read, so it cannot be compared: {why}"
                         )];
                         continue;
-                    };
-                    if base.digests.get(name) != Some(&head.entries[name].digest) {
-                        c.selected = true;
-                        c.reasons = reasons(
-                            &base.specs[name],
-                            &head.side.specs[name],
-                            old,
-                            &head.side.fps[name],
-                            &paths,
-                        );
                     }
+                };
+                let Some(old) = base.fps.get(name) else {
+                    c.selected = true;
+                    c.reasons = vec![format!(
+                        "new service: {} is not at the base",
+                        head.entries[name].dir
+                    )];
+                    continue;
+                };
+                if base.digests.get(name) != Some(&head.entries[name].digest) {
+                    c.selected = true;
+                    c.reasons = reasons(
+                        &base.specs[name],
+                        &head.side.specs[name],
+                        old,
+                        &head.side.fps[name],
+                        &paths,
+                    );
                 }
             }
             for (name, e) in &head.entries {
@@ -314,7 +313,7 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
     }
 
     if let Trigger::Release { tag, service, .. } = &req.context.trigger {
-        for svc in &head.ws.services {
+        for svc in head.ws.iter().flat_map(|w| &w.services) {
             let (selected, why) = release_selection(tag, service.as_deref(), svc);
             let c = out.get_mut(&svc.name).expect("a head service");
             c.selected = selected;
@@ -390,7 +389,15 @@ pub fn head_digests(
     let changed = diff::working_tree_paths(repo)?;
     let snap = Snapshot::with_working_tree(repo, tree, &changed)?;
     let index = ImageIndex::new(&model.services);
-    let side = evaluate(model, &snap, &ws, None, &NOTHING_OUTSIDE, &index);
+    let side = evaluate(
+        Some(model),
+        &snap,
+        &ws,
+        None,
+        &NOTHING_OUTSIDE,
+        &index,
+        None,
+    );
     // What reaches the image's bytes: the inputs less where it is pushed and under which
     // tags (a re-run with another tag list reuses the image).
     Ok(side
@@ -443,52 +450,95 @@ const NOTHING_OUTSIDE: Outside = Outside {
     same_state: true,
 };
 
+/// Services read light from a memo (see `memo.rs`): their components are the memo's, only
+/// their globs and what they build on are read again.
+struct Light<'a> {
+    /// Their entries (the memo's).
+    entries: &'a BTreeMap<String, memo::Entry>,
+    /// Their fingerprints at the memo's state.
+    old: BTreeMap<String, std::rc::Rc<BTreeMap<String, String>>>,
+    /// Paths that may differ between the memo's state and this one.
+    touched: &'a [String],
+}
+
+impl<'a> Light<'a> {
+    /// `None` when the memo lost a service's fingerprints.
+    fn new(
+        memo: &memo::Memo,
+        entries: &'a BTreeMap<String, memo::Entry>,
+        names: &BTreeSet<String>,
+        touched: &'a [String],
+    ) -> Option<Self> {
+        let old = names
+            .iter()
+            .filter(|n| entries.contains_key(*n))
+            .map(|n| Some((n.clone(), memo.fps(n)?)))
+            .collect::<Option<_>>()?;
+        Some(Light {
+            entries,
+            old,
+            touched,
+        })
+    }
+}
+
 /// Specs, dependencies, fingerprints and digests of the services `only` names (all with
-/// `None`); a dependency outside that set is read from `outside`. `index` knows every
-/// service's image.
+/// `None`) of `ws_model`, and of those `light` names; a dependency outside them is read from
+/// `outside`. `index` knows every service's image.
 fn evaluate(
-    ws_model: &Workspace,
+    ws_model: Option<&Workspace>,
     snap: &Snapshot,
     ws: &str,
     only: Option<&BTreeSet<String>>,
     outside: &Outside,
     index: &ImageIndex,
+    light: Option<&Light>,
 ) -> Side {
-    let at = |f: &str| rp(ws, Path::new(f));
-    let mut crates = crates::Crates::new(snap, ws);
-    let members = crates.as_mut().map(|c| c.packages()).unwrap_or_default();
-    let lock = snap
-        .read_text(&at("Cargo.lock"))
-        .and_then(|t| lock::Lock::parse(&t).ok());
-    let mut world = World {
-        snap,
-        ws,
-        settings: &ws_model.settings,
-        crates,
-        lock,
-        manifest: spec::build_manifest(snap.read_text(&at("Cargo.toml")).as_deref()),
-        policies: Default::default(),
-        version: snap
-            .read_text(&at("VERSION"))
-            .map_or("-".into(), |v| v.trim().to_string()),
-    };
+    let mut reader = Reader::new(snap);
+    let mut specs: BTreeMap<String, Spec> = BTreeMap::new();
     let services: Vec<&Service> = ws_model
-        .services
-        .iter()
+        .into_iter()
+        .flat_map(|m| &m.services)
         .filter(|s| only.is_none_or(|o| o.contains(&s.name)))
         .collect();
-    let mut specs: BTreeMap<String, Spec> = BTreeMap::new();
-    for svc in &services {
-        let pkg = match &svc.cargo {
-            Some(c) => Some(c.package.clone()),
-            None => members
-                .iter()
-                .find(|p| p.dir == svc.dir)
-                .map(|p| p.name.clone()),
+    if let (Some(model), false) = (ws_model, services.is_empty()) {
+        let at = |f: &str| rp(ws, Path::new(f));
+        let mut crates = crates::Crates::new(snap, ws);
+        let members = crates.as_mut().map(|c| c.packages()).unwrap_or_default();
+        let lock = snap
+            .read_text(&at("Cargo.lock"))
+            .and_then(|t| lock::Lock::parse(&t).ok());
+        let mut world = World {
+            snap,
+            ws,
+            settings: &model.settings,
+            crates,
+            lock,
+            manifest: spec::build_manifest(snap.read_text(&at("Cargo.toml")).as_deref()),
+            policies: Default::default(),
+            version: snap
+                .read_text(&at("VERSION"))
+                .map_or("-".into(), |v| v.trim().to_string()),
         };
-        specs.insert(svc.name.clone(), world.spec(svc, pkg.as_deref()));
+        for svc in &services {
+            let pkg = match &svc.cargo {
+                Some(c) => Some(c.package.clone()),
+                None => members
+                    .iter()
+                    .find(|p| p.dir == svc.dir)
+                    .map(|p| p.name.clone()),
+            };
+            specs.insert(svc.name.clone(), world.spec(svc, pkg.as_deref()));
+        }
     }
-    let deps = dependencies(&services, index, outside, &mut specs);
+    let mut deps = dependencies(&services, index, outside, &mut specs);
+    let mut light_fps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (name, old) in light.iter().flat_map(|l| &l.old) {
+        let l = light.expect("light");
+        let (f, spec) = memo::light(old, &l.entries[name], l.touched, &mut reader, ws);
+        specs.insert(name.clone(), spec);
+        light_fps.insert(name.clone(), f);
+    }
     // ONBUILD in an image it builds on reads this service's context: all of it.
     let onbuild: Vec<(String, String)> = deps
         .iter()
@@ -517,7 +567,10 @@ fn evaluate(
             "builds on `{d}`, whose Dockerfile has ONBUILD instructions that read this build's context: the whole context is an input"
         ));
     }
-    let mut reader = Reader::new(snap);
+    for name in light_fps.keys() {
+        let l = light.expect("light");
+        deps.insert(name.clone(), l.entries[name].deps.clone());
+    }
     let mut fps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut digests: BTreeMap<String, String> = BTreeMap::new();
     let mut pending: Vec<&String> = specs.keys().collect();
@@ -532,11 +585,14 @@ fn evaluate(
             })
             .unwrap_or(0);
         let name = pending.remove(i);
-        let mut f: BTreeMap<String, String> = specs[name]
-            .components
-            .iter()
-            .map(|c| (c.key.clone(), reader.fingerprint(c)))
-            .collect();
+        let mut f: BTreeMap<String, String> = match light_fps.remove(name) {
+            Some(f) => f,
+            None => specs[name]
+                .components
+                .iter()
+                .map(|c| (c.key.clone(), reader.fingerprint(c)))
+                .collect(),
+        };
         for (d, _) in &deps[name] {
             let v = digests
                 .get(d)
@@ -643,7 +699,7 @@ fn candidates(head: &Head, paths: &[String], ws: &str) -> BTreeSet<String> {
         let hit = paths
             .iter()
             .any(|p| spec.components.iter().any(|c| c.covers(p)))
-            || (config_changed && !spec.images.is_empty());
+            || (config_changed && head.entries[name].images);
         if hit {
             out.insert(name.clone());
         }
@@ -662,6 +718,111 @@ fn candidates(head: &Head, paths: &[String], ws: &str) -> BTreeSet<String> {
     out
 }
 
+/// `names` and every service they build on, transitively.
+fn with_deps(
+    mut names: BTreeSet<String>,
+    entries: &BTreeMap<String, memo::Entry>,
+) -> BTreeSet<String> {
+    let mut stack: Vec<String> = names.iter().cloned().collect();
+    while let Some(n) = stack.pop() {
+        for (d, _) in entries.get(&n).into_iter().flat_map(|e| &e.deps) {
+            if names.insert(d.clone()) {
+                stack.push(d.clone());
+            }
+        }
+    }
+    names
+}
+
+/// What the base side is asked for.
+struct BaseAsk<'a, 'l> {
+    prefix: &'a str,
+    ws: &'a str,
+    load: &'a Load<'l>,
+    /// The services to evaluate (closed over what they build on).
+    wanted: &'a BTreeSet<String>,
+    head: &'a BTreeMap<String, memo::Entry>,
+    /// The head came from this memo: services not evaluated again there are light here.
+    memo: Option<(&'a memo::Memo, &'a MemoPlan)>,
+}
+
+/// The base side of `wanted`: their specs and digests at `tree`, or why its configuration
+/// cannot be read. Dependencies outside `wanted` take the head's digests.
+fn base_side(
+    repo: &git2::Repository,
+    tree: &git2::Tree,
+    ask: &BaseAsk,
+) -> std::result::Result<Side, String> {
+    let snap = Snapshot::commit(repo, tree.clone());
+    let files = CommitTree::new(repo, tree.clone(), ask.prefix.to_string());
+    let outside = Outside {
+        entries: ask.head,
+        same_state: false,
+    };
+    let load = |only: &BTreeSet<String>| -> std::result::Result<Workspace, String> {
+        let pkgs = crates::Crates::new(&snap, ask.ws)
+            .map(|mut c| c.packages())
+            .unwrap_or_default();
+        let only = |n: &str| only.contains(n);
+        (ask.load)(&files, pkgs, Some(&only)).map_err(|e| {
+            format!("{e:#}")
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    };
+    // With a memo, a service whose shape neither the change since the memo nor the change
+    // compared touches has the components it has at the head: only its globs and what it
+    // builds on are read at the base.
+    if let Some((m, plan)) = ask.memo {
+        let full: BTreeSet<String> = ask.wanted.intersection(&plan.full).cloned().collect();
+        let names: BTreeSet<String> = ask.wanted.difference(&full).cloned().collect();
+        if let Some(light) = Light::new(m, ask.head, &names, &plan.around_base) {
+            let model = if full.is_empty() {
+                None
+            } else {
+                Some(load(&full)?)
+            };
+            let index = ImageIndex::new(
+                model
+                    .iter()
+                    .flat_map(|w| &w.services)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+            );
+            let side = evaluate(
+                model.as_ref(),
+                &snap,
+                ask.ws,
+                Some(&full),
+                &outside,
+                &index,
+                Some(&light),
+            );
+            // Light services kept the ONBUILD of what they build on at the memo's state.
+            if full
+                .iter()
+                .all(|n| ask.head.get(n).map(|e| e.onbuild) == side.specs.get(n).map(|s| s.onbuild))
+            {
+                return Ok(side);
+            }
+        }
+    }
+    let model = load(ask.wanted)?;
+    let index = ImageIndex::new(&model.services);
+    Ok(evaluate(
+        Some(&model),
+        &snap,
+        ask.ws,
+        Some(ask.wanted),
+        &outside,
+        &index,
+        None,
+    ))
+}
+
 /// The head as `detect` reads it.
 struct HeadState<'a, 'r> {
     repo: &'r git2::Repository,
@@ -676,25 +837,22 @@ struct HeadState<'a, 'r> {
 /// The head side: every service's entry, and the services evaluated in this run (all of
 /// them, or with a memo those a change can reach) with their specs and fingerprints.
 struct Head {
-    /// The services loaded: all, or those evaluated.
-    ws: Workspace,
+    /// The services loaded: all, or those evaluated in full (`None`: none).
+    ws: Option<Workspace>,
     side: Side,
     entries: BTreeMap<String, memo::Entry>,
-    /// The reach of each evaluated service.
-    reach: BTreeMap<String, BTreeSet<String>>,
+    /// What the memo keeps of each service evaluated in full in this run.
+    records: BTreeMap<String, memo::Record>,
+    /// The services read light from the memo.
+    light: BTreeSet<String>,
     /// Entries other than the evaluated ones came from a memo.
     from_memo: bool,
 }
 
 impl Head {
-    /// Entries for the evaluated services, over `known` (a memo's, for the rest).
-    fn new(
-        ws_model: Workspace,
-        side: Side,
-        mut entries: BTreeMap<String, memo::Entry>,
-        from: Option<&memo::Memo>,
-    ) -> Head {
-        let mut reach = BTreeMap::new();
+    /// Entries for the services `ws_model` loaded and `side` evaluated, over `entries`.
+    fn new(ws_model: Workspace, side: Side, mut entries: BTreeMap<String, memo::Entry>) -> Head {
+        let mut records = BTreeMap::new();
         for svc in &ws_model.services {
             let Some(spec) = side.specs.get(&svc.name) else {
                 continue;
@@ -706,31 +864,40 @@ impl Head {
                     notes.push(format!("{why}: treated as depends_on = [\"{d}\"] (declare it in service.toml to make the build order explicit)"));
                 }
             }
-            entries.insert(
+            let entry = memo::Entry {
+                dir: spec.dir.clone(),
+                digest: side.digests[&svc.name].clone(),
+                notes,
+                deps,
+                images: !spec.images.is_empty(),
+                onbuild: spec.onbuild,
+                owner: spec::Owner::of(svc),
+                reach: Vec::new(),
+                shape: Vec::new(),
+            };
+            let (reach, shape) = memo::reach(spec);
+            records.insert(
                 svc.name.clone(),
-                memo::Entry {
-                    dir: spec.dir.clone(),
-                    digest: side.digests[&svc.name].clone(),
-                    notes,
-                    deps,
-                    images: !spec.images.is_empty(),
-                    onbuild: spec.onbuild,
-                    owner: spec::Owner::of(svc),
-                    reach: Vec::new(),
+                memo::Record {
+                    entry: entry.clone(),
+                    reach,
+                    shape,
+                    fps: serde_json::to_string(&side.fps[&svc.name]).unwrap_or_default(),
                 },
             );
-            reach.insert(svc.name.clone(), memo::reach(spec));
+            entries.insert(svc.name.clone(), entry);
         }
         Head {
-            ws: ws_model,
+            ws: Some(ws_model),
             side,
             entries,
-            reach,
-            from_memo: from.is_some(),
+            records,
+            light: BTreeSet::new(),
+            from_memo: false,
         }
     }
 
-    /// A memo of this head; the entries not evaluated keep the reach `from` gave them.
+    /// A memo of this head; services not evaluated keep what `from` has.
     fn memo(
         &self,
         key: String,
@@ -738,33 +905,50 @@ impl Head {
         overlay: Vec<String>,
         from: Option<&memo::Memo>,
     ) -> memo::Memo {
-        let entries = self
-            .entries
-            .iter()
-            .map(|(name, e)| {
-                let reach = match (self.reach.get(name), from) {
-                    (Some(r), _) => r.clone(),
-                    (None, Some(m)) => m.reach_of(e),
-                    // Not evaluated and no memo: cannot happen; reach everything.
-                    (None, None) => [String::new()].into(),
-                };
-                (name.clone(), (e.clone(), reach))
-            })
-            .collect();
-        memo::Memo::new(key, tree, overlay, entries)
+        let mut records = BTreeMap::new();
+        for name in self.entries.keys() {
+            let r = match self.records.get(name) {
+                Some(r) => Some(memo::Record {
+                    entry: r.entry.clone(),
+                    reach: r.reach.clone(),
+                    shape: r.shape.clone(),
+                    fps: r.fps.clone(),
+                }),
+                None => from.and_then(|m| {
+                    let mut r = m.record(name, &self.entries[name])?;
+                    if self.light.contains(name) {
+                        r.fps = serde_json::to_string(self.side.fps.get(name)?).ok()?;
+                    }
+                    Some(r)
+                }),
+            };
+            let Some(r) = r else {
+                // Cannot happen (every entry is evaluated or from the memo); a memo that
+                // cannot answer for every service is not written.
+                return memo::Memo::new("-".into(), tree, overlay, BTreeMap::new());
+            };
+            records.insert(name.clone(), r);
+        }
+        memo::Memo::new(key, tree, overlay, records)
     }
 }
 
-/// The head from a memo: only the services the paths changed since the memo's state reach,
-/// those the change being compared (`compared`) reaches, and what builds on them, are
-/// evaluated. `None` when the memo cannot answer (see `memo.rs`): evaluate everything.
-fn incremental(
-    m: &memo::Memo,
-    head: &HeadState,
-    load: &Load,
-    packages: Vec<Package>,
-    compared: &[String],
-) -> Option<Head> {
+/// Which services a memo answers for, and how.
+struct MemoPlan {
+    /// Evaluated again, on both sides: their shape is touched (since the memo, or by the
+    /// change compared), and what builds on them.
+    full: BTreeSet<String>,
+    /// Read light at the head: their reach is touched, or what they build on changed.
+    light: BTreeSet<String>,
+    /// Paths that may differ between the memo's state and the head.
+    since: Vec<String>,
+    /// … and between the memo's state and the base.
+    around_base: Vec<String>,
+}
+
+/// The plan for a memo at `head`, comparing the change `compared`. `None` when the memo
+/// cannot answer at all (see `memo.rs`).
+fn memo_plan(m: &memo::Memo, head: &HeadState, compared: &[String]) -> Option<MemoPlan> {
     let mut since = if m.tree == head.tree.id().to_string() {
         Vec::new()
     } else {
@@ -776,6 +960,8 @@ fn incremental(
     };
     since.extend(m.overlay.iter().cloned());
     since.extend(head.overlay.iter().cloned());
+    since.sort();
+    since.dedup();
     let services_dir = rp(head.ws, Path::new("services"));
     let dirs = m.dirs();
     if since
@@ -784,8 +970,15 @@ fn incremental(
     {
         return None;
     }
-    let mut seeds = m.reached(&since);
-    seeds.extend(m.reached(compared));
+    // A path that differs between the memo's state and the base differs between one of
+    // them and the head.
+    let mut around_base = since.clone();
+    around_base.extend(compared.iter().cloned());
+    around_base.sort();
+    around_base.dedup();
+    let full = m.reached(&around_base, true);
+    let mut seeds = m.reached(&since, false);
+    seeds.extend(m.reached(compared, false));
     if config_changed(compared, head.ws, dirs.iter().copied()) {
         seeds.extend(
             m.services
@@ -794,28 +987,90 @@ fn incremental(
                 .map(|(n, _)| n.clone()),
         );
     }
-    let fresh = m.with_dependents(seeds);
-    let only = |n: &str| fresh.contains(n);
-    let loaded = load(head.files, packages, Some(&only)).ok()?;
-    if loaded.services.len() != fresh.len() {
-        return None;
-    }
-    let index = ImageIndex::of(m.services.values().map(|e| e.owner.clone()).collect());
-    let outside = Outside {
-        entries: &m.services,
-        same_state: true,
+    seeds.extend(full.iter().cloned());
+    let light = m
+        .with_dependents(seeds)
+        .difference(&full)
+        .cloned()
+        .collect();
+    Some(MemoPlan {
+        full,
+        light,
+        since,
+        around_base,
+    })
+}
+
+/// The head from a memo and its plan (the memo's entries move into it). `None` when a
+/// service does not load, builds on other services than it did (digests of others would
+/// move), or its ONBUILD changed (the contexts of light services that build on it would).
+fn incremental(
+    m: &mut memo::Memo,
+    plan: &MemoPlan,
+    head: &HeadState,
+    load: &Load,
+    packages: Vec<Package>,
+) -> Option<Head> {
+    let loaded = if plan.full.is_empty() {
+        None
+    } else {
+        let only = |n: &str| plan.full.contains(n);
+        let w = load(head.files, packages, Some(&only)).ok()?;
+        if w.services.len() != plan.full.len() {
+            return None;
+        }
+        Some(w)
     };
-    let side = evaluate(&loaded, head.snap, head.ws, Some(&fresh), &outside, &index);
-    // What it builds on decides the digests of others: it must not have moved.
+    let side = {
+        let light = Light::new(m, &m.services, &plan.light, &plan.since)?;
+        let index = if plan.full.is_empty() {
+            ImageIndex::of(Vec::new())
+        } else {
+            ImageIndex::of(m.services.values().map(|e| e.owner.clone()).collect())
+        };
+        let outside = Outside {
+            entries: &m.services,
+            same_state: true,
+        };
+        evaluate(
+            loaded.as_ref(),
+            head.snap,
+            head.ws,
+            Some(&plan.full),
+            &outside,
+            &index,
+            Some(&light),
+        )
+    };
     let names = |deps: &[(String, String)]| -> BTreeSet<String> {
         deps.iter().map(|(d, _)| d.clone()).collect()
     };
-    for (name, deps) in &side.deps {
-        if m.services.get(name).map(|e| names(&e.deps)) != Some(names(deps)) {
+    for name in &plan.full {
+        let e = m.services.get(name)?;
+        if names(&e.deps) != names(side.deps.get(name)?)
+            || Some(e.onbuild) != side.specs.get(name).map(|s| s.onbuild)
+        {
             return None;
         }
     }
-    Some(Head::new(loaded, side, m.services.clone(), Some(m)))
+    let mut entries = std::mem::take(&mut m.services);
+    for name in &plan.light {
+        entries.get_mut(name)?.digest = side.digests.get(name)?.clone();
+    }
+    let mut out = match loaded {
+        Some(w) => Head::new(w, side, entries),
+        None => Head {
+            ws: None,
+            side,
+            entries,
+            records: BTreeMap::new(),
+            light: BTreeSet::new(),
+            from_memo: true,
+        },
+    };
+    out.light = plan.light.clone();
+    out.from_memo = true;
+    Some(out)
 }
 
 /// The components that differ between two states of a service, as reasons.
