@@ -309,7 +309,7 @@ fn implicit_deps(ws: &Workspace) -> BTreeMap<String, Vec<(String, String)>> {
             );
             for img in parsed.images {
                 if let Some(d) = index.find(&img.reference) {
-                    let read = (d.name.clone(), img.reference.clone());
+                    let read = (d.name.to_string(), img.reference.clone());
                     if d.name != svc.name && !deps.contains(&read) {
                         deps.push(read);
                     }

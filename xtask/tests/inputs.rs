@@ -3,15 +3,16 @@
 //! the crate, and what is *not* an input: dev-dependencies, other targets, disabled optional
 //! features), Dockerfile forms that narrow or widen, Dockerfiles and contexts outside the
 //! service, `<Dockerfile>.dockerignore`, the root VERSION, images of other services, and the
-//! working tree (uncommitted digests, non-UTF-8 names, submodules). Every `changed` call runs
-//! the fast path and `--exhaustive`, which must agree.
+//! working tree (uncommitted digests, non-UTF-8 names, submodules), the memo. Every `changed`
+//! call runs the fast path (with the memo earlier calls left, and with its own) and
+//! `--exhaustive`, which must agree.
 
 mod support;
 
 use std::path::Path;
 
 use support::repo::{between, changed, commit, digest, git, notes, reasons, selected, write};
-use support::{stdout, xtask};
+use support::{stderr, stdout, xtask};
 
 fn krate(r: &Path, dir: &str, name: &str, body: &str) {
     write(
@@ -473,6 +474,123 @@ fn symbolic_links_are_followed_where_docker_follows_them() {
     let h3 = commit(r, "through a link");
     let v = between(r, &h2, &h3);
     assert_eq!(selected(&v), ["c"], "{v}");
+    // A Dockerfile reached through two links: the one in the middle moves.
+    write(r, "docker/r1.Dockerfile", "FROM busybox:1.35\n");
+    write(r, "docker/r2.Dockerfile", "FROM busybox:1.36\n");
+    symlink("r1.Dockerfile", r.join("docker/l.Dockerfile")).unwrap();
+    std::fs::create_dir_all(r.join("services/d")).unwrap();
+    symlink("../../docker/l.Dockerfile", r.join("services/d/Dockerfile")).unwrap();
+    let h4 = commit(r, "two links");
+    between(r, &h4, &h4);
+    std::fs::remove_file(r.join("docker/l.Dockerfile")).unwrap();
+    symlink("r2.Dockerfile", r.join("docker/l.Dockerfile")).unwrap();
+    let h5 = commit(r, "relink");
+    let v = between(r, &h4, &h5);
+    assert_eq!(selected(&v), ["d"], "{v}");
+    assert!(reasons(&v, "d").contains("docker/l.Dockerfile"), "{v}");
+    // In the working tree: a linked directory replaced by a real one.
+    symlink("real", r.join("services/c/conf2")).unwrap();
+    let h6 = commit(r, "conf2 link");
+    std::fs::remove_file(r.join("services/c/conf2")).unwrap();
+    write(r, "services/c/conf2/x", "1\n");
+    let v = changed(r, &["--base", &h6], &[]);
+    assert!(
+        v["changed_paths"]
+            .to_string()
+            .contains("services/c/conf2/x"),
+        "{v}"
+    );
+}
+
+/// The memo (`.git/slipway/changed-memo.json`) is what makes repeated calls fast; every call
+/// in these suites runs with and without it (`support::repo::changed`). Here: the cases a
+/// review found, and proof that it is used at all.
+#[test]
+fn the_memo_answers_as_a_fresh_read_would() {
+    let d = plain_repo();
+    let r = d.path();
+    write(r, "services/a/Dockerfile", "FROM busybox:1.35\n");
+    write(r, "services/b/Dockerfile", "FROM 127.0.0.1:1/a:latest\n");
+    write(
+        r,
+        "services/c/Dockerfile",
+        "FROM busybox:1.35\nCOPY src/ /src/\n",
+    );
+    write(r, "services/c/src/main.sh", "1\n");
+    write(r, "services/c/service.toml", "watch = [\"libs/x/**\"]\n");
+    write(r, "services/e/Dockerfile", "FROM 127.0.0.1:1/c:latest\n");
+    write(r, "libs/x/lib.sh", "1\n");
+    write(r, "libs/y/lib.sh", "1\n");
+    let c0 = commit(r, "base");
+    between(r, &c0, &c0);
+    // Another service's image renamed: b no longer builds on a.
+    write(r, "services/a/service.toml", "image = \"a2\"\n");
+    let c1 = commit(r, "rename a");
+    let v = between(r, &c0, &c1);
+    assert_eq!(selected(&v), ["a", "b"], "{v}");
+    assert!(reasons(&v, "b").contains("no longer builds on a"), "{v}");
+    // A service evaluated in full at the base still finds the image of one read light.
+    write(r, "services/b/service.toml", "# a comment\n");
+    let c2 = commit(r, "comment");
+    let v = between(r, &c1, &c2);
+    assert_eq!(selected(&v), Vec::<String>::new(), "{v}");
+    write(
+        r,
+        "services/b/Dockerfile",
+        "FROM 127.0.0.1:1/a2:latest\nRUN true\n",
+    );
+    let c2b = commit(r, "b's Dockerfile");
+    between(r, &c2, &c2b);
+    write(
+        r,
+        "services/b/Dockerfile",
+        "FROM 127.0.0.1:1/a2:latest\nRUN false\n",
+    );
+    let c2c = commit(r, "b's Dockerfile again");
+    let v = between(r, &c2b, &c2c);
+    assert_eq!(selected(&v), ["b"], "{v}");
+    assert_eq!(reasons(&v, "b"), "changed: services/b/Dockerfile", "{v}");
+    // A watched library: c is read light, e (FROM c) follows it.
+    write(r, "libs/x/lib.sh", "2\n");
+    write(r, "libs/y/lib.sh", "2\n");
+    let c3 = commit(r, "libs");
+    let v = between(r, &c2c, &c3);
+    assert_eq!(selected(&v), ["c", "e"], "{v}");
+    assert!(reasons(&v, "c").contains("watched (libs/x/**)"), "{v}");
+    // The memo is used: a digest planted in it for a service no change reaches comes back.
+    let memo = r.join(".git/slipway/changed-memo.json");
+    let text = std::fs::read_to_string(&memo).unwrap();
+    let real = digest(&v, "a");
+    assert!(text.contains(&real), "{text}");
+    std::fs::write(&memo, text.replace(&real, "sha256:planted")).unwrap();
+    let out = xtask(
+        r,
+        &["changed", "--json", "--base", &c2c, "--head", &c3],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let planted: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(digest(&planted, "a"), "sha256:planted", "{planted}");
+    assert_eq!(selected(&planted), ["c", "e"], "{planted}");
+    // … and not by --exhaustive, nor when it is not whole.
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = xtask(r, args, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let v = run(&[
+        "changed",
+        "--json",
+        "--exhaustive",
+        "--base",
+        &c2c,
+        "--head",
+        &c3,
+    ]);
+    assert_eq!(digest(&v, "a"), real);
+    std::fs::write(&memo, "{\"key\":").unwrap();
+    let v = run(&["changed", "--json", "--base", &c2c, "--head", &c3]);
+    assert_eq!(digest(&v, "a"), real, "{v}");
 }
 
 #[test]

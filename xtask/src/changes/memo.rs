@@ -63,24 +63,46 @@ pub struct Memo {
     parsed: RefCell<HashMap<String, Rc<BTreeMap<String, String>>>>,
 }
 
-/// One service at the memo's state.
+/// One service at the memo's state (short names: the file is read on every call).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Repository-relative.
+    #[serde(rename = "d")]
     pub dir: String,
+    #[serde(rename = "h")]
     pub digest: String,
     /// As reported (widening, implicit dependencies).
+    #[serde(rename = "n", default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// Services it builds on, and why.
+    #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
     pub deps: Vec<(String, String)>,
     /// Its Dockerfile reads images (of other services, possibly).
+    #[serde(rename = "i", default, skip_serializing_if = "std::ops::Not::not")]
     pub images: bool,
     /// Its Dockerfile has ONBUILD instructions.
+    #[serde(rename = "o", default, skip_serializing_if = "std::ops::Not::not")]
     pub onbuild: bool,
-    pub owner: Owner,
+    /// Its image: the repository, and the registries.
+    #[serde(rename = "r")]
+    pub repository: String,
+    #[serde(rename = "g", default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<String>,
     /// Indexes into `Memo::paths`.
+    #[serde(rename = "a")]
     pub reach: Vec<u32>,
+    #[serde(rename = "s")]
     pub shape: Vec<u32>,
+}
+
+impl Entry {
+    pub fn owner<'a>(&'a self, name: &'a str) -> Owner<'a> {
+        Owner {
+            name,
+            repository: &self.repository,
+            registries: &self.registries,
+        }
+    }
 }
 
 /// What a service's entry is made of when a memo is written.
@@ -383,6 +405,7 @@ pub fn light(
     touched: &[String],
     reader: &mut Reader,
     ws: &str,
+    globs: &mut HashMap<String, Option<Component>>,
 ) -> (BTreeMap<String, String>, Spec) {
     let mut spec = Spec {
         dir: entry.dir.clone(),
@@ -395,7 +418,10 @@ pub fn light(
             continue;
         }
         let mut value = value.clone();
-        if let Some(c) = glob_component(key, ws) {
+        let c = globs
+            .entry(key.clone())
+            .or_insert_with(|| glob_component(key, ws));
+        if let Some(c) = c.clone() {
             if let Source::Glob(p) = &c.source {
                 if touched.iter().any(|t| touches(t, p.literal_prefix())) {
                     value = reader.fingerprint(&c);
@@ -450,11 +476,8 @@ mod tests {
             deps: deps.iter().map(|d| (d.to_string(), "why".into())).collect(),
             images: false,
             onbuild: false,
-            owner: Owner {
-                name: dir.into(),
-                repository: dir.into(),
-                registries: vec![],
-            },
+            repository: dir.into(),
+            registries: vec![],
             reach: vec![],
             shape: vec![],
         };

@@ -291,6 +291,7 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
                     );
                 }
             }
+            std::mem::forget(base);
             for (name, e) in &head.entries {
                 let c = out.get_mut(name).expect("a head service");
                 if c.selected {
@@ -353,6 +354,12 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
             }
         }
     }
+    // A command reads once and ends: freeing the memo and the two sides (tens of thousands
+    // of small allocations) costs more than the exit that reclaims them.
+    std::mem::forget(known);
+    std::mem::forget(head);
+    std::mem::forget(head_snap);
+    std::mem::forget(head_files_tree);
     Ok(Report {
         schema_version: SCHEMA_VERSION,
         base: range.base.map(|b| b.to_string()),
@@ -533,9 +540,17 @@ fn evaluate(
     }
     let mut deps = dependencies(&services, index, outside, &mut specs);
     let mut light_fps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut globs = std::collections::HashMap::new();
     for (name, old) in light.iter().flat_map(|l| &l.old) {
         let l = light.expect("light");
-        let (f, spec) = memo::light(old, &l.entries[name], l.touched, &mut reader, ws);
+        let (f, spec) = memo::light(
+            old,
+            &l.entries[name],
+            l.touched,
+            &mut reader,
+            ws,
+            &mut globs,
+        );
         specs.insert(name.clone(), spec);
         light_fps.insert(name.clone(), f);
     }
@@ -654,7 +669,7 @@ fn dependencies(
             if d.name == s.name || deps[&s.name].iter().any(|(x, _)| *x == d.name) {
                 continue;
             }
-            if reaches(&deps, &d.name, &s.name) {
+            if reaches(&deps, d.name, &s.name) {
                 let note = format!(
                     "{dockerfile} line {} reads the image of service `{}`, which builds on this one: a cycle, so it is not treated as a dependency (fix the FROM lines)",
                     img.line, d.name
@@ -668,7 +683,7 @@ fn dependencies(
             );
             deps.get_mut(&s.name)
                 .expect("listed")
-                .push((d.name.clone(), why));
+                .push((d.name.to_string(), why));
         }
     }
     deps
@@ -784,13 +799,15 @@ fn base_side(
             } else {
                 Some(load(&full)?)
             };
-            let index = ImageIndex::new(
+            // Every service evaluated here, as without a memo (light ones are configured
+            // as at the head: their configuration is in their shape).
+            let index = ImageIndex::of(
                 model
                     .iter()
                     .flat_map(|w| &w.services)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .as_slice(),
+                    .map(spec::Owner::of)
+                    .chain(names.iter().filter_map(|n| Some(ask.head.get(n)?.owner(n))))
+                    .collect(),
             );
             let side = evaluate(
                 model.as_ref(),
@@ -871,7 +888,8 @@ impl Head {
                 deps,
                 images: !spec.images.is_empty(),
                 onbuild: spec.onbuild,
-                owner: spec::Owner::of(svc),
+                repository: svc.repository.clone(),
+                registries: svc.registries.clone(),
                 reach: Vec::new(),
                 shape: Vec::new(),
             };
@@ -976,17 +994,19 @@ fn memo_plan(m: &memo::Memo, head: &HeadState, compared: &[String]) -> Option<Me
     around_base.extend(compared.iter().cloned());
     around_base.sort();
     around_base.dedup();
-    let full = m.reached(&around_base, true);
-    let mut seeds = m.reached(&since, false);
-    seeds.extend(m.reached(compared, false));
+    let mut full = m.reached(&around_base, true);
+    // Another service's configuration changed (at the base): the images a Dockerfile reads
+    // may name other services there, so what it builds on is read again.
     if config_changed(compared, head.ws, dirs.iter().copied()) {
-        seeds.extend(
+        full.extend(
             m.services
                 .iter()
                 .filter(|(_, e)| e.images)
                 .map(|(n, _)| n.clone()),
         );
     }
+    let mut seeds = m.reached(&since, false);
+    seeds.extend(m.reached(compared, false));
     seeds.extend(full.iter().cloned());
     let light = m
         .with_dependents(seeds)
@@ -1026,7 +1046,7 @@ fn incremental(
         let index = if plan.full.is_empty() {
             ImageIndex::of(Vec::new())
         } else {
-            ImageIndex::of(m.services.values().map(|e| e.owner.clone()).collect())
+            ImageIndex::of(m.services.iter().map(|(n, e)| e.owner(n)).collect())
         };
         let outside = Outside {
             entries: &m.services,

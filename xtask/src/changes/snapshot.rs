@@ -99,6 +99,15 @@ impl<'r> Snapshot<'r> {
         })
     }
 
+    /// Some overlaid path is strictly below `dir`.
+    fn touched_below(&self, dir: &str) -> bool {
+        let start = format!("{dir}/");
+        self.overlay
+            .range(start.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&start))
+    }
+
     /// Some overlaid path is `dir` or below it.
     fn touched(&self, dir: &str) -> bool {
         if self.overlay.is_empty() {
@@ -128,6 +137,10 @@ impl<'r> Snapshot<'r> {
 
     fn lookup(&self, path: &str) -> Option<Item> {
         if let Some(o) = self.overlay.get(path) {
+            // Gone as it was (a file or a link), but a directory with files is there now.
+            if o.item.is_none() && self.touched_below(path) {
+                return self.dir_item(path);
+            }
             return o.item;
         }
         if self.touched(path) {
@@ -174,11 +187,14 @@ impl<'r> Snapshot<'r> {
                 }
             }
         }
-        children.dedup();
+        // A name both overlaid itself and with paths below (a link replaced by a directory)
+        // is the directory.
+        children.sort();
+        children.dedup_by(|a, b| a.0 == b.0);
         for (name, direct) in children {
             let child = join(dir, &String::from_utf8_lossy(&name));
             let item = if direct && self.overlay.contains_key(&child) {
-                self.overlay[&child].item
+                self.lookup(&child)
             } else {
                 self.dir_item(&child)
             };
@@ -206,7 +222,15 @@ impl<'r> Snapshot<'r> {
 
     /// `path` with every symbolic link along it followed (relative targets, inside the
     /// repository, at most 16 hops); `None` when a link leaves the repository or loops.
-    pub fn resolve(&self, path: &str) -> Option<String> {
+    /// Also every link passed through on the way (each decides where the path leads, so each
+    /// is an input of what reads it), also when it fails.
+    pub fn resolve_links(&self, path: &str) -> (Option<String>, Vec<String>) {
+        let mut links: Vec<String> = Vec::new();
+        let real = self.walk_links(path, &mut links);
+        (real, links)
+    }
+
+    fn walk_links(&self, path: &str, links: &mut Vec<String>) -> Option<String> {
         let mut todo: Vec<String> = path
             .split('/')
             .filter(|p| !p.is_empty())
@@ -219,6 +243,7 @@ impl<'r> Snapshot<'r> {
                 match self.item(&here) {
                     Some(i) if i.mode == LINK => {
                         hops += 1;
+                        links.push(here.clone());
                         let target = self.read_text(&here)?;
                         if hops > 16 || target.starts_with('/') {
                             return None;
@@ -309,8 +334,11 @@ fn disk_item(
     if meta.is_dir() {
         // A submodule: its checked-out commit, or — with uncommitted changes inside — a key
         // over those changes too, so the digest moves with them.
-        let sub = git2::Repository::open(&path)
-            .with_context(|| format!("{} is a directory but not a submodule", path.display()))?;
+        // A plain directory where git has a file or a link: what it holds is listed on its
+        // own (untracked files); the path itself is no longer a file.
+        let Ok(sub) = git2::Repository::open(&path) else {
+            return Ok(None);
+        };
         let head = sub.head()?.peel_to_commit()?.id();
         let changed = super::diff::working_tree_paths(&sub)?;
         if changed.is_empty() {
@@ -438,17 +466,26 @@ mod tests {
         let tree = commit_all(&repo);
         let snap = Snapshot::commit(&repo, repo.find_tree(tree).unwrap());
         assert_eq!(
-            snap.resolve("a/config/app.conf").as_deref(),
+            snap.resolve_links("a/config/app.conf"),
+            (
+                Some("a/real/app.conf".to_string()),
+                vec!["a/config".to_string()]
+            )
+        );
+        assert_eq!(
+            snap.resolve_links("a/loop").1.len(),
+            17,
+            "every hop of a loop until it gives up"
+        );
+        let resolve = |p: &str| snap.resolve_links(p).0;
+        assert_eq!(
+            resolve("a/config/app.conf").as_deref(),
             Some("a/real/app.conf")
         );
-        assert_eq!(snap.resolve("a/file").as_deref(), Some("a/real/app.conf"));
-        assert_eq!(snap.resolve("a/real").as_deref(), Some("a/real"));
-        assert_eq!(snap.resolve("a/missing/x").as_deref(), Some("a/missing/x"));
-        assert_eq!(
-            snap.resolve("a/abs"),
-            None,
-            "absolute: outside the repository"
-        );
-        assert_eq!(snap.resolve("a/loop"), None, "a loop");
+        assert_eq!(resolve("a/file").as_deref(), Some("a/real/app.conf"));
+        assert_eq!(resolve("a/real").as_deref(), Some("a/real"));
+        assert_eq!(resolve("a/missing/x").as_deref(), Some("a/missing/x"));
+        assert_eq!(resolve("a/abs"), None, "absolute: outside the repository");
+        assert_eq!(resolve("a/loop"), None, "a loop");
     }
 }

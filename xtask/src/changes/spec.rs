@@ -84,8 +84,17 @@ impl World<'_, '_, '_> {
         ));
         // A Dockerfile (or .dockerignore) may be a symbolic link: the file it names counts.
         let snap = self.snap;
+        // Every link on the way decides where it leads: each is an input too.
         let follow = |s: &mut Spec, key: &str, kind: Kind, path: &str| -> Option<String> {
-            match snap.resolve(path) {
+            let (real, links) = snap.resolve_links(path);
+            for l in links.iter().filter(|l| *l != path) {
+                s.components.push(Component::new(
+                    format!("{key} link {l}"),
+                    kind.clone(),
+                    Source::Path(l.clone()),
+                ));
+            }
+            match real {
                 Some(real) if real != path => {
                     s.components.push(Component::new(
                         format!("{key} {real}"),
@@ -190,13 +199,16 @@ impl World<'_, '_, '_> {
             }
         }
         // A source reached through a symbolic link inside the context: its target counts too.
+        let mut source_links: Vec<String> = Vec::new();
         if let Some(list) = &mut sources {
             let mut more = Vec::new();
             for src in list.iter() {
                 let Ok(p) = globs::compile(src) else { continue };
                 let lit = p.literal_prefix();
                 let full = rp(&context, std::path::Path::new(lit));
-                match self.snap.resolve(&full) {
+                let (real, links) = self.snap.resolve_links(&full);
+                source_links.extend(links);
+                match real {
                     Some(real) if real != full => {
                         if let Some(rel) = super::inputs::rel_to(&real, &context) {
                             let rest = src.strip_prefix(lit).unwrap_or("");
@@ -233,7 +245,8 @@ impl World<'_, '_, '_> {
                     filter: Arc::new(filter),
                 },
             )
-            .defined_by([dockerfile.clone(), service_toml.clone()]),
+            .defined_by([dockerfile.clone(), service_toml.clone()])
+            .defined_by(source_links),
         );
 
         // `.gitattributes` (eol, filters) rewrites files as they are checked out: those
@@ -500,47 +513,47 @@ pub fn manifest_sections(old: &str, new: &str) -> Vec<String> {
 }
 
 /// A service as the image index knows it: what its image is called.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Owner {
-    pub name: String,
-    pub repository: String,
-    pub registries: Vec<String>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner<'a> {
+    pub name: &'a str,
+    pub repository: &'a str,
+    pub registries: &'a [String],
 }
 
-impl Owner {
-    pub fn of(s: &Service) -> Owner {
+impl<'a> Owner<'a> {
+    pub fn of(s: &'a Service) -> Owner<'a> {
         Owner {
-            name: s.name.clone(),
-            repository: s.repository.clone(),
-            registries: s.registries.clone(),
+            name: &s.name,
+            repository: &s.repository,
+            registries: &s.registries,
         }
     }
 }
 
 /// Finds the service whose image a reference names (`registry/prefix/name[:tag][@digest]`),
 /// with the repositories indexed once.
-pub struct ImageIndex {
-    by_repository: std::collections::HashMap<String, usize>,
-    owners: Vec<Owner>,
+pub struct ImageIndex<'a> {
+    by_repository: std::collections::HashMap<&'a str, usize>,
+    owners: Vec<Owner<'a>>,
 }
 
-impl ImageIndex {
-    pub fn new(services: &[Service]) -> Self {
+impl<'a> ImageIndex<'a> {
+    pub fn new(services: &'a [Service]) -> Self {
         ImageIndex::of(services.iter().map(Owner::of).collect())
     }
 
-    pub fn of(owners: Vec<Owner>) -> Self {
+    pub fn of(owners: Vec<Owner<'a>>) -> Self {
         ImageIndex {
             by_repository: owners
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (s.repository.clone(), i))
+                .map(|(i, s)| (s.repository, i))
                 .collect(),
             owners,
         }
     }
 
-    pub fn find(&self, reference: &str) -> Option<&Owner> {
+    pub fn find(&self, reference: &str) -> Option<Owner<'a>> {
         let no_digest = reference.split('@').next().unwrap_or(reference);
         let path = match no_digest.rfind(':') {
             Some(i) if !no_digest[i..].contains('/') => &no_digest[..i],
@@ -551,7 +564,7 @@ impl ImageIndex {
             // mirror's prefix, before it).
             return std::iter::once(path)
                 .chain(path.match_indices('/').map(|(i, _)| &path[i + 1..]))
-                .find_map(|p| self.by_repository.get(p).map(|i| &self.owners[*i]));
+                .find_map(|p| self.by_repository.get(p).map(|i| self.owners[*i]));
         }
         // A variable with no value: any service whose reference the pattern can match.
         let mut pattern = String::new();
@@ -578,8 +591,8 @@ impl ImageIndex {
             pattern.push('*');
         }
         let m = globset::Glob::new(&pattern).ok()?.compile_matcher();
-        self.owners.iter().find(|s| {
-            m.is_match(&s.repository)
+        self.owners.iter().copied().find(|s| {
+            m.is_match(s.repository)
                 || s.registries
                     .iter()
                     .any(|r| m.is_match(format!("{r}/{}", s.repository)))

@@ -56,7 +56,7 @@ fn images_name_services() {
     };
     let all = [svc("base", "slipway/base"), svc("api", "slipway/api")];
     let index = spec::ImageIndex::new(&all);
-    let name = |r: &str| index.find(r).map(|s| s.name.as_str());
+    let name = |r: &str| index.find(r).map(|s| s.name);
     assert_eq!(name("127.0.0.1:5000/slipway/base:1.2"), Some("base"));
     assert_eq!(name("slipway/base@sha256:abc"), Some("base"));
     assert_eq!(name("${REGISTRY}/slipway/base:${TAG}"), Some("base"));

@@ -47,9 +47,10 @@ pub fn commit(dir: &Path, msg: &str) -> String {
     git(dir, &["rev-parse", "HEAD"])
 }
 
-/// `changed --json`, run twice: the fast path (changed paths pick the services to compare)
-/// and `--exhaustive` (every service's digests compared). Both must give the same answer, in
-/// every scenario of this file.
+/// `changed --json`, run three ways: the fast path (changed paths pick the services to
+/// compare) with the memo earlier calls left in the git directory, the fast path again (with
+/// the memo the first run wrote), and `--exhaustive` (every service's digests compared, no
+/// memo). All must give the same answer, in every scenario of the suites that use it.
 pub fn changed(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
     let run = |extra: Option<&str>| -> Value {
         let mut all = vec!["changed", "--json"];
@@ -60,10 +61,15 @@ pub fn changed(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
         serde_json::from_str(&stdout(&out)).unwrap()
     };
     let fast = run(None);
+    let again = run(None);
     let exhaustive = run(Some("--exhaustive"));
     assert_eq!(
         fast, exhaustive,
-        "the changed-path fast path and the digest comparison disagree"
+        "the changed-path fast path (with the memo earlier calls left) and the digest comparison disagree"
+    );
+    assert_eq!(
+        again, exhaustive,
+        "the changed-path fast path (with the memo of the same call) and the digest comparison disagree"
     );
     fast
 }
