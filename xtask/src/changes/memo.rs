@@ -32,10 +32,12 @@ use super::inputs::{Component, Kind, Reader, Source};
 use super::spec::{rp, Owner, Spec};
 use crate::globs::within;
 
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
-/// The first line of the file; then one line per service (in name order) with its
-/// fingerprints, parsed only when needed.
+/// The file: `slipway-changed-memo <length of the header>`, a newline, the header (JSON), a
+/// newline, then each service's fingerprints (JSON), read only where needed.
+const MAGIC: &str = "slipway-changed-memo";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Header {
     key: String,
@@ -43,9 +45,64 @@ struct Header {
     overlay: Vec<String>,
     paths: Vec<String>,
     services: BTreeMap<String, Entry>,
+    /// Where each service's fingerprints are (offset, length) after the header, in
+    /// `services` order.
+    fps: Vec<(u64, u32)>,
 }
 
-#[derive(Debug, Clone)]
+/// Where a memo's fingerprints are.
+#[derive(Debug)]
+enum Fps {
+    /// In the file, after the header: read a service at a time.
+    File {
+        file: std::fs::File,
+        start: u64,
+        at: HashMap<String, (u64, u32)>,
+        /// All of them, once many are wanted (a memo written again).
+        all: std::cell::OnceCell<Option<Vec<u8>>>,
+    },
+    /// In memory (a memo about to be written).
+    Text {
+        text: String,
+        at: HashMap<String, Range<usize>>,
+    },
+}
+
+impl Fps {
+    /// A service's fingerprints; `bulk`: many will be wanted, read them all at once.
+    fn raw(&self, name: &str, bulk: bool) -> Option<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        match self {
+            Fps::File {
+                file,
+                start,
+                at,
+                all,
+            } => {
+                let (off, len) = *at.get(name)?;
+                let range = usize::try_from(off).ok()?..usize::try_from(off).ok()? + len as usize;
+                if bulk || all.get().is_some() {
+                    let all = all.get_or_init(|| {
+                        let mut f = file;
+                        f.seek(SeekFrom::Start(*start)).ok()?;
+                        let mut buf = Vec::new();
+                        f.read_to_end(&mut buf).ok()?;
+                        Some(buf)
+                    });
+                    return String::from_utf8(all.as_ref()?.get(range)?.to_vec()).ok();
+                }
+                let mut f = file;
+                f.seek(SeekFrom::Start(start + off)).ok()?;
+                let mut buf = vec![0; len as usize];
+                f.read_exact(&mut buf).ok()?;
+                String::from_utf8(buf).ok()
+            }
+            Fps::Text { text, at } => text.get(at.get(name)?.clone()).map(String::from),
+        }
+    }
+}
+
+#[derive(Debug)]
 pub struct Memo {
     /// Format, binary, workspace and environment; a memo with another key is ignored.
     pub key: String,
@@ -56,9 +113,8 @@ pub struct Memo {
     /// into it.
     pub paths: Vec<String>,
     pub services: BTreeMap<String, Entry>,
-    /// Each service's fingerprints, as JSON: where in `text`.
-    fps: HashMap<String, Range<usize>>,
-    text: String,
+    /// Each service's fingerprints, as JSON.
+    fps: Fps,
     /// Fingerprints parsed so far.
     parsed: RefCell<HashMap<String, Rc<BTreeMap<String, String>>>>,
 }
@@ -141,31 +197,47 @@ pub fn key(ws: &str, env: &str) -> String {
 
 /// The memo, when there is a whole one with this key.
 pub fn load(repo: &git2::Repository, key: &str) -> Option<Memo> {
-    let text = std::fs::read_to_string(file(repo)).ok()?;
-    let first = text.find('\n')?;
-    let header: Header = serde_json::from_str(&text[..first]).ok()?;
-    if header.key != key {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(file(repo)).ok()?;
+    let size = file.metadata().ok()?.len();
+    let mut r = std::io::BufReader::new(&file);
+    let mut first = String::new();
+    r.read_line(&mut first).ok()?;
+    let len: u64 = first.trim_end().strip_prefix(MAGIC)?.trim().parse().ok()?;
+    let mut text = vec![0; usize::try_from(len).ok()?];
+    r.read_exact(&mut text).ok()?;
+    let header: Header = serde_json::from_slice(&text).ok()?;
+    if header.key != key || header.fps.len() != header.services.len() {
         return None;
     }
-    // One line per service, in name order.
-    let mut fps = HashMap::with_capacity(header.services.len());
-    let mut at = first + 1;
-    for name in header.services.keys() {
-        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-        if at >= end {
-            return None;
-        }
-        fps.insert(name.clone(), at..end);
-        at = end + 1;
+    let start = first.len() as u64 + len + 1;
+    // A file cut short is no memo.
+    if header
+        .fps
+        .iter()
+        .any(|(off, n)| start + off + u64::from(*n) > size)
+    {
+        return None;
     }
+    let at = header
+        .services
+        .keys()
+        .cloned()
+        .zip(header.fps.iter().copied())
+        .collect();
+    drop(r);
     Some(Memo {
         key: header.key,
         tree: header.tree,
         overlay: header.overlay,
         paths: header.paths,
         services: header.services,
-        fps,
-        text,
+        fps: Fps::File {
+            file,
+            start,
+            at,
+            all: std::cell::OnceCell::new(),
+        },
         parsed: RefCell::default(),
     })
 }
@@ -178,20 +250,26 @@ pub fn save(repo: &git2::Repository, memo: &Memo) {
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
+    let mut body = String::new();
+    let mut fps = Vec::with_capacity(memo.services.len());
+    for name in memo.services.keys() {
+        let raw = memo.fps.raw(name, true).unwrap_or_else(|| "{}".into());
+        fps.push((body.len() as u64, raw.len() as u32));
+        body.push_str(&raw);
+        body.push('\n');
+    }
     let header = Header {
         key: memo.key.clone(),
         tree: memo.tree.clone(),
         overlay: memo.overlay.clone(),
         paths: memo.paths.clone(),
         services: memo.services.clone(),
+        fps,
     };
-    let Ok(mut text) = serde_json::to_string(&header) else {
+    let Ok(head) = serde_json::to_string(&header) else {
         return;
     };
-    for name in memo.services.keys() {
-        text.push('\n');
-        text.push_str(memo.fps.get(name).map_or("{}", |r| &memo.text[r.clone()]));
-    }
+    let text = format!("{MAGIC} {}\n{head}\n{body}", head.len());
     let tmp = dir.join(format!("changed-memo.{}.tmp", std::process::id()));
     if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &path).is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -288,14 +366,14 @@ impl Memo {
                 .collect()
         };
         let mut services = BTreeMap::new();
-        let mut fps = HashMap::new();
+        let mut at = HashMap::new();
         let mut text = String::new();
         for (name, r) in records {
             let mut entry = r.entry;
             entry.reach = intern(r.reach);
             entry.shape = intern(r.shape);
             services.insert(name.clone(), entry);
-            fps.insert(name, text.len()..text.len() + r.fps.len());
+            at.insert(name, text.len()..text.len() + r.fps.len());
             text.push_str(&r.fps);
         }
         Memo {
@@ -304,8 +382,7 @@ impl Memo {
             overlay,
             paths,
             services,
-            fps,
-            text,
+            fps: Fps::Text { text, at },
             parsed: RefCell::default(),
         }
     }
@@ -323,7 +400,7 @@ impl Memo {
             entry: entry.clone(),
             reach: self.set(&entry.reach),
             shape: self.set(&entry.shape),
-            fps: self.text.get(self.fps.get(name)?.clone())?.to_string(),
+            fps: self.fps.raw(name, true)?,
         })
     }
 
@@ -333,7 +410,7 @@ impl Memo {
             return Some(Rc::clone(f));
         }
         let f: Rc<BTreeMap<String, String>> =
-            Rc::new(serde_json::from_str(self.text.get(self.fps.get(name)?.clone())?).ok()?);
+            Rc::new(serde_json::from_str(&self.fps.raw(name, false)?).ok()?);
         self.parsed
             .borrow_mut()
             .insert(name.to_string(), Rc::clone(&f));
