@@ -178,9 +178,10 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
     };
     let comparing = base_tree.is_some() && range.fallback.is_none();
     let to_compare: &[String] = if comparing { &paths } else { &[] };
-    let plan = known
-        .as_ref()
-        .and_then(|m| memo_plan(m, &state, to_compare));
+    let plan = known.as_ref().and_then(|m| {
+        let base = base_tree.as_ref().map(|t| t.id()).filter(|_| comparing);
+        memo_plan(m, &state, to_compare, base)
+    });
     let reused = match (known.as_mut(), &plan) {
         (Some(m), Some(plan)) => incremental(m, plan, &state, load, head_pkgs.clone()),
         _ => None,
@@ -205,10 +206,10 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
     // The base is read from the memo too when the head was.
     let plan = plan.filter(|_| head.from_memo);
     if use_memo {
-        let same = known.as_ref().is_some_and(|m| {
-            head.from_memo && m.tree == head_tree.id().to_string() && m.overlay == overlay
-        });
-        if !same {
+        // A memo that answered stays where it is while what it leaves to recompute is small
+        // (writing it again costs more than that); one that could not is written at once.
+        let keep = plan.as_ref().is_some_and(|p| p.small(head.entries.len()));
+        if !keep {
             memo::save(
                 repo,
                 &head.memo(key, head_tree.id().to_string(), overlay, known.as_ref()),
@@ -964,11 +965,28 @@ struct MemoPlan {
     around_base: Vec<String>,
 }
 
+impl MemoPlan {
+    /// Little enough to recompute on every call that the memo need not move to the head: a
+    /// service in full costs about four read light.
+    fn small(&self, services: usize) -> bool {
+        self.full.len() * 4 + self.light.len() <= services && self.since.len() <= 1000
+    }
+}
+
 /// The plan for a memo at `head`, comparing the change `compared`. `None` when the memo
 /// cannot answer at all (see `memo.rs`).
-fn memo_plan(m: &memo::Memo, head: &HeadState, compared: &[String]) -> Option<MemoPlan> {
+fn memo_plan(
+    m: &memo::Memo,
+    head: &HeadState,
+    compared: &[String],
+    base: Option<git2::Oid>,
+) -> Option<MemoPlan> {
     let mut since = if m.tree == head.tree.id().to_string() {
         Vec::new()
+    } else if base.is_some_and(|b| m.tree == b.to_string()) {
+        // The memo is at the base (the last call was there): the change compared is the
+        // change since (with the head's working tree, added below anyway).
+        compared.to_vec()
     } else {
         let old = head
             .repo

@@ -2,7 +2,9 @@
 //!
 //! `cargo xtask bench changes`: times change detection on synthetic monorepos (500 services,
 //! 25k to 300k files, a short history, packed) — the `changed` binary as a whole process
-//! against `git diff --name-only` on the same refs — and prints the figures. On demand, never
+//! against `git diff --name-only` on the same refs — and prints the figures: with the memo of
+//! the same call (a repeated call), with the memo of a call at the base (the previous call was
+//! one commit behind, as in CI or after a commit), and with no memo at all. On demand, never
 //! in tests. Run it from a release build: `cargo run --release -p xtask -- bench changes`.
 
 use crate::ui::out;
@@ -254,53 +256,100 @@ fn changes(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
             &base,
             &head,
         ]);
-        // Check the answer before timing it.
-        let out = runner.probe(&changed)?;
-        if !out.success() {
-            bail!("{}", runner.failure(&changed, &out));
+        // Check the answer before timing it: the same with and without the memo.
+        let memo = dir.join(".git/slipway/changed-memo.json");
+        let answer = |cmd: &CommandSpec| -> Result<serde_json::Value> {
+            let out = runner.probe(cmd)?;
+            if !out.success() {
+                bail!("{}", runner.failure(cmd, &out));
+            }
+            Ok(serde_json::from_str(&out.stdout)?)
+        };
+        let _ = std::fs::remove_file(&memo);
+        let v = answer(&changed)?;
+        let mut exhaustive = changed.clone();
+        exhaustive.args.push("--exhaustive".into());
+        if answer(&changed)? != v || answer(&exhaustive)? != v {
+            bail!("files={files}: `changed` with the memo disagrees with `--exhaustive`");
         }
-        let v: serde_json::Value = serde_json::from_str(&out.stdout)?;
         let selected = v["services"]
             .as_array()
             .map_or(0, |s| s.iter().filter(|s| s["selected"] == true).count());
         let paths = runner.probe(&diff)?.stdout.lines().count();
-        let t_changed = time(&runner, &changed, args.runs)?;
-        let t_diff = time(&runner, &diff, args.runs)?;
+        // The memo a call at the base leaves.
+        let mut at_base = changed.clone();
+        if let Some(h) = at_base.args.iter_mut().rev().find(|a| **a == head) {
+            *h = base.clone();
+        }
+        let _ = std::fs::remove_file(&memo);
+        answer(&at_base)?;
+        let behind = std::fs::read(&memo).context("the memo a call at the base writes")?;
+        let _ = std::fs::remove_file(&memo);
+        answer(&changed)?;
+        let same = std::fs::read(&memo).context("the memo a call writes")?;
+        let t_warm = time(&runner, &changed, args.runs, &|| {
+            std::fs::write(&memo, &same).context("restoring the memo")
+        })?;
+        let t_behind = time(&runner, &changed, args.runs, &|| {
+            std::fs::write(&memo, &behind).context("restoring the memo")
+        })?;
+        let t_cold = time(&runner, &changed, args.runs, &|| {
+            let _ = std::fs::remove_file(&memo);
+            Ok(())
+        })?;
+        let t_diff = time(&runner, &diff, args.runs, &|| Ok(()))?;
         ctx.ui.info(format!(
-            "files={files}: {paths} changed paths, {selected} services selected; changed median {:.1} ms (min {:.1}), git diff median {:.1} ms (min {:.1})",
-            t_changed.0, t_changed.1, t_diff.0, t_diff.1
+            "files={files}: {paths} changed paths, {selected} services selected; changed median {:.1} ms (memo of the same call), {:.1} ms (memo one commit behind), {:.1} ms (no memo); git diff median {:.1} ms",
+            t_warm.0, t_behind.0, t_cold.0, t_diff.0
         ));
-        rows.push((files, paths, selected, t_changed, t_diff));
+        rows.push((files, paths, selected, [t_warm, t_behind, t_cold], t_diff));
     }
-    out!("| files | changed paths | selected | `changed` median (min) ms | `git diff --name-only` median (min) ms |");
-    out!("|---|---|---|---|---|");
-    for (files, paths, selected, c, d) in &rows {
+    out!("| files | changed paths | selected | `changed`, memo of the same call | memo one commit behind | no memo | `git diff --name-only` | memo / git diff |");
+    out!("|---|---|---|---|---|---|---|---|");
+    for (files, paths, selected, [w, b, c], d) in &rows {
         out!(
-            "| {files} | {paths} | {selected} | {:.1} ({:.1}) | {:.1} ({:.1}) |",
+            "| {files} | {paths} | {selected} | {:.1} ({:.1}) | {:.1} ({:.1}) | {:.1} ({:.1}) | {:.1} ({:.1}) | {:.1}x / {:.1}x |",
+            w.0,
+            w.1,
+            b.0,
+            b.1,
             c.0,
             c.1,
             d.0,
-            d.1
+            d.1,
+            w.0 / d.0,
+            b.0 / d.0
         );
     }
+    out!("\nMedian (min) milliseconds of whole processes, measured in the same run.");
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         if rows.len() > 1 {
             out!(
-                "\n`changed` at {} files / at {} files: {:.2}x (median)",
+                "`changed` at {} files / at {} files: {:.2}x (memo of the same call), {:.2}x (one commit behind), {:.2}x (no memo) (medians)",
                 last.0,
                 first.0,
-                last.3 .0 / first.3 .0
+                last.3[0].0 / first.3[0].0,
+                last.3[1].0 / first.3[1].0,
+                last.3[2].0 / first.3[2].0
             );
         }
     }
     Ok(())
 }
 
-/// (median, min) wall milliseconds over `runs` runs, after one warm-up.
-fn time(runner: &Runner, cmd: &CommandSpec, runs: usize) -> Result<(f64, f64)> {
+/// (median, min) wall milliseconds over `runs` runs, after one warm-up; `before` runs
+/// before each, untimed.
+fn time(
+    runner: &Runner,
+    cmd: &CommandSpec,
+    runs: usize,
+    before: &dyn Fn() -> Result<()>,
+) -> Result<(f64, f64)> {
+    before()?;
     runner.probe(cmd)?;
     let mut ms = Vec::with_capacity(runs);
     for _ in 0..runs.max(1) {
+        before()?;
         let t = Instant::now();
         let out = runner.probe(cmd)?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
