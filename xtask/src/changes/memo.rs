@@ -440,23 +440,31 @@ impl Memo {
 
     /// `seeds` and every service that builds on one of them, transitively.
     pub fn with_dependents(&self, seeds: BTreeSet<String>) -> BTreeSet<String> {
-        let mut out = seeds;
-        loop {
-            let before = out.len();
-            for (name, e) in &self.services {
-                if e.deps.iter().any(|(d, _)| out.contains(d)) {
-                    out.insert(name.clone());
-                }
-            }
-            if out.len() == before {
-                return out;
-            }
-        }
+        with_dependents(&self.services, seeds)
     }
 
     /// The service directories, for [`structural`].
     pub fn dirs(&self) -> Vec<&str> {
         self.services.values().map(|e| e.dir.as_str()).collect()
+    }
+}
+
+/// `seeds` and every service of `entries` that builds on one of them, transitively.
+pub fn with_dependents(
+    entries: &BTreeMap<String, Entry>,
+    seeds: BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut out = seeds;
+    loop {
+        let before = out.len();
+        for (name, e) in entries {
+            if e.deps.iter().any(|(d, _)| out.contains(d)) {
+                out.insert(name.clone());
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
     }
 }
 

@@ -720,18 +720,7 @@ fn candidates(head: &Head, paths: &[String], ws: &str) -> BTreeSet<String> {
             out.insert(name.clone());
         }
     }
-    loop {
-        let before = out.len();
-        for (name, e) in &head.entries {
-            if e.deps.iter().any(|(d, _)| out.contains(d)) {
-                out.insert(name.clone());
-            }
-        }
-        if out.len() == before {
-            break;
-        }
-    }
-    out
+    memo::with_dependents(&head.entries, out)
 }
 
 /// `names` and every service they build on, transitively.
