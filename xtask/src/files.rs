@@ -1,5 +1,11 @@
 //! Where configuration and inputs are read from: the working tree on disk, or the tree of a
-//! commit (so `changed --head REF` sees the services as they are at REF, with no file I/O).
+//! commit (so `changed --head REF` sees the services as they are at REF, with no file I/O), or
+//! (change detection in a checkout) the commit with the working tree laid over it, as git
+//! would commit it.
+//!
+//! All three read configuration the way git stores it: a configuration file that is a
+//! symbolic link is refused (in a commit it is only its target's name), and a service
+//! directory that is a link is not a service.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -21,8 +27,23 @@ pub struct Disk<'a> {
     pub root: &'a Path,
 }
 
+/// git's mode for a symbolic link.
+const LINK: i32 = 0o120000;
+
+/// The error for a configuration file that is a symbolic link.
+pub fn linked(rel: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} is a symbolic link: configuration is read as git stores it (a link is only the name of its target), so make it a regular file",
+        rel.display()
+    )
+}
+
 impl Files for Disk<'_> {
     fn read(&self, rel: &Path) -> Result<Option<String>> {
+        if std::fs::symlink_metadata(self.root.join(rel)).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(linked(rel));
+        }
         match std::fs::read_to_string(self.root.join(rel)) {
             Ok(t) => Ok(Some(t)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -45,13 +66,11 @@ impl Files for Disk<'_> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
         };
-        // The directory entry's own type: no extra `stat` per entry (links are followed).
+        // The directory entry's own type: no extra `stat` per entry (a link to a directory is
+        // not one: git stores it as a link).
         let mut out: Vec<String> = entries
             .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_type()
-                    .is_ok_and(|t| t.is_dir() || (t.is_symlink() && e.path().is_dir()))
-            })
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().to_str().map(String::from))
             .collect();
         out.sort();
@@ -159,6 +178,12 @@ fn rel_str(rel: &Path) -> String {
 
 impl Files for CommitTree<'_> {
     fn read(&self, rel: &Path) -> Result<Option<String>> {
+        if self
+            .raw_entry(&rel_str(rel))
+            .is_some_and(|(_, mode)| mode == LINK)
+        {
+            return Err(linked(rel));
+        }
         match self.entry(&rel_str(rel)) {
             Some((id, false)) => {
                 let blob = self.repo.find_blob(id)?;
@@ -204,6 +229,13 @@ mod tests {
         std::fs::write(r.join("ws/services/api/Dockerfile"), "FROM scratch\n").unwrap();
         std::fs::write(r.join("ws/services/web/Dockerfile"), "FROM busybox\n").unwrap();
         std::fs::write(r.join("ws/Cargo.toml"), "[workspace]\n").unwrap();
+        // Links: to a directory (not a service directory), as a configuration file (refused).
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("api", r.join("ws/services/linked")).unwrap();
+            std::os::unix::fs::symlink("../../Cargo.toml", r.join("ws/services/web/service.toml"))
+                .unwrap();
+        }
         let repo = git2::Repository::init(r).unwrap();
         let mut index = repo.index().unwrap();
         index
@@ -234,6 +266,12 @@ mod tests {
             assert!(!files.is_file(Path::new("services")));
             assert!(files.is_dir(Path::new("services/api")));
             assert!(files.is_dir(Path::new(".")));
+            #[cfg(unix)]
+            assert!(files
+                .read(Path::new("services/web/service.toml"))
+                .unwrap_err()
+                .to_string()
+                .contains("is a symbolic link"));
         }
         assert_eq!(
             commit.raw_entry("services/api/Dockerfile").map(|(_, m)| m),

@@ -425,12 +425,16 @@ fn select(
                 Selection::no("not named on the command line")
             }
             _ if changed.is_some() => {
-                let c = changed
-                    .and_then(|r| r.services.iter().find(|c| c.name == svc.name))
-                    .context("change detection left a service out")?;
-                Selection {
-                    selected: c.selected,
-                    reasons: c.reasons.clone(),
+                match changed.and_then(|r| r.services.iter().find(|c| c.name == svc.name)) {
+                    Some(c) => Selection {
+                        selected: c.selected,
+                        reasons: c.reasons.clone(),
+                    },
+                    // On disk but not in what git would commit (an ignored directory):
+                    // nothing to compare with, so it is built.
+                    None => Selection::yes(
+                        "not in git (ignored?): change detection cannot compare it, so it is built",
+                    ),
                 }
             }
             _ if named.is_empty() => Selection::yes(if args.all {

@@ -694,3 +694,57 @@ fn gitattributes_and_implicit_cycles() {
     let cycle = format!("{};{}", notes(&v, "a"), notes(&v, "b"));
     assert!(cycle.contains("a cycle"), "{v}");
 }
+
+/// In a checkout, what is compared is what a commit of it would hold: ignored files are not
+/// there, links are links (a review found the configuration read from disk instead).
+#[cfg(unix)]
+#[test]
+fn the_working_tree_is_read_as_git_would_commit_it() {
+    use std::os::unix::fs::symlink;
+    let d = plain_repo();
+    let r = d.path();
+    write(r, ".gitignore", "services/a/VERSION\n/services/gen/\n");
+    write(r, "services/a/Dockerfile", "FROM busybox:1.35\n");
+    write(r, "services/b/Dockerfile", "FROM 127.0.0.1:1/a:latest\n");
+    std::fs::create_dir_all(r.join("services/c")).unwrap();
+    symlink("../../docker/c.Dockerfile", r.join("services/c/Dockerfile")).unwrap();
+    let base = commit(r, "base");
+    // An ignored VERSION is not an input (CI would not have it either).
+    write(r, "services/a/VERSION", "1.0.0\n");
+    let v = changed(r, &["--base", &base], &[]);
+    assert_eq!(selected(&v), Vec::<String>::new(), "{v}");
+    write(r, "services/a/VERSION", "2.0.0\n");
+    let v = changed(r, &["--base", &base], &[]);
+    assert_eq!(selected(&v), Vec::<String>::new(), "{v}");
+    // A Dockerfile link whose target appears (untracked): c was a service all along.
+    write(r, "docker/c.Dockerfile", "FROM busybox:1.35\n");
+    let v = changed(r, &["--base", &base], &[]);
+    assert_eq!(selected(&v), ["c"], "{v}");
+    // An ignored service directory and a linked one are not services.
+    write(r, "services/gen/Dockerfile", "FROM busybox:1.35\n");
+    write(r, "other/d/Dockerfile", "FROM busybox:1.35\n");
+    symlink("../other/d", r.join("services/d")).unwrap();
+    let v = changed(r, &["--base", &base], &[]);
+    let names: Vec<&str> = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"], "{v}");
+    // b no longer reads a's image: said, though a is not compared.
+    write(r, "services/b/Dockerfile", "FROM busybox:1.35\n");
+    let head = commit(r, "b alone");
+    let v = between(r, &base, &head);
+    assert!(reasons(&v, "b").contains("no longer builds on a"), "{v}");
+    // A configuration file that is a link is refused, naming it.
+    write(r, "conf/a.toml", "image = \"a2\"\n");
+    symlink("../../conf/a.toml", r.join("services/a/service.toml")).unwrap();
+    let out = xtask(r, &["changed", "--base", &base], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("services/a/service.toml is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+}

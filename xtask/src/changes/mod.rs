@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::context::{BuildContext, Trigger};
-use crate::files::{CommitTree, Disk, Files};
+use crate::files::{CommitTree, Files};
 use crate::services::{Package, Service, Workspace};
 use inputs::{Component, Kind, Reader, Source};
 use snapshot::Snapshot;
@@ -134,9 +134,14 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
         Snapshot::commit(repo, head_tree.clone())
     };
     let head_files_tree = CommitTree::new(repo, head_tree.clone(), prefix.clone());
-    let disk = Disk { root };
+    // The working tree as git would commit it, not the disk: what a commit of this checkout
+    // would hold is what is compared (ignored files and what links point to are not).
+    let head_wt_files = snapshot::SnapFiles {
+        snap: &head_snap,
+        prefix: prefix.clone(),
+    };
     let head_files: &dyn Files = if range.working_tree {
-        &disk
+        &head_wt_files
     } else {
         &head_files_tree
     };
@@ -789,16 +794,8 @@ fn base_side(
             } else {
                 Some(load(&full)?)
             };
-            // Every service evaluated here, as without a memo (light ones are configured
-            // as at the head: their configuration is in their shape).
-            let index = ImageIndex::of(
-                model
-                    .iter()
-                    .flat_map(|w| &w.services)
-                    .map(spec::Owner::of)
-                    .chain(names.iter().filter_map(|n| Some(ask.head.get(n)?.owner(n))))
-                    .collect(),
-            );
+            // Light ones are configured as at the head: their configuration is in their shape.
+            let index = base_index(ask, model.iter().flat_map(|w| &w.services), &full);
             let side = evaluate(
                 model.as_ref(),
                 &snap,
@@ -818,7 +815,7 @@ fn base_side(
         }
     }
     let model = load(ask.wanted)?;
-    let index = ImageIndex::new(&model.services);
+    let index = base_index(ask, &model.services, ask.wanted);
     Ok(evaluate(
         Some(&model),
         &snap,
@@ -828,6 +825,24 @@ fn base_side(
         &index,
         None,
     ))
+}
+
+/// Every service's image at the base: those `loaded` there, and the others as at the head —
+/// a service the change does not reach (not wanted) is configured there as here, and so is
+/// one read light. Wanted ones that were not `loaded` (new at the head) are not there.
+fn base_index<'a>(
+    ask: &'a BaseAsk,
+    loaded: impl IntoIterator<Item = &'a Service>,
+    evaluated: &BTreeSet<String>,
+) -> ImageIndex<'a> {
+    let mut owners: Vec<spec::Owner> = loaded.into_iter().map(spec::Owner::of).collect();
+    owners.extend(
+        ask.head
+            .iter()
+            .filter(|(n, _)| !evaluated.contains(*n))
+            .map(|(n, e)| e.owner(n)),
+    );
+    ImageIndex::of(owners)
 }
 
 /// The head as `detect` reads it.

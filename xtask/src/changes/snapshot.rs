@@ -400,6 +400,63 @@ fn tree_id(entries: &[(Vec<u8>, Item)]) -> Oid {
     Oid::hash_object(ObjectType::Tree, &body).expect("hashing a buffer cannot fail")
 }
 
+/// A snapshot as [`Files`](crate::files::Files) for loading the configuration, paths
+/// relative to the workspace (`prefix`: `""` or `dir/`): what is there as git would commit it
+/// (untracked files count, ignored ones do not, links are not followed).
+pub struct SnapFiles<'s, 'r> {
+    pub snap: &'s Snapshot<'r>,
+    pub prefix: String,
+}
+
+impl SnapFiles<'_, '_> {
+    fn at(&self, rel: &std::path::Path) -> String {
+        let rel = rel.to_string_lossy();
+        let rel = rel.trim_end_matches('/');
+        let rel = if rel == "." { "" } else { rel };
+        format!("{}{rel}", self.prefix)
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+impl crate::files::Files for SnapFiles<'_, '_> {
+    fn read(&self, rel: &std::path::Path) -> Result<Option<String>> {
+        let path = self.at(rel);
+        match self.snap.item(&path) {
+            Some(i) if i.mode == LINK => Err(crate::files::linked(rel)),
+            Some(i) if i.is_tree() || i.mode == GITLINK => Ok(None),
+            Some(_) => Ok(self.snap.read_text(&path)),
+            None => Ok(None),
+        }
+    }
+
+    fn is_file(&self, rel: &std::path::Path) -> bool {
+        self.snap
+            .item(&self.at(rel))
+            .is_some_and(|i| !i.is_tree() && i.mode != GITLINK)
+    }
+
+    fn is_dir(&self, rel: &std::path::Path) -> bool {
+        self.snap.item(&self.at(rel)).is_some_and(|i| i.is_tree())
+    }
+
+    fn subdirs(&self, rel: &std::path::Path) -> Result<Vec<String>> {
+        let dir = self.at(rel);
+        if !self.is_dir(rel) {
+            return Ok(Vec::new());
+        }
+        let mut out: Vec<String> = self
+            .snap
+            .entries(&dir)
+            .into_iter()
+            .filter(|(_, i)| i.is_tree())
+            .filter_map(|(n, _)| String::from_utf8(n).ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
