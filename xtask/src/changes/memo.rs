@@ -91,10 +91,18 @@ impl Fps {
                     });
                     return String::from_utf8(all.as_ref()?.get(range)?.to_vec()).ok();
                 }
-                let mut f = file;
-                f.seek(SeekFrom::Start(start + off)).ok()?;
                 let mut buf = vec![0; len as usize];
-                f.read_exact(&mut buf).ok()?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::FileExt;
+                    file.read_exact_at(&mut buf, start + off).ok()?;
+                }
+                #[cfg(not(unix))]
+                {
+                    let mut f = file;
+                    f.seek(SeekFrom::Start(start + off)).ok()?;
+                    f.read_exact(&mut buf).ok()?;
+                }
                 String::from_utf8(buf).ok()
             }
             Fps::Text { text, at } => text.get(at.get(name)?.clone()).map(String::from),
