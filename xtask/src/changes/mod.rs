@@ -81,9 +81,8 @@ pub struct Request<'a> {
 
 /// Loads the workspace through `files`, with the packages given, only the services `only`
 /// names (all with `None`).
-pub type Load<'a> = dyn Fn(&dyn Files, Vec<Package>, Option<&dyn Fn(&str) -> bool>) -> Result<Workspace>
-    + Sync
-    + 'a;
+pub type Load<'a> =
+    dyn Fn(&dyn Files, Vec<Package>, Option<&dyn Fn(&str) -> bool>) -> Result<Workspace> + 'a;
 
 /// Everything computed for one state.
 #[derive(Default)]
