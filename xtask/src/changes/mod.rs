@@ -209,17 +209,9 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
     };
     // The base is read from the memo too when the head was.
     let plan = plan.filter(|_| head.from_memo);
-    if use_memo {
-        // A memo that answered stays where it is while what it leaves to recompute is small
-        // (writing it again costs more than that); one that could not is written at once.
-        let keep = plan.as_ref().is_some_and(|p| p.small(head.entries.len()));
-        if !keep {
-            memo::save(
-                repo,
-                &head.memo(key, head_tree.id().to_string(), overlay, known.as_ref()),
-            );
-        }
-    }
+    // A memo that answered stays where it is while what it leaves to recompute is small
+    // (writing it again costs more than that); one that could not is written (at the end).
+    let write_memo = use_memo && !plan.as_ref().is_some_and(|p| p.small(head.entries.len()));
 
     let mut out: BTreeMap<String, ServiceChange> = BTreeMap::new();
     for (name, e) in &head.entries {
@@ -361,8 +353,14 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
     }
     // A command reads once and ends: freeing the memo and the two sides (tens of thousands
     // of small allocations) costs more than the exit that reclaims them.
-    std::mem::forget(known);
+    let mut head = head;
+    if write_memo {
+        let m = head.take_memo(key, head_tree.id().to_string(), overlay, known.as_ref());
+        memo::save(repo, &m);
+        std::mem::forget(m);
+    }
     std::mem::forget(head);
+    std::mem::forget(known);
     std::mem::forget(head_snap);
     std::mem::forget(head_files_tree);
     Ok(Report {
@@ -919,9 +917,10 @@ impl Head {
         }
     }
 
-    /// A memo of this head; services not evaluated keep what `from` has.
-    fn memo(
-        &self,
+    /// A memo of this head (its records move into it); services not evaluated keep what
+    /// `from` has.
+    fn take_memo(
+        &mut self,
         key: String,
         tree: String,
         overlay: Vec<String>,
@@ -929,13 +928,8 @@ impl Head {
     ) -> memo::Memo {
         let mut records = BTreeMap::new();
         for name in self.entries.keys() {
-            let r = match self.records.get(name) {
-                Some(r) => Some(memo::Record {
-                    entry: r.entry.clone(),
-                    reach: r.reach.clone(),
-                    shape: r.shape.clone(),
-                    fps: r.fps.clone(),
-                }),
+            let r = match self.records.remove(name) {
+                Some(r) => Some(r),
                 None => from.and_then(|m| {
                     let mut r = m.record(name, &self.entries[name])?;
                     if self.light.contains(name) {
