@@ -748,3 +748,32 @@ fn the_working_tree_is_read_as_git_would_commit_it() {
         stderr(&out)
     );
 }
+
+/// A service whose configuration cannot be read at the base is selected, saying so; the others
+/// are still compared (with the fast path and with --exhaustive alike).
+#[test]
+fn one_unreadable_configuration_at_the_base_leaves_the_others_compared() {
+    let d = plain_repo();
+    let r = d.path();
+    write(r, "services/bad/Dockerfile", "FROM busybox:1.35\n");
+    write(r, "services/bad/service.toml", "imagee = \"x\"\n");
+    write(
+        r,
+        "services/ok/Dockerfile",
+        "FROM busybox:1.35\nCOPY a /a\n",
+    );
+    write(r, "services/ok/a", "1\n");
+    write(r, "services/still/Dockerfile", "FROM busybox:1.35\n");
+    let base = commit(r, "base, bad config");
+    write(r, "services/bad/service.toml", "image = \"x\"\n");
+    write(r, "services/ok/a", "2\n");
+    let head = commit(r, "fixed");
+    let v = between(r, &base, &head);
+    assert_eq!(selected(&v), ["bad", "ok"], "{v}");
+    assert!(
+        reasons(&v, "bad").contains("cannot be read") && reasons(&v, "bad").contains("imagee"),
+        "{v}"
+    );
+    assert_eq!(reasons(&v, "ok"), "changed: services/ok/a", "{v}");
+    assert_eq!(reasons(&v, "still"), "no change in its inputs", "{v}");
+}

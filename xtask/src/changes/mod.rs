@@ -259,9 +259,14 @@ pub fn detect(repo: &git2::Repository, root: &Path, load: &Load, req: &Request) 
             debug_assert!(candidates.is_subset(&wanted));
             for name in &candidates {
                 let c = out.get_mut(name).expect("a head service");
-                let base = match &base {
-                    Ok(base) => base,
-                    Err(why) => {
+                let unread = match &base {
+                    Ok((_, errors)) => errors.get(name),
+                    Err(why) => Some(why),
+                };
+                let base = match (&base, unread) {
+                    (Ok((base, _)), None) => base,
+                    (_, why) => {
+                        let why = why.map_or("", String::as_str);
                         c.selected = true;
                         c.reasons = vec![format!(
                             "the configuration at the base cannot be read, so it cannot be compared: {why}"
@@ -753,31 +758,58 @@ struct BaseAsk<'a, 'l> {
     memo: Option<(&'a memo::Memo, &'a MemoPlan)>,
 }
 
-/// The base side of `wanted`: their specs and digests at `tree`, or why its configuration
-/// cannot be read. Dependencies outside `wanted` take the head's digests.
+/// The base side of `wanted`: their specs and digests at `tree`, and the services whose
+/// configuration there cannot be read (with why); or why none can be. Dependencies outside
+/// `wanted` take the head's digests.
 fn base_side(
     repo: &git2::Repository,
     tree: &git2::Tree,
     ask: &BaseAsk,
-) -> std::result::Result<Side, String> {
+) -> std::result::Result<(Side, BTreeMap<String, String>), String> {
     let snap = Snapshot::commit(repo, tree.clone());
     let files = CommitTree::new(repo, tree.clone(), ask.prefix.to_string());
     let outside = Outside {
         entries: ask.head,
         same_state: false,
     };
-    let load = |only: &BTreeSet<String>| -> std::result::Result<Workspace, String> {
+    // A service whose configuration cannot be read there cannot be compared; the others
+    // still can (one at a time when reading them together fails, as --exhaustive, which
+    // reads every service, would have it).
+    type Loaded = (Workspace, BTreeMap<String, String>);
+    let load = |only: &BTreeSet<String>| -> std::result::Result<Loaded, String> {
         let pkgs = crates::Crates::new(&snap, ask.ws)
             .map(|mut c| c.packages())
             .unwrap_or_default();
-        let only = |n: &str| only.contains(n);
-        (ask.load)(&files, pkgs, Some(&only)).map_err(|e| {
+        let text = |e: anyhow::Error| {
             format!("{e:#}")
                 .lines()
                 .map(str::trim)
                 .collect::<Vec<_>>()
                 .join(" ")
-        })
+        };
+        let all = |n: &str| only.contains(n);
+        let e = match (ask.load)(&files, pkgs.clone(), Some(&all)) {
+            Ok(w) => return Ok((w, BTreeMap::new())),
+            Err(e) if only.len() <= 1 => return Err(text(e)),
+            Err(e) => text(e),
+        };
+        let mut merged: Option<Workspace> = None;
+        let mut errors = BTreeMap::new();
+        for name in only {
+            let one = |n: &str| n == name;
+            match (ask.load)(&files, pkgs.clone(), Some(&one)) {
+                Ok(w) => match &mut merged {
+                    Some(m) => m.services.extend(w.services),
+                    None => merged = Some(w),
+                },
+                Err(e) => {
+                    errors.insert(name.clone(), text(e));
+                }
+            }
+        }
+        let mut m = merged.ok_or(e)?;
+        m.services.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((m, errors))
     };
     // With a memo, a service whose shape neither the change since the memo nor the change
     // compared touches has the components it has at the head: only its globs and what it
@@ -786,10 +818,11 @@ fn base_side(
         let full: BTreeSet<String> = ask.wanted.intersection(&plan.full).cloned().collect();
         let names: BTreeSet<String> = ask.wanted.difference(&full).cloned().collect();
         if let Some(light) = Light::new(m, ask.head, &names, &plan.around_base) {
-            let model = if full.is_empty() {
-                None
+            let (model, errors) = if full.is_empty() {
+                (None, BTreeMap::new())
             } else {
-                Some(load(&full)?)
+                let (m, e) = load(&full)?;
+                (Some(m), e)
             };
             // Light ones are configured as at the head: their configuration is in their shape.
             let index = base_index(ask, model.iter().flat_map(|w| &w.services), &full);
@@ -803,17 +836,17 @@ fn base_side(
                 Some(&light),
             );
             // Light services kept the ONBUILD of what they build on at the memo's state.
-            if full
-                .iter()
-                .all(|n| ask.head.get(n).map(|e| e.onbuild) == side.specs.get(n).map(|s| s.onbuild))
-            {
-                return Ok(side);
+            if full.iter().all(|n| {
+                errors.contains_key(n)
+                    || ask.head.get(n).map(|e| e.onbuild) == side.specs.get(n).map(|s| s.onbuild)
+            }) {
+                return Ok((side, errors));
             }
         }
     }
-    let model = load(ask.wanted)?;
+    let (model, errors) = load(ask.wanted)?;
     let index = base_index(ask, &model.services, ask.wanted);
-    Ok(evaluate(
+    let side = evaluate(
         Some(&model),
         &snap,
         ask.ws,
@@ -821,7 +854,8 @@ fn base_side(
         &outside,
         &index,
         None,
-    ))
+    );
+    Ok((side, errors))
 }
 
 /// Every service's image at the base: those `loaded` there, and the others as at the head —
