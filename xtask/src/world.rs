@@ -628,11 +628,15 @@ fn login(
         let logged = login_runner
             .login(&crate::exec::Login {
                 host: host.clone(),
-                password_from: Some(aws::ecr_login_password(
-                    &aws_cli,
-                    region.as_deref(),
-                    endpoint.as_deref(),
-                )),
+                password_from: Some(
+                    aws::Ecr {
+                        aws: &aws_cli,
+                        region: region.as_deref(),
+                        endpoint: endpoint.as_deref(),
+                        registry_id: None,
+                    }
+                    .login_password(),
+                ),
                 password: None,
                 login: docker::login("docker", host, "AWS")
                     .env("DOCKER_CONFIG", config.display().to_string()),
@@ -791,10 +795,13 @@ fn ensure_ecr_repository(
     ws: &Workspace,
 ) -> Result<()> {
     use crate::tools::aws;
-    let account = aws::ecr_account(host);
-    let found = runner.probe(&aws::ecr_describe_repository(
-        aws_cli, region, endpoint, account, name,
-    ))?;
+    let ecr = aws::Ecr {
+        aws: aws_cli,
+        region,
+        endpoint,
+        registry_id: aws::ecr_account(host),
+    };
+    let found = runner.probe(&ecr.describe_repository(name))?;
     if found.success() {
         return Ok(());
     }
@@ -807,7 +814,7 @@ fn ensure_ecr_repository(
     // Created as `ecr apply` would (encryption is fixed at creation), with its lifecycle.
     let spec = crate::cmd::ecr::repo_spec(&ws.settings.ecr);
     let lifecycle = crate::cmd::ecr::lifecycle_text(ws)?;
-    let create = aws::ecr_create_full(aws_cli, region, endpoint, account, name, &spec);
+    let create = ecr.create_full(name, &spec);
     runner.run(&create).with_context(|| {
         format!(
             "the ECR repository {name} does not exist on {host} and could not be created: create it (`{}`) or grant ecr:CreateRepository; nothing was built or pushed",
@@ -815,7 +822,7 @@ fn ensure_ecr_repository(
         )
     })?;
     runner
-        .run(&aws::ecr_put_lifecycle(aws_cli, region, endpoint, account, name, &lifecycle))
+        .run(&ecr.put_lifecycle(name, &lifecycle))
         .with_context(|| format!("the ECR repository {name} was created, but its lifecycle policy was not set (cargo xtask ecr apply sets it)"))?;
     if !runner.dry_run {
         ctx.ui.info(format!(

@@ -21,6 +21,17 @@ struct Target {
     account: Option<String>,
 }
 
+impl Target {
+    fn ecr<'a>(&'a self, cli: &'a str, endpoint: Option<&'a str>) -> aws::Ecr<'a> {
+        aws::Ecr {
+            aws: cli,
+            region: self.region.as_deref(),
+            endpoint,
+            registry_id: self.account.as_deref(),
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Change {
     Create,
@@ -202,10 +213,8 @@ fn compare(
     spec: &RepoSpec,
     lifecycle: &str,
 ) -> Result<Change> {
-    let (region, account) = (t.region.as_deref(), t.account.as_deref());
-    let found = runner.probe(&aws::ecr_describe_repository(
-        cli, region, endpoint, account, &t.name,
-    ))?;
+    let ecr = t.ecr(cli, endpoint);
+    let found = runner.probe(&ecr.describe_repository(&t.name))?;
     if !found.success() {
         if aws::is_repository_not_found(&found.stderr) {
             return Ok(Change::Create);
@@ -262,7 +271,7 @@ fn compare(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let tags = current_tags(runner, cli, endpoint, region, &arn)?;
+    let tags = current_tags(runner, &ecr, &arn)?;
     let missing: Vec<String> = spec
         .tags
         .iter()
@@ -272,9 +281,7 @@ fn compare(
     if !missing.is_empty() {
         diff.push(format!("tags: add or set {}", missing.join(", ")));
     }
-    let got = runner.probe(&aws::ecr_get_lifecycle(
-        cli, region, endpoint, account, &t.name,
-    ))?;
+    let got = runner.probe(&ecr.get_lifecycle(&t.name))?;
     let current: Option<serde_json::Value> = if got.success() {
         serde_json::from_str::<serde_json::Value>(&got.stdout)
             .ok()
@@ -316,12 +323,10 @@ fn shown(list: &[String]) -> String {
 
 fn current_tags(
     runner: &Runner,
-    cli: &str,
-    endpoint: Option<&str>,
-    region: Option<&str>,
+    ecr: &aws::Ecr,
     arn: &str,
 ) -> Result<std::collections::BTreeMap<String, String>> {
-    let o = runner.probe(&aws::ecr_list_tags(cli, region, endpoint, arn))?;
+    let o = runner.probe(&ecr.list_tags(arn))?;
     if !o.success() {
         bail!("list-tags-for-resource failed: {}", o.stderr.trim());
     }
@@ -349,43 +354,26 @@ fn converge(
     lifecycle: &str,
     change: &Change,
 ) -> Result<()> {
-    let (region, account) = (t.region.as_deref(), t.account.as_deref());
+    let ecr = t.ecr(cli, endpoint);
     match change {
         Change::Unchanged | Change::Drift(_) | Change::Fixed(_) => return Ok(()),
         Change::Create => {
-            runner.run_retrying(
-                &aws::ecr_create_full(cli, region, endpoint, account, &t.name, spec),
-                3,
-            )?;
+            runner.run_retrying(&ecr.create_full(&t.name, spec), 3)?;
         }
         Change::Update(_) => {
-            runner.run_retrying(
-                &aws::ecr_put_mutability(cli, region, endpoint, account, &t.name, spec),
-                3,
-            )?;
-            runner.run_retrying(
-                &aws::ecr_put_scanning(cli, region, endpoint, account, &t.name, spec.scan_on_push),
-                3,
-            )?;
+            runner.run_retrying(&ecr.put_mutability(&t.name, spec), 3)?;
+            runner.run_retrying(&ecr.put_scanning(&t.name, spec.scan_on_push), 3)?;
             if !spec.tags.is_empty() {
-                let found = runner.run(&aws::ecr_describe_repository(
-                    cli, region, endpoint, account, &t.name,
-                ))?;
+                let found = runner.run(&ecr.describe_repository(&t.name))?;
                 let v: serde_json::Value = serde_json::from_str(&found.stdout)?;
                 let arn = v["repositories"][0]["repositoryArn"]
                     .as_str()
                     .unwrap_or_default();
-                runner.run_retrying(
-                    &aws::ecr_tag_resource(cli, region, endpoint, arn, &spec.tags),
-                    3,
-                )?;
+                runner.run_retrying(&ecr.tag_resource(arn, &spec.tags), 3)?;
             }
         }
     }
-    runner.run_retrying(
-        &aws::ecr_put_lifecycle(cli, region, endpoint, account, &t.name, lifecycle),
-        3,
-    )?;
+    runner.run_retrying(&ecr.put_lifecycle(&t.name, lifecycle), 3)?;
     Ok(())
 }
 

@@ -148,16 +148,14 @@ fn promote(
     let repo = src;
     let api = aws::ecr_region(repo).is_some();
     let (cli, endpoint) = crate::world::aws_setup();
-    let region = aws::ecr_region(repo);
-    let account = aws::ecr_account(repo);
     let name = repo.split_once('/').map_or("", |(_, p)| p);
     let ep = endpoint.as_deref();
+    let ecr = aws::Ecr::of(&cli, ep, repo);
     // What a tag of a repository holds (ECR's API on ECR, else the registry).
     let digest_in = |repo: &str, tag: &str| -> Result<Option<String>> {
         if aws::ecr_region(repo).is_some() {
             let name = repo.split_once('/').map_or("", |(_, p)| p);
-            let (region, account) = (aws::ecr_region(repo), aws::ecr_account(repo));
-            let o = runner.probe(&aws::ecr_describe_tag(&cli, region, ep, account, name, tag))?;
+            let o = runner.probe(&aws::Ecr::of(&cli, ep, repo).describe_tag(name, tag))?;
             if o.success() {
                 return Ok(aws::parse_image_digest(&o.stdout));
             }
@@ -210,9 +208,7 @@ fn promote(
             .iter()
             .any(|e| e.split('/').next() == Some(host));
     if ecr_scan {
-        let o = runner.probe(&aws::ecr_scan_findings(
-            &cli, region, ep, account, name, &digest,
-        ))?;
+        let o = runner.probe(&ecr.scan_findings(name, &digest))?;
         let scan = o.success().then(|| aws::parse_scan(&o.stdout)).flatten();
         match scan {
             None => bail!("ECR has no scan of {at}: start one (aws ecr start-image-scan --repository-name {name} --image-id imageDigest={digest}) or turn on scan on push, then promote"),
@@ -290,37 +286,14 @@ fn promote(
         runner.run_retrying(&skopeo::copy("skopeo", &at, &format!("{dst}:{to}")), 3)?;
         companions(runner)?;
     } else if api {
-        let o = runner.run_retrying(
-            &aws::ecr_get_manifest(&cli, region, ep, account, name, &digest),
-            3,
-        )?;
+        let o = runner.run_retrying(&ecr.get_manifest(name, &digest), 3)?;
         if runner.dry_run {
-            runner.run(&aws::ecr_put_tag(
-                &cli,
-                region,
-                ep,
-                account,
-                name,
-                to,
-                "<manifest>",
-                None,
-                &digest,
-            ))?;
+            runner.run(&ecr.put_tag(name, to, "<manifest>", None, &digest))?;
             return Ok(moved((svc, src, dst), from, to, &digest, "would promote"));
         }
         let (manifest, media_type) = aws::parse_manifest(&o.stdout)
             .with_context(|| format!("ECR returned no manifest for {at}"))?;
-        let put = aws::ecr_put_tag(
-            &cli,
-            region,
-            ep,
-            account,
-            name,
-            to,
-            &manifest,
-            media_type.as_deref(),
-            &digest,
-        );
+        let put = ecr.put_tag(name, to, &manifest, media_type.as_deref(), &digest);
         if let Err(e) = runner.run_retrying(&put, 3) {
             if !aws::is_already_there(&format!("{e:#}")) {
                 return Err(e.context(format!(

@@ -279,26 +279,17 @@ fn read(
             .any(|e| e.split('/').next() == Some(host));
     if ecr {
         let (cli, endpoint) = crate::world::aws_setup();
-        let region = aws::ecr_region(repo);
-        let account = aws::ecr_account(repo);
+        let ecr = aws::Ecr::of(&cli, endpoint.as_deref(), repo);
         let name = repo.split_once('/').map_or("", |(_, p)| p);
         if let Some(o) = runner
-            .probe(&aws::ecr_describe_image(
-                &cli,
-                region,
-                endpoint.as_deref(),
-                account,
-                name,
-                &digest,
-            ))
+            .probe(&ecr.describe_image(name, &digest))
             .ok()
             .filter(|o| o.success())
         {
             row.pushed_at = aws::parse_pushed_at(&o.stdout);
             row.scan = aws::parse_scan(&o.stdout);
         }
-        let findings =
-            aws::ecr_scan_findings(&cli, region, endpoint.as_deref(), account, name, &digest);
+        let findings = ecr.scan_findings(name, &digest);
         let started = std::time::Instant::now();
         loop {
             let scan = runner

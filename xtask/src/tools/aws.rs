@@ -4,122 +4,209 @@
 
 use super::CommandSpec;
 
-/// `aws ecr get-login-password`: the password for `docker login --username AWS`.
-pub fn ecr_login_password(aws: &str, region: Option<&str>, endpoint: Option<&str>) -> CommandSpec {
-    let mut cmd = ecr(aws, "get-login-password", region, endpoint);
-    cmd.secret_output = true;
-    cmd
+/// Where `aws ecr` commands go: the CLI, the region, the endpoint (`--endpoint-url`) and the
+/// registry's account when it is another's than the credentials' (`--registry-id`; ECR
+/// otherwise looks in the caller's own account).
+#[derive(Debug, Clone, Copy)]
+pub struct Ecr<'a> {
+    pub aws: &'a str,
+    pub region: Option<&'a str>,
+    pub endpoint: Option<&'a str>,
+    pub registry_id: Option<&'a str>,
 }
 
-/// `aws ecr describe-repositories` of one repository (fails with
-/// `RepositoryNotFoundException` when it does not exist).
-pub fn ecr_describe_repository(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-) -> CommandSpec {
-    with_registry_id(
-        ecr(aws, "describe-repositories", region, endpoint),
-        registry_id,
-    )
-    .args(["--repository-names", name])
-    .args(["--output", "json"])
-}
-
-/// `aws ecr describe-images` of one image by digest (tags, pushed at, size, scan summary).
-pub fn ecr_describe_image(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-    digest: &str,
-) -> CommandSpec {
-    repo_op(aws, "describe-images", region, endpoint, registry_id, name)
-        .args(["--image-ids", &format!("imageDigest={digest}")])
-        .args(["--output", "json"])
-}
-
-/// `aws ecr describe-image-scan-findings` of one image by digest (status and counts).
-pub fn ecr_scan_findings(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-    digest: &str,
-) -> CommandSpec {
-    repo_op(
-        aws,
-        "describe-image-scan-findings",
-        region,
-        endpoint,
-        registry_id,
-        name,
-    )
-    .args(["--image-id", &format!("imageDigest={digest}")])
-    .args(["--output", "json"])
-}
-
-/// `aws ecr describe-images` of one tag (its digest), or `ImageNotFoundException`.
-pub fn ecr_describe_tag(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-    tag: &str,
-) -> CommandSpec {
-    repo_op(aws, "describe-images", region, endpoint, registry_id, name)
-        .args(["--image-ids", &format!("imageTag={tag}")])
-        .args(["--output", "json"])
-}
-
-/// `aws ecr batch-get-image` of one digest: its manifest, as pushed.
-pub fn ecr_get_manifest(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-    digest: &str,
-) -> CommandSpec {
-    repo_op(aws, "batch-get-image", region, endpoint, registry_id, name)
-        .args(["--image-ids", &format!("imageDigest={digest}")])
-        .args([
-            "--accepted-media-types",
-            "application/vnd.oci.image.index.v1+json",
-            "application/vnd.oci.image.manifest.v1+json",
-            "application/vnd.docker.distribution.manifest.list.v2+json",
-            "application/vnd.docker.distribution.manifest.v2+json",
-        ])
-        .args(["--output", "json"])
-}
-
-/// `aws ecr put-image`: `tag` on the manifest of `digest` (checked by ECR against it) — a
-/// new tag for the same image, without pulling or pushing a layer.
-#[allow(clippy::too_many_arguments)]
-pub fn ecr_put_tag(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-    tag: &str,
-    manifest: &str,
-    media_type: Option<&str>,
-    digest: &str,
-) -> CommandSpec {
-    let mut cmd = repo_op(aws, "put-image", region, endpoint, registry_id, name)
-        .args(["--image-tag", tag])
-        .args(["--image-manifest", manifest])
-        .args(["--image-digest", digest]);
-    if let Some(mt) = media_type {
-        cmd = cmd.args(["--image-manifest-media-type", mt]);
+impl<'a> Ecr<'a> {
+    /// For the ECR registry in `reference` (`<account>.dkr.ecr.<region>.amazonaws.com/…`):
+    /// its region and account.
+    pub fn of(aws: &'a str, endpoint: Option<&'a str>, reference: &'a str) -> Ecr<'a> {
+        Ecr {
+            aws,
+            region: ecr_region(reference),
+            endpoint,
+            registry_id: ecr_account(reference),
+        }
     }
-    cmd.args(["--output", "json"])
+
+    /// `aws ecr <operation>` with the region and endpoint after it.
+    fn op(&self, operation: &str) -> CommandSpec {
+        let mut cmd = CommandSpec::new(self.aws).args(["ecr", operation]);
+        if let Some(r) = self.region {
+            cmd = cmd.args(["--region", r]);
+        }
+        if let Some(e) = self.endpoint {
+            cmd = cmd.args(["--endpoint-url", e]);
+        }
+        cmd
+    }
+
+    /// `aws ecr <operation> [--registry-id ACCOUNT]`.
+    fn registry_op(&self, operation: &str) -> CommandSpec {
+        match self.registry_id {
+            Some(id) => self.op(operation).args(["--registry-id", id]),
+            None => self.op(operation),
+        }
+    }
+
+    /// `aws ecr <operation> … --repository-name NAME` for one repository.
+    fn repo_op(&self, operation: &str, name: &str) -> CommandSpec {
+        self.registry_op(operation)
+            .args(["--repository-name", name])
+    }
+
+    /// `aws ecr get-login-password`: the password for `docker login --username AWS`.
+    pub fn login_password(&self) -> CommandSpec {
+        let mut cmd = self.op("get-login-password");
+        cmd.secret_output = true;
+        cmd
+    }
+
+    /// `aws ecr describe-repositories` of one repository (fails with
+    /// `RepositoryNotFoundException` when it does not exist).
+    pub fn describe_repository(&self, name: &str) -> CommandSpec {
+        self.registry_op("describe-repositories")
+            .args(["--repository-names", name])
+            .args(["--output", "json"])
+    }
+
+    /// `aws ecr describe-images` of one image by digest (tags, pushed at, size, scan summary).
+    pub fn describe_image(&self, name: &str, digest: &str) -> CommandSpec {
+        self.repo_op("describe-images", name)
+            .args(["--image-ids", &format!("imageDigest={digest}")])
+            .args(["--output", "json"])
+    }
+
+    /// `aws ecr describe-image-scan-findings` of one image by digest (status and counts).
+    pub fn scan_findings(&self, name: &str, digest: &str) -> CommandSpec {
+        self.repo_op("describe-image-scan-findings", name)
+            .args(["--image-id", &format!("imageDigest={digest}")])
+            .args(["--output", "json"])
+    }
+
+    /// `aws ecr describe-images` of one tag (its digest), or `ImageNotFoundException`.
+    pub fn describe_tag(&self, name: &str, tag: &str) -> CommandSpec {
+        self.repo_op("describe-images", name)
+            .args(["--image-ids", &format!("imageTag={tag}")])
+            .args(["--output", "json"])
+    }
+
+    /// `aws ecr batch-get-image` of one digest: its manifest, as pushed.
+    pub fn get_manifest(&self, name: &str, digest: &str) -> CommandSpec {
+        self.repo_op("batch-get-image", name)
+            .args(["--image-ids", &format!("imageDigest={digest}")])
+            .args([
+                "--accepted-media-types",
+                "application/vnd.oci.image.index.v1+json",
+                "application/vnd.oci.image.manifest.v1+json",
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+                "application/vnd.docker.distribution.manifest.v2+json",
+            ])
+            .args(["--output", "json"])
+    }
+
+    /// `aws ecr put-image`: `tag` on the manifest of `digest` (checked by ECR against it) — a
+    /// new tag for the same image, without pulling or pushing a layer.
+    pub fn put_tag(
+        &self,
+        name: &str,
+        tag: &str,
+        manifest: &str,
+        media_type: Option<&str>,
+        digest: &str,
+    ) -> CommandSpec {
+        let mut cmd = self
+            .repo_op("put-image", name)
+            .args(["--image-tag", tag])
+            .args(["--image-manifest", manifest])
+            .args(["--image-digest", digest]);
+        if let Some(mt) = media_type {
+            cmd = cmd.args(["--image-manifest-media-type", mt]);
+        }
+        cmd.args(["--output", "json"])
+    }
+
+    /// `aws ecr create-repository` with every setting of `spec`.
+    pub fn create_full(&self, name: &str, spec: &RepoSpec) -> CommandSpec {
+        let mut cmd = self
+            .repo_op("create-repository", name)
+            .args(["--image-tag-mutability", &spec.tag_mutability]);
+        cmd = exclusion_args(cmd, spec);
+        cmd = cmd.args([
+            "--image-scanning-configuration",
+            &format!("scanOnPush={}", spec.scan_on_push),
+        ]);
+        let mut enc = format!("encryptionType={}", spec.encryption);
+        if let Some(k) = &spec.kms_key {
+            enc.push_str(&format!(",kmsKey={k}"));
+        }
+        cmd = cmd.args(["--encryption-configuration", &enc]);
+        if !spec.tags.is_empty() {
+            cmd = tag_args(cmd.arg("--tags"), &spec.tags);
+        }
+        cmd.args(["--output", "json"])
+    }
+
+    /// `aws ecr put-image-tag-mutability`.
+    pub fn put_mutability(&self, name: &str, spec: &RepoSpec) -> CommandSpec {
+        let cmd = self
+            .repo_op("put-image-tag-mutability", name)
+            .args(["--image-tag-mutability", &spec.tag_mutability]);
+        exclusion_args(cmd, spec).args(["--output", "json"])
+    }
+
+    /// `aws ecr put-image-scanning-configuration`.
+    pub fn put_scanning(&self, name: &str, scan_on_push: bool) -> CommandSpec {
+        self.repo_op("put-image-scanning-configuration", name)
+            .args([
+                "--image-scanning-configuration",
+                &format!("scanOnPush={scan_on_push}"),
+            ])
+            .args(["--output", "json"])
+    }
+
+    /// `aws ecr tag-resource` of a repository's ARN (the ARN names the account).
+    pub fn tag_resource(
+        &self,
+        arn: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> CommandSpec {
+        tag_args(
+            self.op("tag-resource")
+                .args(["--resource-arn", arn])
+                .arg("--tags"),
+            tags,
+        )
+    }
+
+    /// `aws ecr list-tags-for-resource` of a repository's ARN.
+    pub fn list_tags(&self, arn: &str) -> CommandSpec {
+        self.op("list-tags-for-resource")
+            .args(["--resource-arn", arn])
+            .args(["--output", "json"])
+    }
+
+    /// `aws ecr get-lifecycle-policy` (`LifecyclePolicyNotFoundException` when there is none).
+    pub fn get_lifecycle(&self, name: &str) -> CommandSpec {
+        self.repo_op("get-lifecycle-policy", name)
+            .args(["--output", "json"])
+    }
+
+    /// `aws ecr put-lifecycle-policy` with the policy text.
+    pub fn put_lifecycle(&self, name: &str, policy: &str) -> CommandSpec {
+        self.repo_op("put-lifecycle-policy", name)
+            .args(["--lifecycle-policy-text", policy])
+            .args(["--output", "json"])
+    }
+}
+
+/// `Key=k,Value=v` for each resource tag.
+fn tag_args(
+    mut cmd: CommandSpec,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> CommandSpec {
+    for (k, v) in tags {
+        cmd = cmd.arg(format!("Key={k},Value={v}"));
+    }
+    cmd
 }
 
 /// The digest of the first image `describe-images` lists.
@@ -209,157 +296,6 @@ fn exclusion_args(cmd: CommandSpec, spec: &RepoSpec) -> CommandSpec {
         cmd = cmd.arg(format!("filterType=WILDCARD,filter={f}"));
     }
     cmd
-}
-
-/// `aws ecr create-repository` with every setting of `spec`.
-pub fn ecr_create_full(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-    spec: &RepoSpec,
-) -> CommandSpec {
-    let mut cmd = repo_op(
-        aws,
-        "create-repository",
-        region,
-        endpoint,
-        registry_id,
-        name,
-    )
-    .args(["--image-tag-mutability", &spec.tag_mutability]);
-    cmd = exclusion_args(cmd, spec);
-    cmd = cmd.args([
-        "--image-scanning-configuration",
-        &format!("scanOnPush={}", spec.scan_on_push),
-    ]);
-    let mut enc = format!("encryptionType={}", spec.encryption);
-    if let Some(k) = &spec.kms_key {
-        enc.push_str(&format!(",kmsKey={k}"));
-    }
-    cmd = cmd.args(["--encryption-configuration", &enc]);
-    if !spec.tags.is_empty() {
-        cmd = cmd.arg("--tags");
-        for (k, v) in &spec.tags {
-            cmd = cmd.arg(format!("Key={k},Value={v}"));
-        }
-    }
-    cmd.args(["--output", "json"])
-}
-
-/// `aws ecr put-image-tag-mutability`.
-pub fn ecr_put_mutability(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-    spec: &RepoSpec,
-) -> CommandSpec {
-    let cmd = repo_op(
-        aws,
-        "put-image-tag-mutability",
-        region,
-        endpoint,
-        registry_id,
-        name,
-    )
-    .args(["--image-tag-mutability", &spec.tag_mutability]);
-    exclusion_args(cmd, spec).args(["--output", "json"])
-}
-
-/// `aws ecr put-image-scanning-configuration`.
-pub fn ecr_put_scanning(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-    scan_on_push: bool,
-) -> CommandSpec {
-    repo_op(
-        aws,
-        "put-image-scanning-configuration",
-        region,
-        endpoint,
-        registry_id,
-        name,
-    )
-    .args([
-        "--image-scanning-configuration",
-        &format!("scanOnPush={scan_on_push}"),
-    ])
-    .args(["--output", "json"])
-}
-
-/// `aws ecr tag-resource` of a repository's ARN.
-pub fn ecr_tag_resource(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    arn: &str,
-    tags: &std::collections::BTreeMap<String, String>,
-) -> CommandSpec {
-    let mut cmd = ecr(aws, "tag-resource", region, endpoint)
-        .args(["--resource-arn", arn])
-        .arg("--tags");
-    for (k, v) in tags {
-        cmd = cmd.arg(format!("Key={k},Value={v}"));
-    }
-    cmd
-}
-
-/// `aws ecr list-tags-for-resource` of a repository's ARN.
-pub fn ecr_list_tags(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    arn: &str,
-) -> CommandSpec {
-    ecr(aws, "list-tags-for-resource", region, endpoint)
-        .args(["--resource-arn", arn])
-        .args(["--output", "json"])
-}
-
-/// `aws ecr get-lifecycle-policy` (`LifecyclePolicyNotFoundException` when there is none).
-pub fn ecr_get_lifecycle(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-) -> CommandSpec {
-    repo_op(
-        aws,
-        "get-lifecycle-policy",
-        region,
-        endpoint,
-        registry_id,
-        name,
-    )
-    .args(["--output", "json"])
-}
-
-/// `aws ecr put-lifecycle-policy` with the policy text.
-pub fn ecr_put_lifecycle(
-    aws: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-    policy: &str,
-) -> CommandSpec {
-    repo_op(
-        aws,
-        "put-lifecycle-policy",
-        region,
-        endpoint,
-        registry_id,
-        name,
-    )
-    .args(["--lifecycle-policy-text", policy])
-    .args(["--output", "json"])
 }
 
 /// What ECR's lifecycle rules require, checked before anything is sent (moto and even ECR
@@ -483,40 +419,6 @@ pub fn is_repository_not_found(stderr: &str) -> bool {
     stderr.contains("RepositoryNotFoundException")
 }
 
-/// `aws ecr <operation>` with the region and endpoint after it.
-fn ecr(aws: &str, operation: &str, region: Option<&str>, endpoint: Option<&str>) -> CommandSpec {
-    let mut cmd = CommandSpec::new(aws).args(["ecr", operation]);
-    if let Some(r) = region {
-        cmd = cmd.args(["--region", r]);
-    }
-    if let Some(e) = endpoint {
-        cmd = cmd.args(["--endpoint-url", e]);
-    }
-    cmd
-}
-
-/// `--registry-id ACCOUNT`: the registry is another account's than the credentials' (ECR
-/// otherwise looks in the caller's own account).
-/// `aws ecr <operation> … --repository-name NAME` for one repository (of `registry_id`).
-fn repo_op(
-    aws: &str,
-    operation: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    registry_id: Option<&str>,
-    name: &str,
-) -> CommandSpec {
-    with_registry_id(ecr(aws, operation, region, endpoint), registry_id)
-        .args(["--repository-name", name])
-}
-
-fn with_registry_id(cmd: CommandSpec, registry_id: Option<&str>) -> CommandSpec {
-    match registry_id {
-        Some(id) => cmd.args(["--registry-id", id]),
-        None => cmd,
-    }
-}
-
 /// The account of an ECR registry host (`123456789012.dkr.ecr.us-east-1.amazonaws.com`).
 pub fn ecr_account(registry: &str) -> Option<&str> {
     let host = registry.split('/').next()?;
@@ -547,7 +449,14 @@ mod tests {
     #[test]
     fn login_password_argv_and_regions() {
         assert_eq!(
-            ecr_login_password("aws", Some("eu-west-1"), Some("http://127.0.0.1:5001")).argv(),
+            Ecr {
+                aws: "aws",
+                region: Some("eu-west-1"),
+                endpoint: Some("http://127.0.0.1:5001"),
+                registry_id: None,
+            }
+            .login_password()
+            .argv(),
             [
                 "aws",
                 "ecr",
@@ -571,7 +480,9 @@ mod tests {
             tags: [("team".to_string(), "core".to_string())].into(),
         };
         assert_eq!(
-            ecr_create_full("aws", None, None, None, "team/api", &spec).argv(),
+            Ecr::of("aws", None, "127.0.0.1:5002/team")
+                .create_full("team/api", &spec)
+                .argv(),
             [
                 "aws",
                 "ecr",
@@ -605,8 +516,14 @@ mod tests {
         );
         assert_eq!(ecr_account("127.0.0.1:5002"), None);
         assert_eq!(
-            ecr_describe_repository("aws", None, None, Some("210987654321"), "team/api").argv()
-                [3..5],
+            Ecr {
+                aws: "aws",
+                region: None,
+                endpoint: None,
+                registry_id: Some("210987654321"),
+            }
+            .describe_repository("team/api")
+            .argv()[3..5],
             ["--registry-id", "210987654321"]
         );
         assert_eq!(ecr_region("127.0.0.1:5002"), None);
