@@ -1239,6 +1239,17 @@ fn a_dependent_builds_from_the_image_its_base_made_in_this_run() {
     );
     f.commit("main");
     let app = |sha: &str| format!("{}/{prefix}/app:{}", stack.registry, &sha[..7]);
+    // What app's image for the current commit reads from its base.
+    let app_reads = || {
+        let sha = run_ok(
+            "git",
+            &["-C", &f.path().display().to_string(), "rev-parse", "HEAD"],
+        );
+        run_ok(
+            "docker",
+            &["run", "--rm", "--network", "none", &app(sha.trim())],
+        )
+    };
     // Sorted by name, app comes first; under -j 2 it still waits for base.
     let out = stack.xtask(f.path(), &["push", "app", "base", "-j", "2", "--json"], &[]);
     let err = stderr(&out);
@@ -1250,14 +1261,7 @@ fn a_dependent_builds_from_the_image_its_base_made_in_this_run() {
         )),
         "{err}"
     );
-    let sha = run_ok(
-        "git",
-        &["-C", &f.path().display().to_string(), "rev-parse", "HEAD"],
-    );
-    let read = run_ok(
-        "docker",
-        &["run", "--rm", "--network", "none", &app(sha.trim())],
-    );
+    let read = app_reads();
     assert_eq!(read, "one\n");
     // The base changes: the dependent is selected too and reads the new base.
     f.write("services/base/base.txt", "two\n");
@@ -1273,14 +1277,7 @@ fn a_dependent_builds_from_the_image_its_base_made_in_this_run() {
         err.contains("[app] reads "),
         "app is selected with its base: {err}"
     );
-    let sha = run_ok(
-        "git",
-        &["-C", &f.path().display().to_string(), "rev-parse", "HEAD"],
-    );
-    let read = run_ok(
-        "docker",
-        &["run", "--rm", "--network", "none", &app(sha.trim())],
-    );
+    let read = app_reads();
     assert_eq!(read, "two\n", "never a stale base");
     // The base published first (then reused by the run that builds app): app reads that.
     f.write("services/base/base.txt", "three\n");
@@ -1294,14 +1291,7 @@ fn a_dependent_builds_from_the_image_its_base_made_in_this_run() {
         err.contains("already published for this commit by base"),
         "{err}"
     );
-    let sha = run_ok(
-        "git",
-        &["-C", &f.path().display().to_string(), "rev-parse", "HEAD"],
-    );
-    let read = run_ok(
-        "docker",
-        &["run", "--rm", "--network", "none", &app(sha.trim())],
-    );
+    let read = app_reads();
     assert_eq!(read, "three\n", "the reused base, not the one before");
     // app alone while its base is not published with its current inputs: refused, since
     // app's content digest would claim a base it was not built on.
@@ -1322,14 +1312,7 @@ fn a_dependent_builds_from_the_image_its_base_made_in_this_run() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("published for this commit by base"), "{err}");
-    let sha = run_ok(
-        "git",
-        &["-C", &f.path().display().to_string(), "rev-parse", "HEAD"],
-    );
-    let read = run_ok(
-        "docker",
-        &["run", "--rm", "--network", "none", &app(sha.trim())],
-    );
+    let read = app_reads();
     assert_eq!(read, "four\n");
 }
 
